@@ -1,0 +1,70 @@
+# tinyrrm — thin wrapper over the `tinyrrm` CLI. Every target installs what it
+# needs itself: the venv (pinned requirements.txt) and, where firmware is
+# involved, the Debian packages through docker/provision.sh.
+
+PYTHON  ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+TINYRRM := $(BIN)/tinyrrm
+TARGET  ?= cortex-m4
+TARGETS := cortex-m0 cortex-m3 cortex-m4 cortex-m7 cortex-m33 cortex-m55
+JOBS    ?= 2
+
+# Full-size data of the paper: 2000 training, 500 test scenes, K=50, Nt=2.
+DATA    := data
+TRAIN   := $(DATA)/train.npz
+TEST    := $(DATA)/test.npz
+VAL     := $(DATA)/val.npz
+
+.PHONY: help setup provision test test-all export train-default reproduce bench data clean
+help:
+	@echo "make export TARGET=cortex-m4   main job on the committed default models"
+	@echo "make test                      all tests (fast tier)"
+	@echo "make data                      2000/500/200 seeded scenes (K=50, Nt=2)"
+	@echo "make train-default             retrain the two committed default models"
+	@echo "make reproduce                 the paper's rank grid -> reports/paper_grid.*"
+	@echo "make bench                     throughput and training speed -> reports/bench.json"
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check -r requirements.txt
+	$(BIN)/pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $@
+
+setup: $(VENV)/.installed
+
+provision:
+	bash docker/provision.sh
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+test-all: setup
+	$(BIN)/python -m pytest -q -m "slow or not slow"
+
+$(TRAIN): | setup
+	$(TINYRRM) scenes --out $@ --n 2000 --K 50 --Nt 2 --seed 1
+$(TEST): | setup
+	$(TINYRRM) scenes --out $@ --n 500 --K 50 --Nt 2 --seed 2
+$(VAL): | setup
+	$(TINYRRM) scenes --out $@ --n 200 --K 50 --Nt 2 --seed 3
+data: $(TRAIN) $(TEST) $(VAL)
+
+export: setup provision
+	$(TINYRRM) export --target $(TARGET)
+
+# The committed defaults (models/): see README "Default models".
+train-default: data
+	$(TINYRRM) train --scenes $(TRAIN) --val $(VAL) --out models/mpgnn_paper --arch paper \
+	    --epochs 25 --lr-final 1e-5
+	$(TINYRRM) train --scenes $(TRAIN) --val $(VAL) --out models/lrmpgnn_paper --arch paper \
+	    --a1 16 --a2 4 --epochs 25 --lr-final 1e-5
+
+reproduce: data
+	$(TINYRRM) reproduce --train $(TRAIN) --test $(TEST) --val $(VAL) --jobs $(JOBS) --out reports
+
+bench: data
+	$(TINYRRM) bench --train $(TRAIN) --test $(TEST) --out reports/bench.json
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

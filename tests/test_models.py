@@ -1,0 +1,134 @@
+"""Layers and models: low-rank algebra, fused max, dense == PyG, sizes."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from tinyrrm.training.layers import FullLinear, LowRankLinear, linear_max
+from tinyrrm.training.models import (
+    MPGNN, ModelConfig, edge_mask, model_bytes, norm_stats, svd_truncate, to_real,
+)
+
+PAPER = json.loads((Path(__file__).resolve().parents[1] / "reference/paper_tables.json").read_text())
+
+
+def test_lowrank_shapes_and_params():
+    layer = LowRankLinear(12, 30, 4)
+    assert layer(torch.randn(5, 7, 12)).shape == (5, 7, 30)
+    assert sum(p.numel() for p in layer.parameters()) == 4 * (12 + 30) + 30
+    assert torch.allclose(layer(torch.eye(12)), layer.effective_weight() + layer.bias, atol=1e-6)
+
+
+@pytest.mark.parametrize("rank", [0, -3])
+def test_bad_rank(rank):
+    with pytest.raises(ValueError, match="rank"):
+        LowRankLinear(4, 4, rank)
+    with pytest.raises(ValueError, match="rank"):
+        ModelConfig(arch="tiny", a1=rank, a2=4)
+
+
+def test_svd_truncation_is_best_approximation():
+    torch.manual_seed(0)
+    full = FullLinear(10, 8)
+    s = torch.linalg.svdvals(full.weight.detach().double())
+    for r in (1, 3, 5):
+        lr = LowRankLinear.from_full(full, r)
+        err = float(torch.linalg.matrix_norm((lr.effective_weight() - full.weight).double().detach()))
+        assert err == pytest.approx(float(s[r:].square().sum().sqrt()), rel=1e-4)
+    exact = LowRankLinear.from_full(full, 12)  # rank above min(d_in, d_out): exact, zero-padded
+    assert torch.allclose(exact.effective_weight(), full.weight, atol=1e-5)
+
+
+CASES = [  # (N, D, m, n, chunk, p_edge)
+    (7, 5, 3, 6, 1, 0.5),
+    (9, 6, 4, 10, 4, 0.3),
+    (5, 8, 2, 3, 16, 0.9),
+]
+
+
+@pytest.mark.parametrize("N,D,m,n,chunk,p", CASES)
+def test_linear_max_fused_equals_reference(N, D, m, n, chunk, p):
+    g = torch.Generator().manual_seed(N * D)
+    x = torch.randn(N, D, m, dtype=torch.float64, generator=g, requires_grad=True)
+    w = torch.randn(m, n, dtype=torch.float64, generator=g, requires_grad=True)
+    mask = torch.rand(N, D, generator=g) < p
+    mask[0] = False  # a receiver without neighbours
+    outs, grads = [], []
+    for fused in (True, False):
+        y = linear_max(x, w, mask, chunk, fused)
+        outs.append(y)
+        grads.append(torch.autograd.grad(torch.relu(y + 0.3).pow(2).sum(), (x, w)))
+    assert torch.equal(outs[0], outs[1])
+    assert torch.isneginf(outs[0][0]).all()
+    for a, b in zip(*grads):
+        assert torch.allclose(a, b, atol=1e-12)
+
+
+@pytest.mark.parametrize("ranks", [(None, None), (3, 2), (20, 40)])
+def test_dense_equals_pyg(ranks):
+    torch.manual_seed(1)
+    K, B = 7, 3
+    model = MPGNN(ModelConfig(arch="tiny", K=K, Nt=2, a1=ranks[0], a2=ranks[1])).double()
+    H = torch.complex(torch.randn(B, K, K, 2), torch.randn(B, K, K, 2)).to(torch.complex128)
+    dist = torch.rand(B, K, K) * 1000
+    mask = edge_mask(K, dist, 500.0, B)
+    mask[0, 2] = False  # isolated receiver
+    v = model(H, mask)
+    v_pyg = model.forward_pyg(*model.to_pyg(H, mask))
+    assert torch.allclose(to_real(v).reshape(B * K, -1), v_pyg, atol=1e-12)
+    model.fused = False
+    assert torch.allclose(model(H, mask), v, atol=1e-12)
+
+
+def test_power_limit_and_edge_mask():
+    model = MPGNN(ModelConfig(arch="tiny", K=5, Nt=3))
+    with torch.no_grad():
+        model.upd2.bias.fill_(10.0)  # force outputs far beyond unit power
+        H = torch.complex(torch.randn(2, 5, 5, 3), torch.randn(2, 5, 5, 3))
+        v = model(H, edge_mask(5, None, None, 2))
+    assert v.shape == (2, 5, 3)
+    assert (v.abs().pow(2).sum(-1) <= 1 + 1e-5).all()
+    dist = torch.full((1, 3, 3), 100.0)
+    dist[0, 0, 1] = 900.0  # tx 0 -> rx 1 beyond the cut: edge 1 -> 0 (carries h_01) dropped
+    m = edge_mask(3, dist, 500.0, 1)[0]
+    assert not m.diagonal().any() and not m[0, 1] and m[1, 0]
+
+
+def test_norm_stats_separates_direct_and_cross():
+    H = np.zeros((4, 3, 3, 1), np.complex64)
+    H[:, np.arange(3), np.arange(3)] = 10 + 0j
+    st = norm_stats(H, companded=False)
+    assert st["direct_mean"][0] == pytest.approx(10) and st["cross_mean"][0] == 0
+    st = norm_stats(H)  # companded: magnitude ln(1 + 100)
+    assert st["direct_mean"][0] == pytest.approx(np.log1p(100.0), rel=1e-6)
+
+
+def test_svd_truncate_model_keeps_norm_stats():
+    full = MPGNN(ModelConfig(arch="tiny", K=4), {k: np.full(4, i + 1.0, np.float32) for i, k in
+                 enumerate(("direct_mean", "direct_std", "cross_mean", "cross_std"))})
+    lr = svd_truncate(full, 2, 3)
+    assert lr.cfg.a1 == 2 and lr.upd1.rank == 3
+    assert torch.equal(lr.norm_cross_std, full.norm_cross_std)
+    with pytest.raises(ValueError):
+        svd_truncate(lr, 2, 2)
+
+
+def test_paper_widths_match_size_table_within_10_percent():
+    t = PAPER["model_size_ratio"]
+    full = model_bytes(MPGNN(ModelConfig(arch="paper")))
+    for i, a1 in enumerate(t["a1"]):
+        for j, a2 in enumerate(t["a2"]):
+            ours = full / model_bytes(MPGNN(ModelConfig(arch="paper", a1=a1, a2=a2)))
+            assert abs(ours / t["rows"][i][j] - 1) <= 0.10, (a1, a2, ours)
+
+
+def test_layer_table_counts():
+    m = MPGNN(ModelConfig(arch="tiny", K=4, Nt=2, a1=3, a2=2))
+    rows = {r["layer"]: r for r in m.layer_table()}
+    assert rows["msg1"]["factors"] == [[12, 3], [3, 8]]
+    assert rows["msg1"]["params"] == 3 * 20 + 8
+    assert rows["upd2"]["bytes_int8"] == 2 * (8 + 4) + 4 * 4
+    assert model_bytes(m) == 4 * sum(p.numel() for p in m.parameters())

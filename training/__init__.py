@@ -1,0 +1,1 @@
+"""Training stage: scenes, WMMSE, models, training, rank grid."""

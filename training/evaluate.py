@@ -1,0 +1,125 @@
+"""Evaluation stage: scenes + checkpoints -> sum rates, ratios and beamformers.
+
+``evaluate()`` runs WMMSE, the full MPGNN and the LR-MPGNN on the same scenes
+and reports mean weighted sum rates and their ratios. Beamformers come from a
+*backend*; ``torch`` is defined here, later stages (ONNX, TFLM, generated C,
+QEMU) register theirs in :data:`BACKENDS` under the same contract::
+
+    backend(checkpoint_dir, scenes) -> V complex64 [N, K, Nt] with ||v_k||^2 <= p_max
+
+so every backend is measured by the same command and the same metric code.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from . import checkpoint as ckpt
+from .metrics import sum_rate
+from .scenes import Scenes
+from .scenes import load as load_scenes
+from .train import prepare
+from .wmmse import wmmse
+
+Backend = Callable[[Path, Scenes], np.ndarray]
+
+#: default committed checkpoints (relative to the repository root)
+DEFAULT_MPGNN = Path("models/mpgnn_paper")
+DEFAULT_LRMPGNN = Path("models/lrmpgnn_paper")
+
+
+def torch_backend(checkpoint_dir: Path, scenes: Scenes, batch: int = 50) -> np.ndarray:
+    model, _ = ckpt.load(checkpoint_dir)
+    ckpt.check_compatible(model, scenes.K, scenes.Nt, str(checkpoint_dir))
+    data = prepare(scenes, model.cfg.cut_m)
+    out = []
+    with torch.no_grad():
+        for s in range(0, len(data), batch):
+            out.append(model(data.H[s : s + batch], data.mask[s : s + batch]))
+    V = torch.cat(out).numpy() * math.sqrt(scenes.p_max)  # (N, K, Nt)
+    return V.astype(np.complex64)
+
+
+BACKENDS: dict[str, Backend] = {"torch": torch_backend}
+
+
+def evaluate(
+    scenes_path,
+    mpgnn_dir=DEFAULT_MPGNN,
+    lrmpgnn_dir=DEFAULT_LRMPGNN,
+    backend: str = "torch",
+    out_path=None,
+    progress: bool = True,
+) -> dict:
+    """Sum rates of WMMSE, MPGNN and LR-MPGNN on ``scenes_path``.
+
+    Writes ``out_path`` (npz: ``W_wmmse``, ``W_mpgnn_<backend>``,
+    ``W_lrmpgnn_<backend>``, complex64 ``[N, K, Nt]``) atomically when given.
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; available: {', '.join(sorted(BACKENDS))}")
+    scenes = load_scenes(scenes_path)
+    run = BACKENDS[backend]
+    W = {
+        f"W_mpgnn_{backend}": run(Path(mpgnn_dir), scenes),
+        f"W_lrmpgnn_{backend}": run(Path(lrmpgnn_dir), scenes),
+    }
+    W["W_wmmse"] = wmmse(scenes.H, scenes.p_max, scenes.noise_var, scenes.weights, progress=progress)
+    rate = {
+        k[2:]: float(sum_rate(scenes.H, v, scenes.noise_var, scenes.weights).mean()) for k, v in W.items()
+    }
+    m, lr, w = rate[f"mpgnn_{backend}"], rate[f"lrmpgnn_{backend}"], rate["wmmse"]
+    report = {
+        "scenes": str(scenes_path),
+        "n_scenes": scenes.N,
+        "K": scenes.K,
+        "Nt": scenes.Nt,
+        "backend": backend,
+        "models": {"mpgnn": str(mpgnn_dir), "lrmpgnn": str(lrmpgnn_dir)},
+        "sum_rate": rate,
+        "ratio": {"mpgnn/wmmse": m / w, "lrmpgnn/wmmse": lr / w, "lrmpgnn/mpgnn": lr / m},
+    }
+    if out_path is not None:
+        save_beamformers(out_path, W)
+    return report
+
+
+def save_beamformers(path, W: dict[str, np.ndarray]) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".npz")
+    os.close(fd)
+    try:
+        np.savez(tmp, **{k: np.asarray(v, np.complex64) for k, v in sorted(W.items())})
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def format_report(rep: dict) -> str:
+    """A person's view of :func:`evaluate`'s result."""
+    b = rep["backend"]
+    r = rep["sum_rate"]
+    lines = [
+        f"{rep['n_scenes']} scenes from {rep['scenes']} (K={rep['K']}, Nt={rep['Nt']}), backend {b}",
+        f"  {'method':<18}{'sum rate':>12}",
+        f"  {'WMMSE':<18}{r['wmmse']:>12.3f}",
+        f"  {'MPGNN':<18}{r[f'mpgnn_{b}']:>12.3f}",
+        f"  {'LR-MPGNN':<18}{r[f'lrmpgnn_{b}']:>12.3f}",
+    ]
+    lines += [f"  {k:<18}{v:>12.4f}" for k, v in rep["ratio"].items()]
+    return "\n".join(lines)
+
+
+def to_json(rep: dict) -> str:
+    return json.dumps(rep, indent=2, sort_keys=True)

@@ -1,0 +1,208 @@
+"""Training stage: scenes file -> checkpoint folder.
+
+Unsupervised: loss = -mean weighted sum rate of the model's beamformers
+(Adam, lr 1e-3, as in the paper). Two modes:
+
+* ``scratch`` — initialise the (LR-)MPGNN at random and train;
+* ``svd``     — truncate a trained full MPGNN layer by layer to ranks a1/a2
+  (``models.svd_truncate``), then fine-tune for ``epochs`` (0: no retraining).
+
+Channels enter the model and the loss as ``H·sqrt(p_max/noise_var)``, i.e. at
+unit noise and unit power, so one network serves any SNR scaling.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from . import checkpoint as ckpt
+from .metrics import sum_rate_torch
+from .models import MPGNN, ModelConfig, edge_mask, norm_stats, svd_truncate
+from .scenes import Scenes
+from .scenes import load as load_scenes
+
+STATE = "train_state.pt"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 30
+    batch: int = 32
+    lr: float = 1e-3
+    lr_final: float | None = None  # cosine decay to this lr; None: constant (paper)
+    seed: int = 0
+    mode: str = "scratch"  # "scratch" | "svd"
+    init: str | None = None  # full-MPGNN checkpoint for mode "svd"
+    threads: int | None = None
+
+    def __post_init__(self):
+        if self.mode not in ("scratch", "svd"):
+            raise ValueError(f"mode must be 'scratch' or 'svd', got {self.mode!r}")
+        if self.mode == "svd" and not self.init:
+            raise ValueError("mode 'svd' needs --init FULL_CHECKPOINT")
+        if self.epochs < 0 or self.batch < 1 or not self.lr > 0:
+            raise ValueError(f"need epochs >= 0, batch >= 1, lr > 0; got {self.epochs}, {self.batch}, {self.lr}")
+
+
+@dataclass(frozen=True)
+class Batchable:
+    """Scenes as tensors at unit noise/power. H ``[N,K,K,Nt]`` c64, mask ``[N,K,K]``, w ``[N,K]``."""
+
+    H: torch.Tensor
+    mask: torch.Tensor
+    weights: torch.Tensor
+
+    def __len__(self):
+        return self.H.shape[0]
+
+
+def prepare(scenes: Scenes, cut_m: float | None) -> Batchable:
+    scale = math.sqrt(scenes.p_max / scenes.noise_var)
+    H = torch.from_numpy(np.ascontiguousarray(scenes.H)) * scale  # (N, K, K, Nt)
+    dist = None if scenes.dist is None else torch.from_numpy(scenes.dist)
+    mask = edge_mask(scenes.K, dist, cut_m, scenes.N)  # (N, K, K)
+    return Batchable(H.to(torch.complex64), mask, torch.from_numpy(scenes.weights))
+
+
+def mean_sum_rate(model: MPGNN, data: Batchable, batch: int = 64) -> float:
+    """Mean weighted sum rate (bits/s/Hz) of ``model`` on ``data``."""
+    model.eval()
+    total = 0.0
+    with torch.no_grad():
+        for s in range(0, len(data), batch):
+            H, m, w = data.H[s : s + batch], data.mask[s : s + batch], data.weights[s : s + batch]
+            total += float(sum_rate_torch(H, model(H, m), 1.0, w).sum())
+    return total / len(data)
+
+
+def train(
+    scenes_path,
+    out_dir,
+    model_cfg: ModelConfig,
+    cfg: TrainConfig,
+    *,
+    val_path=None,
+    resume: bool = True,
+    progress: bool = True,
+) -> Path:
+    """Train and write a checkpoint folder; returns its path.
+
+    With ``resume`` and a ``train_state.pt`` in ``out_dir`` that belongs to
+    the same data and configs, training continues from the last epoch.
+    """
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    out = Path(out_dir)
+    scenes = load_scenes(scenes_path)
+    if scenes.K != model_cfg.K or scenes.Nt != model_cfg.Nt:
+        raise ValueError(
+            f"{scenes_path}: scenes have K={scenes.K}, Nt={scenes.Nt} but the model is configured for "
+            f"K={model_cfg.K}, Nt={model_cfg.Nt}"
+        )
+    data = prepare(scenes, model_cfg.cut_m)
+    val = None
+    if val_path is not None:
+        vs = load_scenes(val_path)
+        if (vs.K, vs.Nt) != (scenes.K, scenes.Nt):
+            raise ValueError(f"{val_path}: validation scenes have K={vs.K}, Nt={vs.Nt}, training K={scenes.K}, Nt={scenes.Nt}")
+        val = prepare(vs, model_cfg.cut_m)
+    data_hash = ckpt.file_sha256(scenes_path)
+
+    torch.manual_seed(cfg.seed)
+    if cfg.mode == "svd":
+        full, _ = ckpt.load(cfg.init)
+        if (full.cfg.arch, full.cfg.K, full.cfg.Nt) != (model_cfg.arch, model_cfg.K, model_cfg.Nt):
+            raise ckpt.CheckpointError(f"{cfg.init}: {full.cfg.name} K={full.cfg.K} Nt={full.cfg.Nt} does not match the requested model")
+        model = svd_truncate(full, model_cfg.a1, model_cfg.a2)
+        model_cfg = model.cfg
+    else:
+        stats = norm_stats(data.H.numpy(), model_cfg.compand)
+        model = MPGNN(model_cfg, stats)
+
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    steps_per_epoch = math.ceil(len(data) / cfg.batch)
+    sched = None
+    if cfg.lr_final is not None:
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(
+            opt, T_max=max(1, cfg.epochs * steps_per_epoch), eta_min=cfg.lr_final
+        )
+    ident = {"model": model_cfg.to_dict(), "train": dataclasses.asdict(cfg), "data_sha256": data_hash}
+    history: list[dict] = []
+    start = 0
+    best = (-math.inf, None)
+    state_path = out / STATE
+    if resume and state_path.is_file():
+        st = torch.load(state_path, weights_only=False)
+        if st.get("ident") == ident:
+            model.load_state_dict(st["model"])
+            opt.load_state_dict(st["opt"])
+            if sched is not None:
+                sched.load_state_dict(st["sched"])
+            torch.set_rng_state(st["rng"])
+            start, history, best = st["epoch"], st["history"], st["best"]
+            if progress:
+                print(f"resuming {model_cfg.name} at epoch {start}/{cfg.epochs}")
+
+    if cfg.epochs == 0 or start >= cfg.epochs:
+        best = best if best[1] is not None else (mean_sum_rate(model, val) if val else math.nan, model.state_dict())
+
+    gen = torch.Generator().manual_seed(cfg.seed)
+    for _ in range(start):  # same shuffles on resume
+        torch.randperm(len(data), generator=gen)
+    for epoch in range(start, cfg.epochs):
+        model.train()
+        t0 = time.perf_counter()
+        perm = torch.randperm(len(data), generator=gen)
+        bar = tqdm(range(steps_per_epoch), desc=f"{model_cfg.name} epoch {epoch + 1}/{cfg.epochs}",
+                   disable=not progress, leave=False)
+        running = 0.0
+        for i in bar:
+            idx = perm[i * cfg.batch : (i + 1) * cfg.batch]
+            H, m, w = data.H[idx], data.mask[idx], data.weights[idx]
+            loss = -sum_rate_torch(H, model(H, m), 1.0, w).mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if sched is not None:
+                sched.step()
+            running += loss.item() * len(idx)
+            bar.set_postfix(rate=f"{-loss.item():.3f}")
+        rec = {"epoch": epoch + 1, "train_rate": -running / len(data), "seconds": time.perf_counter() - t0}
+        if val is not None:
+            rec["val_rate"] = mean_sum_rate(model, val)
+            if rec["val_rate"] > best[0]:
+                best = (rec["val_rate"], {k: v.clone() for k, v in model.state_dict().items()})
+        else:
+            best = (rec["train_rate"], {k: v.clone() for k, v in model.state_dict().items()})
+        history.append(rec)
+        if progress:
+            msg = f"{model_cfg.name} epoch {epoch + 1}/{cfg.epochs}: train {rec['train_rate']:.3f}"
+            msg += f", val {rec['val_rate']:.3f}" if "val_rate" in rec else ""
+            print(msg + f" bits/s/Hz ({rec['seconds']:.0f} s)", flush=True)
+        out.mkdir(parents=True, exist_ok=True)
+        torch.save({"ident": ident, "model": model.state_dict(), "opt": opt.state_dict(),
+                    "sched": sched.state_dict() if sched else None, "rng": torch.get_rng_state(),
+                    "epoch": epoch + 1, "history": history, "best": best}, state_path)
+
+    if best[1] is not None:
+        model.load_state_dict(best[1])
+    meta = {
+        "train": dataclasses.asdict(cfg),
+        "data": {"path": Path(scenes_path).name, "sha256": data_hash, "n": scenes.N},
+        "val_rate": None if not val else float(best[0]),
+        "history": history,
+    }
+    return ckpt.save(model, out, meta)
+
+
+def read_history(out_dir) -> list[dict]:
+    return json.loads((Path(out_dir) / ckpt.CONFIG).read_text()).get("history", [])

@@ -1,0 +1,325 @@
+"""Classical WMMSE beamforming baseline (Shi, Razaviyayn, Luo, He, IEEE TSP 2011).
+
+Weighted sum-rate maximisation for the MISO interference channel
+
+    max_V  sum_k alpha_k log2(1 + |h_kk^H v_k|^2 / (sum_{j!=k} |h_jk^H v_j|^2 + sigma^2))
+    s.t.   ||v_k||^2 <= p_max                           for every transmitter k
+
+(see :mod:`tinyrrm.training.metrics` for the channel conventions:
+``H[n, j, k]`` = ``h_jk`` = channel from transmitter ``j`` to receiver ``k``).
+
+WMMSE solves the equivalent weighted-MSE problem by block-coordinate descent;
+starting from MRT at full power, one iteration is
+
+    u_k = h_kk^H v_k / (sum_j |h_jk^H v_j|^2 + sigma^2)               (MMSE receiver)
+    w_k = 1 / (1 - conj(u_k) h_kk^H v_k)                              (MSE weight, real >= 1)
+        = (sum_j |h_jk^H v_j|^2 + sigma^2) / (sum_{j!=k} |h_jk^H v_j|^2 + sigma^2)
+    A_k = sum_j alpha_j w_j |u_j|^2 h_kj h_kj^H                        (Nt x Nt, Hermitian PSD)
+    b_k = alpha_k w_k u_k h_kk
+    v_k = (A_k + mu_k I)^{-1} b_k
+
+with ``mu_k = 0`` if that ``v_k`` (minimum-norm solution when ``A_k`` is
+singular) satisfies the power limit, else the ``mu_k > 0`` with
+``||v_k(mu_k)||^2 = p_max``.  With ``A_k = Q diag(lambda) Q^H`` and
+``c = Q^H b_k``,
+
+    ||v_k(mu)||^2 = sum_i |c_i|^2 / (lambda_i + mu)^2,
+
+which is decreasing in ``mu``; ``mu_k`` is found by bisection on
+``[0, sqrt(||b_k||^2 / p_max)]``, vectorised over all (scene, user) pairs.
+The weighted sum rate is non-decreasing over iterations.
+
+Everything is vectorised over scenes and users; the only Python loops are over
+iterations, bisection steps and chunks of scenes.  A scene stops (is frozen)
+once its weighted sum rate changes by less than ``tol`` between iterations, so
+every scene follows the same trajectory whatever the chunking.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from tqdm import tqdm
+
+__all__ = ["wmmse", "mrt"]
+
+_LN2 = math.log(2.0)
+_EIG_RTOL = 1e-12  # eigenvalues below this * lambda_max are treated as 0 (null space)
+_BISECT_RTOL = 1e-12  # relative bracket width at which bisection stops
+_BISECT_MAX = 200
+
+
+# ----------------------------------------------------------------------------
+# validation
+# ----------------------------------------------------------------------------
+def _validate_channels(H) -> np.ndarray:
+    """Check ``H`` is a finite numeric ``[N, K, K, Nt]`` array with K >= 2; return complex128."""
+    try:
+        H = np.asarray(H)
+    except Exception as exc:  # pragma: no cover - exotic inputs
+        raise ValueError(f"H must be an array of shape [N, K, K, Nt] (complex): {exc}") from None
+    if H.dtype.kind not in "fciu" or H.dtype.kind == "b":
+        raise ValueError(f"H must be an array of shape [N, K, K, Nt] (complex), got dtype {H.dtype}")
+    if H.ndim != 4:
+        raise ValueError(
+            f"H must have shape [N, K, K, Nt] (complex), got ndim={H.ndim} shape={H.shape}"
+            + (" (add a leading scene axis for a single scene)" if H.ndim == 3 else "")
+        )
+    N, K, K2, Nt = H.shape
+    if K != K2:
+        raise ValueError(f"H must have shape [N, K, K, Nt] (complex), axes 1 and 2 differ: {H.shape}")
+    if K < 2:
+        raise ValueError(f"H must have shape [N, K, K, Nt] with K >= 2 pairs, got K={K}")
+    if Nt < 1:
+        raise ValueError(f"H must have shape [N, K, K, Nt] with Nt >= 1 antennas, got Nt={Nt}")
+    if not np.all(np.isfinite(H)):
+        raise ValueError("H contains NaN or Inf")
+    return H.astype(np.complex128, copy=False)
+
+
+def _validate_positive(name: str, x) -> float:
+    try:
+        x = float(x)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a positive finite scalar, got {x!r}") from None
+    if not math.isfinite(x) or x <= 0.0:
+        raise ValueError(f"{name} must be a positive finite scalar, got {x!r}")
+    return x
+
+
+def _validate_weights(weights, N: int, K: int) -> np.ndarray:
+    if weights is None:
+        return np.ones((N, K), dtype=np.float64)
+    w = np.asarray(weights, dtype=np.float64)
+    try:
+        w = np.broadcast_to(w, (N, K))
+    except ValueError:
+        raise ValueError(f"weights must have shape [N, K] = {(N, K)}, got {w.shape}") from None
+    if not np.all(np.isfinite(w)):
+        raise ValueError("weights contain NaN or Inf")
+    if np.any(w < 0):
+        raise ValueError("weights must be non-negative")
+    return w
+
+
+# ----------------------------------------------------------------------------
+# building blocks (all vectorised; n = scenes in the current batch)
+# ----------------------------------------------------------------------------
+def _direct(H: np.ndarray) -> np.ndarray:
+    """Direct channels ``h_kk``.  H [n, K, K, Nt] -> [n, K, Nt]."""
+    K = H.shape[1]
+    idx = np.arange(K)
+    return H[:, idx, idx, :]  # [n, K, Nt]
+
+
+def _mrt(Hd: np.ndarray, p_max: float) -> np.ndarray:
+    """MRT at full power ``v_k = sqrt(p_max) h_kk / ||h_kk||`` (0 where h_kk = 0)."""
+    nrm = np.linalg.norm(Hd, axis=-1, keepdims=True)  # [n, K, 1]
+    safe = np.where(nrm > 0, nrm, 1.0)
+    return np.where(nrm > 0, math.sqrt(p_max) * Hd / safe, 0.0)  # [n, K, Nt]
+
+
+def mrt(H, p_max: float = 1.0) -> np.ndarray:
+    """Maximum-ratio transmission at full power (the WMMSE initialisation).
+
+    ``v_k = sqrt(p_max) h_kk / ||h_kk||``.
+
+    Shapes:
+        H: complex [N, K, K, Nt] -> V: complex64 [N, K, Nt]
+    """
+    H = _validate_channels(H)
+    p_max = _validate_positive("p_max", p_max)
+    return _mrt(_direct(H), p_max).astype(np.complex64)
+
+
+def _cross(H: np.ndarray, V: np.ndarray) -> np.ndarray:
+    """``g[n, j, k] = h_jk^H v_j``.  H [n, K, K, Nt], V [n, K, Nt] -> complex [n, K, K]."""
+    return np.einsum("njkt,njt->njk", H.conj(), V)
+
+
+def _stats(g: np.ndarray, noise_var: float):
+    """From ``g = h_jk^H v_j`` return (s, total, sig, interf_noise), each [n, K].
+
+    s = h_kk^H v_k (complex), total = sum_j |g_jk|^2 + sigma^2, sig = |s|^2,
+    interf_noise = sum_{j!=k} |g_jk|^2 + sigma^2 (computed without cancellation).
+    """
+    K = g.shape[1]
+    G = g.real**2 + g.imag**2  # [n, K, K]
+    s = np.diagonal(g, axis1=1, axis2=2).copy()  # [n, K]
+    sig = s.real**2 + s.imag**2  # [n, K]
+    interf_noise = np.einsum("njk,jk->nk", G, 1.0 - np.eye(K)) + noise_var  # [n, K]
+    return s, sig + interf_noise, sig, interf_noise
+
+
+def _wsr(sig: np.ndarray, interf_noise: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """Weighted sum rate [n] from signal power and interference+noise, both [n, K]."""
+    return (alpha * np.log1p(sig / interf_noise)).sum(axis=1) / _LN2  # [n]
+
+
+def _solve_power_constrained(A: np.ndarray, b: np.ndarray, p_max: float) -> np.ndarray:
+    """Solve ``v = (A + mu I)^{-1} b`` with the WMMSE power-constrained ``mu >= 0``.
+
+    ``mu = 0`` (minimum-norm solution on the range of A) if that gives
+    ``||v||^2 <= p_max``; otherwise bisection for ``||v(mu)||^2 = p_max``.
+    The upper end of the final bracket is used, so ``||v||^2 <= p_max`` always.
+
+    Shapes:
+        A: complex [m, K, Nt, Nt] Hermitian PSD; b: complex [m, K, Nt] -> v: complex [m, K, Nt]
+    """
+    lam, Q = np.linalg.eigh(A)  # lam [m, K, Nt] ascending, Q [m, K, Nt, Nt]
+    lam = np.maximum(lam, 0.0)
+    c = np.einsum("mkts,mkt->mks", Q.conj(), b)  # [m, K, Nt]  c = Q^H b
+    c2 = c.real**2 + c.imag**2  # [m, K, Nt]
+    # Null space of A (b lies in range(A) in exact arithmetic): drop those components.
+    thresh = _EIG_RTOL * lam[..., -1:]  # [m, K, 1]
+    rng = lam > thresh  # [m, K, Nt]
+    c = np.where(rng, c, 0.0)
+    c2 = np.where(rng, c2, 0.0)
+    lam_safe = np.where(rng, lam, 1.0)  # [m, K, Nt]
+
+    p0 = (c2 / lam_safe**2).sum(axis=-1)  # [m, K] power at mu = 0
+    mu = np.zeros(p0.shape)  # [m, K]
+    need = p0 > p_max  # [m, K]
+    if np.any(need):
+        c2n = c2[need]  # [q, Nt]
+        lamn = lam_safe[need]  # [q, Nt]  (masked entries have c2 = 0, value irrelevant)
+        lo = np.zeros(c2n.shape[0])  # [q]
+        hi = np.sqrt(c2n.sum(axis=-1) / p_max)  # [q]  ||v(hi)||^2 <= ||b||^2/hi^2 = p_max
+        for _ in range(_BISECT_MAX):
+            mid = 0.5 * (lo + hi)  # [q]
+            over = (c2n / (lamn + mid[:, None]) ** 2).sum(axis=-1) > p_max  # [q]
+            lo = np.where(over, mid, lo)
+            hi = np.where(over, hi, mid)
+            if np.all(hi - lo <= _BISECT_RTOL * hi):
+                break
+        mu[need] = hi
+    # For mu > 0 use the true eigenvalues (masked c is 0 there anyway).
+    denom = np.where(mu[..., None] > 0, lam + mu[..., None], lam_safe)  # [m, K, Nt]
+    v = np.einsum("mkts,mks->mkt", Q, c / denom)  # [m, K, Nt]
+    # Guard against rounding: never exceed the power limit.
+    pw = (v.real**2 + v.imag**2).sum(axis=-1, keepdims=True)  # [m, K, 1]
+    return v * np.sqrt(p_max / np.maximum(pw, p_max))  # scale 1 unless pw > p_max
+
+
+def _wmmse_step(H, V, s, total, interf_noise, alpha, p_max):
+    """One WMMSE update of V for a batch of scenes.
+
+    Shapes:
+        H [m, K, K, Nt]; V, return [m, K, Nt]; s, total, interf_noise, alpha [m, K]
+    """
+    u = s / total  # [m, K]        MMSE receiver
+    w = total / interf_noise  # [m, K]  = 1 / (1 - conj(u) s), real >= 1
+    coef = alpha * w * (u.real**2 + u.imag**2)  # [m, K]  alpha_j w_j |u_j|^2
+    A = np.einsum("mj,mkjt,mkjs->mkts", coef, H, H.conj())  # [m, K, Nt, Nt]
+    b = (alpha * w * u)[..., None] * _direct(H)  # [m, K, Nt]
+    return _solve_power_constrained(A, b, p_max)
+
+
+def _wmmse_chunk(H, alpha, p_max, noise_var, max_iter, tol):
+    """Run WMMSE on one chunk; returns (V [n, K, Nt] complex128, history list of [n])."""
+    V = _mrt(_direct(H), p_max)  # [n, K, Nt]
+    s, total, sig, inf = _stats(_cross(H, V), noise_var)  # each [n, K]
+    f = _wsr(sig, inf, alpha)  # [n]
+    history = [f.copy()]
+    active = np.arange(H.shape[0])  # indices of scenes still iterating
+    for _ in range(max_iter):
+        if active.size == 0:
+            break
+        Ha, aa = H[active], alpha[active]  # [a, K, K, Nt], [a, K]
+        Vn = _wmmse_step(Ha, V[active], s[active], total[active], inf[active], aa, p_max)
+        sn, tn, sgn, infn = _stats(_cross(Ha, Vn), noise_var)
+        fn = _wsr(sgn, infn, aa)  # [a]
+        V[active], s[active], total[active], inf[active] = Vn, sn, tn, infn
+        done = np.abs(fn - f[active]) < tol  # [a]
+        f[active] = fn
+        history.append(f.copy())
+        active = active[~done]
+    return V, history
+
+
+# ----------------------------------------------------------------------------
+# public API
+# ----------------------------------------------------------------------------
+def wmmse(
+    H,
+    p_max: float = 1.0,
+    noise_var: float = 1.0,
+    weights=None,
+    *,
+    max_iter: int = 100,
+    tol: float = 1e-3,
+    progress: bool = True,
+    chunk: int = 256,
+    return_history: bool = False,
+):
+    """WMMSE beamformers for a batch of MISO interference-channel scenes.
+
+    Maximises (locally) ``sum_k alpha_k log2(1 + SINR_k)`` subject to
+    ``||v_k||^2 <= p_max`` with the WMMSE iteration described in the module
+    docstring, started from MRT at full power.  Computation is in float64.
+
+    Args:
+        H: channels, ``H[n, j, k]`` = ``h_jk`` (tx ``j`` -> rx ``k``).
+        p_max: per-transmitter power limit (> 0).
+        noise_var: receiver noise variance ``sigma^2`` (> 0).
+        weights: rate weights ``alpha`` (non-negative), default ones.
+        max_iter: maximum number of WMMSE iterations per scene.
+        tol: a scene stops when ``|WSR_t - WSR_{t-1}| < tol`` (bits/s/Hz, absolute).
+        progress: show a tqdm bar over scene chunks.
+        chunk: number of scenes processed together (bounds memory; the result
+            does not depend on it).
+        return_history: also return the per-iteration weighted sum rates.
+
+    Returns:
+        ``V`` complex64 ``[N, K, Nt]``; with ``return_history=True`` the tuple
+        ``(V, history)`` where ``history`` is float64 ``[N, T + 1]``:
+        ``history[:, 0]`` is the MRT weighted sum rate, ``history[:, t]`` the
+        rate after iteration ``t``; ``T`` is the largest number of iterations any
+        scene ran, and a scene's last value is repeated after it stopped.
+
+    Raises:
+        ValueError: malformed shapes (expected ``[N, K, K, Nt]``, K >= 2),
+            NaN/Inf, non-positive ``p_max``/``noise_var``, bad weights.
+
+    Shapes:
+        H        complex [N, K, K, Nt]
+        weights  real    [N, K] (broadcastable)
+        V        complex64 [N, K, Nt]
+        history  float64 [N, T + 1]
+    """
+    H = _validate_channels(H)  # [N, K, K, Nt] complex128
+    N, K, _, Nt = H.shape
+    p_max = _validate_positive("p_max", p_max)
+    noise_var = _validate_positive("noise_var", noise_var)
+    alpha = _validate_weights(weights, N, K)  # [N, K]
+    if int(max_iter) != max_iter or max_iter < 0:
+        raise ValueError(f"max_iter must be a non-negative integer, got {max_iter!r}")
+    if int(chunk) != chunk or chunk < 1:
+        raise ValueError(f"chunk must be a positive integer, got {chunk!r}")
+    tol = float(tol)
+    if not tol >= 0:
+        raise ValueError(f"tol must be >= 0, got {tol!r}")
+    max_iter, chunk = int(max_iter), int(chunk)
+
+    V_out = np.empty((N, K, Nt), dtype=np.complex64)  # [N, K, Nt]
+    hists = []  # list of (start, list of [n])
+    with tqdm(total=N, desc="WMMSE", unit="scene", disable=not progress) as bar:
+        for start in range(0, N, chunk):
+            stop = min(start + chunk, N)
+            V, hist = _wmmse_chunk(H[start:stop], alpha[start:stop], p_max, noise_var, max_iter, tol)
+            V_out[start:stop] = V
+            if return_history:
+                hists.append((start, stop, hist))
+            bar.update(stop - start)
+            bar.set_postfix(iters=len(hist) - 1)
+    if not return_history:
+        return V_out
+
+    T = max((len(h) for _, _, h in hists), default=1)
+    history = np.empty((N, T), dtype=np.float64)  # [N, T + 1 iterations]
+    for start, stop, h in hists:
+        arr = np.stack(h, axis=1)  # [n, len(h)]
+        history[start:stop, : arr.shape[1]] = arr
+        history[start:stop, arr.shape[1] :] = arr[:, -1:]
+    return V_out, history
