@@ -70,7 +70,7 @@ def train(
     mode: str = typer.Option("scratch", "--mode", help="scratch | svd"),
     init: Optional[Path] = typer.Option(None, "--init", help="full MPGNN checkpoint for --mode svd"),
     epochs: int = typer.Option(30, "--epochs"),
-    batch: int = typer.Option(32, "--batch"),
+    batch: int = typer.Option(8, "--batch"),
     lr: float = typer.Option(1e-3, "--lr"),
     lr_final: Optional[float] = typer.Option(None, "--lr-final", help="cosine-decay the lr to this value"),
     seed: int = typer.Option(0, "--seed"),
@@ -109,6 +109,113 @@ def evaluate(
 
     rep = ev.evaluate(scenes, mpgnn, lrmpgnn, backend=backend, out_path=out, progress=not as_json)
     typer.echo(ev.to_json(rep) if as_json else ev.format_report(rep))
+
+
+def _int_list(text: str, name: str) -> tuple[int, ...]:
+    try:
+        vals = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise ValueError(f"--{name} takes comma-separated ranks, got {text!r}") from None
+    if not vals or any(v <= 0 for v in vals):
+        raise ValueError(f"--{name} ranks must be positive integers, got {text!r}")
+    return vals
+
+
+@app.command()
+@_user_errors
+def reproduce(
+    train: Path = typer.Option(Path("data/train.npz"), "--train"),
+    test: Path = typer.Option(Path("data/test.npz"), "--test"),
+    val: Optional[Path] = typer.Option(Path("data/val.npz"), "--val"),
+    out: Path = typer.Option(Path("reports"), "--out"),
+    jobs: int = typer.Option(2, "--jobs", help="local worker processes (one torch thread each)"),
+    ray: Optional[str] = typer.Option(None, "--ray", help="Ray cluster ADDRESS: run the cells there"),
+    arch: str = typer.Option("paper", "--arch"),
+    epochs: int = typer.Option(25, "--epochs"),
+    a1: str = typer.Option("4,16,32,64", "--a1", help="message ranks"),
+    a2: str = typer.Option("4,16,32,64,128,256,512", "--a2", help="update ranks"),
+    seeds: int = typer.Option(1, "--seeds", help="seeds per cell (a few cells always get 3)"),
+):
+    """Train and measure the paper's rank grid -> reports/paper_grid.*; finished cells are skipped."""
+    from tinyrrm.training.grid import reproduce as run
+
+    paths = run(train, test, val, out, workers=jobs, ray_address=ray, arch=arch, epochs=epochs,
+                a1s=_int_list(a1, "a1"), a2s=_int_list(a2, "a2"), seeds=seeds)
+    for p in paths:
+        typer.echo(f"wrote {p}")
+
+
+@app.command()
+@_user_errors
+def size(
+    mpgnn: Path = typer.Option(Path("models/mpgnn_paper"), "--mpgnn"),
+    lrmpgnn: Path = typer.Option(Path("models/lrmpgnn_paper"), "--lrmpgnn"),
+    as_json: bool = typer.Option(False, "--json"),
+):
+    """Parameters and bytes per layer of both models and the size ratios."""
+    from tinyrrm.training import checkpoint as ck
+    from tinyrrm.training.models import model_bytes
+
+    rep = {}
+    for tag, path in (("mpgnn", mpgnn), ("lrmpgnn", lrmpgnn)):
+        m, _ = ck.load(path)
+        rep[tag] = {"checkpoint": str(path), "name": m.cfg.name, "layers": m.layer_table(),
+                    "bytes_fp32": model_bytes(m), "bytes_int8": model_bytes(m, "int8")}
+    rep["ratio"] = {
+        "fp32_over_fp32": rep["mpgnn"]["bytes_fp32"] / rep["lrmpgnn"]["bytes_fp32"],
+        "fp32_over_int8": rep["mpgnn"]["bytes_fp32"] / rep["lrmpgnn"]["bytes_int8"],
+    }
+    if as_json:
+        typer.echo(json.dumps(rep, indent=2, sort_keys=True))
+        return
+    for tag in ("mpgnn", "lrmpgnn"):
+        r = rep[tag]
+        typer.echo(f"{r['name']} ({r['checkpoint']})")
+        typer.echo(f"  {'layer':<6}{'d_in':>6}{'d_out':>7}{'rank':>6}{'params':>10}{'fp32 B':>11}{'int8 B':>10}")
+        for L in r["layers"]:
+            typer.echo(f"  {L['layer']:<6}{L['d_in']:>6}{L['d_out']:>7}{str(L['rank'] or '-'):>6}"
+                       f"{L['params']:>10}{L['bytes_fp32']:>11}{L['bytes_int8']:>10}")
+        typer.echo(f"  total{'':>35}{r['bytes_fp32']:>11}{r['bytes_int8']:>10}")
+    typer.echo(f"size ratio fp32 MPGNN / fp32 LR-MPGNN: {rep['ratio']['fp32_over_fp32']:.2f}x")
+    typer.echo(f"size ratio fp32 MPGNN / int8 LR-MPGNN: {rep['ratio']['fp32_over_int8']:.2f}x")
+
+
+@app.command()
+@_user_errors
+def bench(
+    train: Path = typer.Option(Path("data/train.npz"), "--train"),
+    test: Path = typer.Option(Path("data/test.npz"), "--test"),
+    out: Path = typer.Option(Path("reports/bench.json"), "--out"),
+    train_scenes: int = typer.Option(2000, "--train-scenes", help="scenes in the timed training epoch"),
+):
+    """Throughput of WMMSE and the models, training time per epoch -> JSON."""
+    from tinyrrm.training.bench import run_bench
+
+    rep = run_bench(train, test, out, train_scenes=train_scenes)
+    typer.echo(json.dumps(rep, indent=2, sort_keys=True))
+
+
+TARGETS = ("cortex-m0", "cortex-m3", "cortex-m4", "cortex-m7", "cortex-m33", "cortex-m55")
+
+
+@app.command()
+@_user_errors
+def export(
+    target: str = typer.Option("cortex-m4", "--target", help=", ".join(TARGETS)),
+    mpgnn: Path = typer.Option(Path("models/mpgnn_paper"), "--mpgnn"),
+    lrmpgnn: Path = typer.Option(Path("models/lrmpgnn_paper"), "--lrmpgnn"),
+):
+    """Export the default models for TARGET (ONNX, TFLite int8, generated C)."""
+    from tinyrrm.training import checkpoint as ck
+
+    if target not in TARGETS:
+        raise ValueError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
+    for path in (mpgnn, lrmpgnn):
+        m, _ = ck.load(path)
+        typer.echo(f"checkpoint {path}: {m.cfg.name}, K={m.cfg.K}, Nt={m.cfg.Nt}")
+    typer.echo(f"tinyrrm: export for {target} is not implemented yet (ONNX/TFLite: issue 3, "
+               "code generation: issue 4, firmware: issue 5); set-up and checkpoints are ready", err=True)
+    raise typer.Exit(3)
 
 
 @app.command()

@@ -118,11 +118,17 @@ class _LinearMax(torch.autograd.Function):
     """Chunked ``max_d (x[:, d] · W)`` over valid ``d`` that never holds ``[N, D, d_out]``.
 
     Rows are sorted by their number of valid neighbours and processed a few
-    at a time with only the valid columns gathered (padded to the chunk's
-    largest degree, padding masked), so a distance-cut graph costs its real
-    edge count, not ``N·D``. Forward keeps only the arg-max per output;
-    backward scatters the incoming gradient to those rows chunk by chunk and
-    runs two matmuls: memory ``O(chunk · D · d_out)``, cost three forward matmuls.
+    at a time with only the valid columns gathered (each row's list padded by
+    repeating its first neighbour, which leaves the max unchanged), so a
+    distance-cut graph costs its real edge count, not ``N·D``.
+
+    Forward keeps only the maxima (``amax`` is ~50x faster on CPU than ``max``
+    with indices along a middle axis). Backward recomputes each chunk's
+    product, sends the gradient to the positions equal to the max (padding
+    excluded) and runs two matmuls; memory ``O(chunk · D · d_out)``, cost four
+    forward matmuls. Exact ties between distinct neighbours each receive the
+    full gradient (``torch.amax`` splits it); they only occur between
+    all-zero ReLU rows, whose gradient the ReLU discards either way.
     """
 
     @staticmethod
@@ -130,13 +136,11 @@ class _LinearMax(torch.autograd.Function):
         deg = mask.sum(dim=1)  # (N,)
         order = torch.argsort(deg, descending=True, stable=True)  # (N,)
         nbr = torch.argsort((~mask).to(torch.int8), dim=1, stable=True)  # (N, D) valid first
-        # pad each row's list by repeating its first valid neighbour: a
-        # duplicate leaves the max unchanged, so no masking pass is needed
         pos = torch.arange(mask.shape[1])
-        nbr = torch.where(pos < deg[:, None], nbr, nbr[:, :1])
+        nbr = torch.where(pos < deg[:, None], nbr, nbr[:, :1])  # pad with the first neighbour
         for s in range(0, mask.shape[0], chunk):
-            rows = order[s : s + chunk]  # (c,) rows with >= 1 valid neighbour
-            rows = rows[deg[rows] > 0]
+            rows = order[s : s + chunk]  # (c,)
+            rows = rows[deg[rows] > 0]  # rows without neighbours keep -inf
             if rows.numel() == 0:
                 break
             cols = nbr[rows, : int(deg[rows[0]])]  # (c, Dc)
@@ -144,34 +148,32 @@ class _LinearMax(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, w, mask, chunk):  # x (N, D, m), w (m, n), mask (N, D) bool
-        n_rows = x.shape[0]
-        out = x.new_full((n_rows, w.shape[1]), float("-inf"))  # (N, n); -inf: no neighbour
-        arg = torch.zeros(n_rows, w.shape[1], dtype=torch.int64)  # index into cols
+        out = x.new_full((x.shape[0], w.shape[1]), float("-inf"))  # (N, n)
         for rows, cols in _LinearMax._plan(mask, chunk):
-            z = torch.matmul(x[rows[:, None], cols], w)  # (c, Dc, n)
-            vals, a = torch.max(z, dim=1)
-            out[rows] = vals
-            arg[rows] = a
-        ctx.save_for_backward(x, w, mask, arg)
+            out[rows] = torch.matmul(x[rows[:, None], cols], w).amax(dim=1)  # (c, Dc, n) -> (c, n)
+        ctx.save_for_backward(x, w, mask, out)
         ctx.chunk = chunk
         return out
 
     @staticmethod
     def backward(ctx, g):  # g (N, n)
-        x, w, mask, arg = ctx.saved_tensors
+        x, w, mask, out = ctx.saved_tensors
         m = x.shape[2]
         gx = torch.zeros_like(x) if ctx.needs_input_grad[0] else None
         gw = torch.zeros_like(w) if ctx.needs_input_grad[1] else None
+        deg = mask.sum(dim=1)  # (N,)
         for rows, cols in _LinearMax._plan(mask, ctx.chunk):
-            gc = g[rows]  # (c, n)
-            big = gc.new_zeros(gc.shape[0], cols.shape[1], gc.shape[1])  # (c, Dc, n)
-            big.scatter_(1, arg[rows][:, None, :], gc[:, None, :])
+            xc = x[rows[:, None], cols]  # (c, Dc, m)
+            big = torch.matmul(xc, w)  # (c, Dc, n) recomputed products
+            big.eq_(out[rows][:, None, :]).mul_(g[rows][:, None, :])  # gradient at the arg-max
+            real = torch.arange(cols.shape[1]) < deg[rows][:, None]  # (c, Dc) not padding
+            if not real.all():
+                big.mul_(real.to(big.dtype)[..., None])
             if gx is not None:
-                # accumulate: padded duplicates of a neighbour share one row of x
+                # accumulate: a padded duplicate (zero gradient) must not overwrite its original
                 gx.index_put_((rows[:, None].expand_as(cols), cols), torch.matmul(big, w.t()), accumulate=True)
             if gw is not None:
-                xc = x[rows[:, None], cols].reshape(-1, m)  # (c·Dc, m)
-                gw.addmm_(xc.t(), big.reshape(-1, big.shape[2]))
+                gw.addmm_(xc.reshape(-1, m).t(), big.reshape(-1, big.shape[2]))
         return gx, gw, None, None
 
 

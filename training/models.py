@@ -65,7 +65,7 @@ class ModelConfig:
     steps: int = 3
     cut_m: float | None = 500.0  # drop links longer than this (needs `dist`)
     residual: bool = True  # v <- P(v + f_upd(...)) instead of v <- P(f_upd(...))
-    compand: bool = True  # features from h·log(1+||h||²)/||h|| instead of h (see compand())
+    compand: bool = False  # features from h·log(1+||h||²)/||h|| instead of h (see compand())
 
     def __post_init__(self):
         if self.arch not in ARCHS:
@@ -183,6 +183,10 @@ class MPGNN(nn.Module):
         self.cfg = cfg
         for name, (d_in, d_out, rank) in cfg.layer_dims().items():
             self.add_module(name, make_linear(d_in, d_out, rank))
+        if cfg.residual:
+            # zero-initialised residual branch: training starts exactly at MRT
+            with torch.no_grad():
+                self.upd2.factors()[-1].zero_()
         two_nt = 2 * cfg.Nt
         for key in ("direct_mean", "direct_std", "cross_mean", "cross_std"):
             init = np.zeros(two_nt, np.float32) if key.endswith("mean") else np.ones(two_nt, np.float32)

@@ -36,7 +36,7 @@ STATE = "train_state.pt"
 @dataclass(frozen=True)
 class TrainConfig:
     epochs: int = 30
-    batch: int = 32
+    batch: int = 8
     lr: float = 1e-3
     lr_final: float | None = None  # cosine decay to this lr; None: constant (paper)
     seed: int = 0
@@ -135,7 +135,12 @@ def train(
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(
             opt, T_max=max(1, cfg.epochs * steps_per_epoch), eta_min=cfg.lr_final
         )
-    ident = {"model": model_cfg.to_dict(), "train": dataclasses.asdict(cfg), "data_sha256": data_hash}
+    # what a resumed run must share with the saved one; with a constant lr the
+    # epoch count is not part of it, so a finished run can be continued longer
+    tident = dataclasses.asdict(cfg)
+    if cfg.lr_final is None:
+        tident.pop("epochs")
+    ident = {"model": model_cfg.to_dict(), "train": tident, "data_sha256": data_hash}
     history: list[dict] = []
     start = 0
     best = (-math.inf, None)
@@ -188,20 +193,31 @@ def train(
             msg = f"{model_cfg.name} epoch {epoch + 1}/{cfg.epochs}: train {rec['train_rate']:.3f}"
             msg += f", val {rec['val_rate']:.3f}" if "val_rate" in rec else ""
             print(msg + f" bits/s/Hz ({rec['seconds']:.0f} s)", flush=True)
-        out.mkdir(parents=True, exist_ok=True)
+        # the best-so-far checkpoint after every epoch: an interrupted run leaves a usable model
+        ckpt.save(_with_state(model, best[1]), out, _meta(cfg, scenes_path, data_hash, scenes.N, val, best, history))
         torch.save({"ident": ident, "model": model.state_dict(), "opt": opt.state_dict(),
                     "sched": sched.state_dict() if sched else None, "rng": torch.get_rng_state(),
                     "epoch": epoch + 1, "history": history, "best": best}, state_path)
 
-    if best[1] is not None:
-        model.load_state_dict(best[1])
-    meta = {
+    return ckpt.save(_with_state(model, best[1]), out, _meta(cfg, scenes_path, data_hash, scenes.N, val, best, history))
+
+
+def _with_state(model: MPGNN, state: dict | None) -> MPGNN:
+    """A copy of ``model`` carrying ``state`` (the best epoch's weights)."""
+    if state is None:
+        return model
+    out = MPGNN(model.cfg)
+    out.load_state_dict(state)
+    return out
+
+
+def _meta(cfg, scenes_path, data_hash, n, val, best, history) -> dict:
+    return {
         "train": dataclasses.asdict(cfg),
-        "data": {"path": Path(scenes_path).name, "sha256": data_hash, "n": scenes.N},
-        "val_rate": None if not val else float(best[0]),
+        "data": {"path": Path(scenes_path).name, "sha256": data_hash, "n": n},
+        "val_rate": None if val is None else float(best[0]),
         "history": history,
     }
-    return ckpt.save(model, out, meta)
 
 
 def read_history(out_dir) -> list[dict]:

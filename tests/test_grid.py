@@ -1,0 +1,62 @@
+"""The rank grid: jobs, skipping finished cells, assembly into the paper's schema."""
+
+import json
+
+import pytest
+
+from tinyrrm.training import grid
+from tinyrrm.training.grid_report import validate_grid
+
+
+def test_plan_covers_grid_and_seeds(tmp_path):
+    jobs = grid.plan("tr.npz", "te.npz", None, tmp_path, a1s=(4, 16), a2s=(4, 8))
+    names = [j.name for j in jobs]
+    assert len(set(names)) == len(names)
+    # (4,4) and (16,4) take 3 seeds, so there are 3 full references too
+    assert sum(j.a1 is None for j in jobs) == 3
+    assert sum((j.a1, j.a2) == (16, 4) for j in jobs) == 3
+    assert sum((j.a1, j.a2) == (16, 8) for j in jobs) == 1
+
+
+def test_grid_runs_skips_and_assembles(tiny_data, tmp_path):
+    jobs = grid.plan(tiny_data["train"], tiny_data["test"], tiny_data["val"], tmp_path, arch="tiny",
+                     epochs=1, a1s=(2,), a2s=(2, 3), multi_seed={(2, 2): 2})
+    res = grid.run_jobs(jobs, workers=1, progress=False)
+    assert len(res) == len(jobs) == 2 + 3
+    stamp = (tmp_path / "grid" / jobs[-1].name / "result.json").stat().st_mtime_ns
+    again = grid.run_jobs(jobs, workers=1, progress=False)  # finished cells are reused
+    assert (tmp_path / "grid" / jobs[-1].name / "result.json").stat().st_mtime_ns == stamp
+    assert sorted(r["name"] for r in again) == sorted(r["name"] for r in res)
+    g = grid.assemble(res, a1s=(2,), a2s=(2, 3))
+    validate_grid(g)
+    assert g["sum_rate_ratio"]["n_seeds"] == [[2, 1]]
+    assert g["sum_rate_ratio"]["std"][0][0] is not None and g["sum_rate_ratio"]["std"][0][1] is None
+    full = [r for r in res if r["a1"] is None]
+    cell = [r for r in res if (r["a1"], r["a2"]) == (2, 3)][0]
+    assert g["sum_rate_ratio"]["rows"][0][1] == pytest.approx(
+        cell["test_rate"] / (sum(r["test_rate"] for r in full) / len(full)), abs=1e-4)
+    assert g["model_size_ratio"]["rows"][0][1] == pytest.approx(full[0]["bytes_fp32"] / cell["bytes_fp32"], abs=1e-4)
+
+
+def test_reproduce_writes_report(tiny_data, tmp_path):
+    paths = grid.reproduce(tiny_data["train"], tiny_data["test"], None, tmp_path, workers=1, arch="tiny",
+                           epochs=1, a1s=(2,), a2s=(2,), progress=False)
+    names = {p.name for p in paths}
+    assert {"paper_grid.json", "paper_grid.csv", "paper_grid.md", "paper_grid_size.png"} <= names
+    g = json.loads((tmp_path / "paper_grid.json").read_text())
+    assert g["sum_rate_ratio"]["a1"] == [2]
+
+
+def test_ray_missing_is_a_clear_error(monkeypatch):
+    import builtins
+
+    real = builtins.__import__
+
+    def no_ray(name, *a, **k):
+        if name == "ray":
+            raise ImportError("no ray")
+        return real(name, *a, **k)
+
+    monkeypatch.setattr(builtins, "__import__", no_ray)
+    with pytest.raises(ValueError, match="tinyrrm\\[ray\\]"):
+        grid.run_jobs([], ray_address="127.0.0.1:6379")

@@ -1,0 +1,181 @@
+"""The paper's rank grid: train and measure LR-MPGNN for every (a1, a2).
+
+Each cell is an independent job ``run_cell(CellJob) -> dict`` that trains one
+model into ``<out>/grid/<name>/`` and writes ``result.json`` there; a cell
+whose ``result.json`` matches its job is skipped on a rerun. Jobs run in a
+local process pool (``jobs`` workers, one torch thread each) or, with
+``ray_address``, as Ray tasks on a cluster (``pip install tinyrrm[ray]``).
+
+The grid is then folded into ``paper_grid.json`` in the schema of
+``reference/paper_tables.json`` plus CSV/markdown/heatmaps (``grid_report``).
+
+* ``model_size_ratio`` = fp32 bytes of the full MPGNN / fp32 bytes of the
+  LR-MPGNN (analytic: it only depends on the widths and ranks);
+* ``sum_rate_ratio``   = mean test sum rate of the LR-MPGNN / of the full
+  MPGNN trained with the same recipe; mean and spread over seeds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import statistics
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+A1 = (4, 16, 32, 64)
+A2 = (4, 16, 32, 64, 128, 256, 512)
+#: cells measured over several seeds for the spread (the paper's best and extremes)
+MULTI_SEED = {(4, 4): 3, (16, 4): 3, (64, 64): 3}
+
+
+@dataclass(frozen=True)
+class CellJob:
+    a1: int | None  # None, None: the full MPGNN reference
+    a2: int | None
+    seed: int
+    train: str
+    val: str | None
+    test: str
+    out: str
+    arch: str = "paper"
+    epochs: int = 25
+    batch: int = 32
+    lr: float = 1e-3
+    lr_final: float | None = 1e-5
+
+    @property
+    def name(self) -> str:
+        kind = "full" if self.a1 is None else f"a1-{self.a1}_a2-{self.a2}"
+        return f"{kind}_seed-{self.seed}"
+
+
+def run_cell(job: CellJob, progress: bool = False) -> dict:
+    """Train one cell (or reuse its finished result) and measure it on the test scenes."""
+    import torch
+
+    from .checkpoint import load as load_ckpt
+    from .models import MPGNN, ModelConfig, model_bytes
+    from .scenes import load as load_scenes
+    from .train import TrainConfig, mean_sum_rate, prepare, train
+
+    torch.set_num_threads(1)
+    folder = Path(job.out) / "grid" / job.name
+    result_path = folder / "result.json"
+    ident = dataclasses.asdict(job)
+    if result_path.is_file():
+        done = json.loads(result_path.read_text())
+        if done.get("job") == ident:
+            return done
+    head = load_scenes(job.train)
+    mcfg = ModelConfig(arch=job.arch, K=head.K, Nt=head.Nt, a1=job.a1, a2=job.a2)
+    tcfg = TrainConfig(epochs=job.epochs, batch=job.batch, lr=job.lr, lr_final=job.lr_final, seed=job.seed)
+    ck = train(job.train, folder, mcfg, tcfg, val_path=job.val, progress=progress)
+    model, _ = load_ckpt(ck)
+    rate = mean_sum_rate(model, prepare(load_scenes(job.test), mcfg.cut_m))
+    res = {"job": ident, "name": job.name, "a1": job.a1, "a2": job.a2, "seed": job.seed,
+           "test_rate": rate, "bytes_fp32": model_bytes(model), "bytes_int8": model_bytes(model, "int8")}
+    tmp = result_path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(res, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, result_path)
+    return res
+
+
+def plan(train, test, val, out, *, arch="paper", epochs=25, a1s=A1, a2s=A2, seeds=1,
+         multi_seed=MULTI_SEED) -> list[CellJob]:
+    """All jobs of a grid run: full MPGNN references (one per seed) and every cell."""
+    base = dict(train=str(train), val=None if val is None else str(val), test=str(test), out=str(out),
+                arch=arch, epochs=epochs)
+    n_seeds = max([seeds, *[n for (a, b), n in multi_seed.items() if a in a1s and b in a2s]] or [seeds])
+    jobs = [CellJob(None, None, s, **base) for s in range(n_seeds)]
+    for a1 in a1s:
+        for a2 in a2s:
+            for s in range(max(seeds, multi_seed.get((a1, a2), 1))):
+                jobs.append(CellJob(a1, a2, s, **base))
+    return jobs
+
+
+def run_jobs(jobs: list[CellJob], workers: int = 2, ray_address: str | None = None,
+             progress: bool = True) -> list[dict]:
+    if ray_address:
+        try:
+            import ray
+        except ImportError:
+            raise ValueError("--ray needs the optional extra: pip install 'tinyrrm[ray]'") from None
+        ray.init(address=ray_address)
+        remote = ray.remote(num_cpus=1)(run_cell)
+        refs = [remote.remote(j) for j in jobs]
+        out = []
+        with tqdm(total=len(refs), desc="grid cells (ray)", disable=not progress) as bar:
+            pending = list(refs)
+            while pending:
+                ready, pending = ray.wait(pending, num_returns=1)
+                out.extend(ray.get(ready))
+                bar.update(len(ready))
+        return out
+    results = []
+    with tqdm(total=len(jobs), desc="grid cells", disable=not progress) as bar:
+        if workers <= 1:
+            for j in jobs:
+                results.append(run_cell(j))
+                bar.update()
+        else:
+            with ProcessPoolExecutor(max_workers=workers) as pool:
+                for fut in as_completed([pool.submit(run_cell, j) for j in jobs]):
+                    results.append(fut.result())
+                    bar.update()
+    return results
+
+
+def assemble(results: list[dict], a1s=A1, a2s=A2, meta: dict | None = None) -> dict:
+    """Fold cell results into the ``paper_tables.json`` schema (``None`` = not measured)."""
+    full = [r for r in results if r["a1"] is None]
+    if not full:
+        raise ValueError("grid results hold no full-MPGNN reference")
+    full_rate = statistics.fmean(r["test_rate"] for r in full)
+    full_bytes = full[0]["bytes_fp32"]
+    size, mean, std, count = [], [], [], []
+    for a1 in a1s:
+        srow, mrow, drow, crow = [], [], [], []
+        for a2 in a2s:
+            cell = [r for r in results if r["a1"] == a1 and r["a2"] == a2]
+            if not cell:
+                srow.append(None), mrow.append(None), drow.append(None), crow.append(0)
+                continue
+            ratios = [r["test_rate"] / full_rate for r in cell]
+            srow.append(round(full_bytes / cell[0]["bytes_fp32"], 4))
+            mrow.append(round(statistics.fmean(ratios), 4))
+            drow.append(round(statistics.stdev(ratios), 4) if len(ratios) > 1 else None)
+            crow.append(len(ratios))
+        size.append(srow), mean.append(mrow), std.append(drow), count.append(crow)
+    return {
+        "model_size_ratio": {"meaning": "original MPGNN size / LR-MPGNN size (fp32 bytes)",
+                             "a1": list(a1s), "a2": list(a2s), "rows": size},
+        "sum_rate_ratio": {"meaning": "LR-MPGNN sum rate / original MPGNN sum rate on the test set",
+                           "a1": list(a1s), "a2": list(a2s), "rows": mean, "std": std, "n_seeds": count},
+        "meta": {"full_mpgnn_test_rate": full_rate, "full_mpgnn_bytes_fp32": full_bytes, **(meta or {})},
+    }
+
+
+def reproduce(train, test, val, out_dir, *, workers=2, ray_address=None, arch="paper", epochs=25,
+              a1s=A1, a2s=A2, seeds=1, paper_path=None, progress=True) -> list[Path]:
+    """Run the grid and write ``paper_grid.{json,csv,md}`` + heatmaps into ``out_dir``."""
+    from .grid_report import write_grid_report
+
+    out = Path(out_dir)
+    jobs = plan(train, test, val, out, arch=arch, epochs=epochs, a1s=a1s, a2s=a2s, seeds=seeds)
+    results = run_jobs(jobs, workers, ray_address, progress)
+    grid = assemble(results, a1s, a2s, meta={"arch": arch, "epochs": epochs, "train": str(train),
+                                            "test": str(test), "cells_trained": len(jobs)})
+    paper_path = Path(paper_path) if paper_path else Path(__file__).resolve().parents[1] / "reference/paper_tables.json"
+    paper = json.loads(paper_path.read_text())
+    out.mkdir(parents=True, exist_ok=True)
+    grid_path = out / "paper_grid.json"
+    tmp = grid_path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(grid, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, grid_path)
+    return [grid_path, *write_grid_report(grid, paper, out)]
