@@ -71,3 +71,15 @@ def test_evaluate_k_above_checkpoint(tiny_ckpts, tmp_path):
     p = sc.save(sc.generate(2, 9, 2, 0), tmp_path / "k9.npz")
     r = run("evaluate", "--scenes", p, "--mpgnn", tiny_ckpts["full"], "--lrmpgnn", tiny_ckpts["lr"])
     assert r.exit_code == 2 and "K=9" in r.output
+
+
+def test_history_table(tiny_ckpts):
+    r = run("history", tiny_ckpts["full"], tiny_ckpts["lr"])
+    assert r.exit_code == 0, r.output
+    lines = r.output.splitlines()
+    assert lines[0].startswith("epoch") and len(lines) == 1 + 3
+
+
+def test_export_unknown_target():
+    r = run("export", "--target", "cortex-m99")
+    assert r.exit_code == 2 and "unknown target 'cortex-m99'" in r.output

@@ -60,3 +60,14 @@ def test_ray_missing_is_a_clear_error(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_ray)
     with pytest.raises(ValueError, match="tinyrrm\\[ray\\]"):
         grid.run_jobs([], ray_address="127.0.0.1:6379")
+
+
+def test_svd_study_reports_truncation_and_finetune(tiny_data, tiny_ckpts, tmp_path):
+    paths = grid.svd_study(tiny_ckpts["full"], tiny_data["train"], tiny_data["val"], tiny_data["test"],
+                           tmp_path, cells=((2, 2), (8, 8)), finetune_epochs=1, progress=False)
+    rep = json.loads(paths[0].read_text())
+    big = rep["cells"][1]
+    # rank 8 >= every layer's min(d_in, d_out) of the tiny widths: truncation is exact
+    assert big["truncated"]["ratio_to_full"] == pytest.approx(1.0, abs=1e-5)
+    assert abs(rep["cells"][0]["truncated"]["ratio_to_full"] - 1.0) > 1e-4  # rank 2 is lossy
+    assert "finetuned_1ep" in big and "| 2 | 2 |" in paths[1].read_text()

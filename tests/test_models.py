@@ -83,6 +83,21 @@ def test_dense_equals_pyg(ranks):
     assert torch.allclose(model(H, mask), v, atol=1e-12)
 
 
+def test_dense_equals_pyg_with_scaled_wide_messages(monkeypatch):
+    from tinyrrm.training import models
+
+    monkeypatch.setitem(models.ARCHS, "wide", (4, 256, 8))
+    cfg = ModelConfig(arch="wide", K=5, Nt=2)
+    assert cfg.agg_scale == pytest.approx(0.5)
+    torch.manual_seed(2)
+    model = MPGNN(cfg).double()
+    H = torch.complex(torch.randn(2, 5, 5, 2), torch.randn(2, 5, 5, 2)).to(torch.complex128)
+    mask = edge_mask(5, None, None, 2)
+    v = model(H, mask)
+    assert torch.allclose(to_real(v).reshape(10, -1), model.forward_pyg(*model.to_pyg(H, mask)), atol=1e-12)
+    assert ModelConfig(arch="wide", scale_agg=False).agg_scale == 1.0
+
+
 def test_power_limit_and_edge_mask():
     model = MPGNN(ModelConfig(arch="tiny", K=5, Nt=3))
     with torch.no_grad():

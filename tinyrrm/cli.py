@@ -77,6 +77,9 @@ def train(
     val: Optional[Path] = typer.Option(None, "--val", help="validation scenes; the best epoch is kept"),
     cut: Optional[float] = typer.Option(500.0, "--cut", help="drop links longer than this many metres (0: keep all)"),
     resume: bool = typer.Option(True, "--resume/--no-resume"),
+    compand: bool = typer.Option(True, "--compand/--no-compand", help="log-companded channel features"),
+    residual: bool = typer.Option(True, "--residual/--no-residual", help="update net predicts a correction"),
+    scale_agg: bool = typer.Option(True, "--scale-agg/--no-scale-agg", help="scale wide messages to 64-wide variance"),
 ):
     """Train an MPGNN (no ranks) or LR-MPGNN (--a1/--a2)."""
     from tinyrrm.training import scenes as sc
@@ -87,7 +90,8 @@ def train(
     if (a1 is None) != (a2 is None):
         raise ValueError("give both --a1 and --a2 for an LR-MPGNN, or neither for the full MPGNN")
     head = sc.load(scenes)
-    mcfg = ModelConfig(arch=arch, K=head.K, Nt=head.Nt, a1=a1, a2=a2, cut_m=cut or None)
+    mcfg = ModelConfig(arch=arch, K=head.K, Nt=head.Nt, a1=a1, a2=a2, cut_m=cut or None, compand=compand,
+                       residual=residual, scale_agg=scale_agg)
     tcfg = TrainConfig(epochs=epochs, batch=batch, lr=lr, lr_final=lr_final, seed=seed, mode=mode,
                        init=str(init) if init else None)
     path = run(scenes, out, mcfg, tcfg, val_path=val, resume=resume)
@@ -123,6 +127,33 @@ def _int_list(text: str, name: str) -> tuple[int, ...]:
 
 @app.command()
 @_user_errors
+def history(
+    checkpoints: list[Path] = typer.Argument(..., help="checkpoint folders"),
+    as_json: bool = typer.Option(False, "--json"),
+):
+    """Per-epoch training and validation sum rate of checkpoints, side by side."""
+    from tinyrrm.training import checkpoint as ck
+
+    runs = {}
+    for path in checkpoints:
+        _, doc = ck.load(path)
+        runs[str(path)] = doc.get("history", [])
+    if as_json:
+        typer.echo(json.dumps(runs, indent=2, sort_keys=True))
+        return
+    n = max((len(h) for h in runs.values()), default=0)
+    names = list(runs)
+    typer.echo("epoch  " + "  ".join(f"{Path(p).name[:22]:>22}" for p in names) + "   (val sum rate, bits/s/Hz)")
+    for e in range(n):
+        cells = []
+        for p in names:
+            h = runs[p]
+            cells.append(f"{h[e].get('val_rate', h[e]['train_rate']):>22.3f}" if e < len(h) else f"{'':>22}")
+        typer.echo(f"{e + 1:>5}  " + "  ".join(cells))
+
+
+@app.command()
+@_user_errors
 def reproduce(
     train: Path = typer.Option(Path("data/train.npz"), "--train"),
     test: Path = typer.Option(Path("data/test.npz"), "--test"),
@@ -142,6 +173,30 @@ def reproduce(
     paths = run(train, test, val, out, workers=jobs, ray_address=ray, arch=arch, epochs=epochs,
                 a1s=_int_list(a1, "a1"), a2s=_int_list(a2, "a2"), seeds=seeds)
     for p in paths:
+        typer.echo(f"wrote {p}")
+
+
+@app.command("svd-study")
+@_user_errors
+def svd_study(
+    full: Path = typer.Option(Path("models/mpgnn_paper"), "--full", help="trained full MPGNN"),
+    train: Path = typer.Option(Path("data/train.npz"), "--train"),
+    val: Optional[Path] = typer.Option(Path("data/val.npz"), "--val"),
+    test: Path = typer.Option(Path("data/test.npz"), "--test"),
+    out: Path = typer.Option(Path("reports"), "--out"),
+    cells: str = typer.Option("4:4,16:4,16:16,64:64", "--cells", help="a1:a2 pairs"),
+    finetune: int = typer.Option(2, "--finetune-epochs"),
+):
+    """SVD-truncate the full MPGNN with and without a short fine-tune -> reports/svd_truncation.*"""
+    from tinyrrm.training.grid import svd_study as run
+
+    try:
+        pairs = tuple(tuple(_int_list(c.replace(":", ","), "cells")) for c in cells.split(","))
+    except ValueError:
+        raise ValueError(f"--cells takes a1:a2 pairs like 16:4,64:64, got {cells!r}") from None
+    if any(len(p) != 2 for p in pairs):
+        raise ValueError(f"--cells takes a1:a2 pairs like 16:4,64:64, got {cells!r}")
+    for p in run(full, train, val, test, out, cells=pairs, finetune_epochs=finetune):
         typer.echo(f"wrote {p}")
 
 

@@ -4,7 +4,7 @@ One step t of message passing (three steps sharing weights), node k = pair k::
 
     m_jk  = relu(msg2(relu(msg1([x_j, e_jk]))))          message j -> k
     m̄_k   = max_{j in N(k)} m_jk                         (0 if k has no neighbour)
-    o_k   = upd2(relu(upd1([x_k, m̄_k])))                 (2·Nt)
+    o_k   = upd2(relu(upd1([x_k, s·m̄_k])))               (2·Nt), s = cfg.agg_scale
     v_k   = (o_k + v_k) / max(1, ||o_k + v_k||)          beamformer, ||v_k|| <= 1
             (``residual=False``: o_k / max(1, ||o_k||), the plain form)
     x_k  <- [v_k, d_k]
@@ -34,6 +34,7 @@ Two forward paths over the same parameters, numerically equal:
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -65,7 +66,8 @@ class ModelConfig:
     steps: int = 3
     cut_m: float | None = 500.0  # drop links longer than this (needs `dist`)
     residual: bool = True  # v <- P(v + f_upd(...)) instead of v <- P(f_upd(...))
-    compand: bool = False  # features from h·log(1+||h||²)/||h|| instead of h (see compand())
+    compand: bool = True  # features from h·log(1+||h||²)/||h|| instead of h (see compand())
+    scale_agg: bool = True  # m̄_k · agg_scale before the update net (see agg_scale)
 
     def __post_init__(self):
         if self.arch not in ARCHS:
@@ -80,6 +82,17 @@ class ModelConfig:
     @property
     def widths(self) -> tuple[int, int, int]:
         return ARCHS[self.arch]
+
+    @property
+    def agg_scale(self) -> float:
+        """Constant factor on m̄_k before the update net: ``min(1, sqrt(64 / h2))``.
+
+        With Adam, a wide aggregated message (h2 = 3072) swamps the update
+        net's steps and training stays at MRT; scaling it to the variance of
+        a 64-wide message (the ``shen`` width) fixes that (docs/DESIGN-NOTES.md).
+        A constant: export folds it into upd1's message rows.
+        """
+        return min(1.0, math.sqrt(64.0 / self.widths[1])) if self.scale_agg else 1.0
 
     @property
     def low_rank(self) -> bool:
@@ -224,7 +237,7 @@ class MPGNN(nn.Module):
         With ``cfg.residual`` the update net predicts a correction to the
         current beamformer (``x[..., :2Nt]``), so training starts from MRT.
         """
-        u = torch.relu(self.upd1(torch.cat([x, agg], dim=-1)))
+        u = torch.relu(self.upd1(torch.cat([x, agg * self.cfg.agg_scale], dim=-1)))
         o = self.upd2(u)
         if self.cfg.residual:
             o = o + x[..., : o.shape[-1]]
