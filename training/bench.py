@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from .fileio import write_text
 from .models import MPGNN, ModelConfig
 from .scenes import load as load_scenes
 from .scenes import save as save_scenes
@@ -61,9 +62,5 @@ def run_bench(train_path, test_path, out_path, *, train_scenes: int = 2000, eval
             doc = json.loads((Path(tmp) / "ck/config.json").read_text())
         rep["train_epoch"][name] = {"scenes": sub.N, "batch": TrainConfig().batch,
                                     "seconds": doc["history"][0]["seconds"]}
-    out = Path(out_path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(rep, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, out)
+    write_text(out_path, json.dumps(rep, indent=2, sort_keys=True) + "\n")
     return rep

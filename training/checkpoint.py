@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as safetensors_bytes
+
+from .fileio import write_bytes, write_text
 
 from .models import MPGNN, ModelConfig
 
@@ -38,26 +39,13 @@ def file_sha256(path) -> str:
     return h.hexdigest()
 
 
-def _atomic(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save(model: MPGNN, out_dir, meta: dict) -> Path:
     """Write ``out_dir/{weights.safetensors,config.json}`` atomically, file by file."""
     out = Path(out_dir)
     tensors = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
     doc = {"format": FORMAT, "model": model.cfg.to_dict(), **meta}
-    _atomic(out / WEIGHTS, lambda p: save_file(tensors, p, metadata={"format": FORMAT}))
-    text = json.dumps(doc, indent=2, sort_keys=True) + "\n"
-    _atomic(out / CONFIG, lambda p: Path(p).write_text(text))
+    write_bytes(out / WEIGHTS, safetensors_bytes(tensors, metadata={"format": FORMAT}))
+    write_text(out / CONFIG, json.dumps(doc, indent=2, sort_keys=True) + "\n")
     return out
 
 

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Callable
 
@@ -23,6 +21,7 @@ import numpy as np
 import torch
 
 from . import checkpoint as ckpt
+from .fileio import atomic_write
 from .metrics import sum_rate
 from .scenes import Scenes
 from .scenes import load as load_scenes
@@ -93,17 +92,8 @@ def evaluate(
 
 
 def save_beamformers(path, W: dict[str, np.ndarray]) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".npz")
-    os.close(fd)
-    try:
-        np.savez(tmp, **{k: np.asarray(v, np.complex64) for k, v in sorted(W.items())})
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    arrays = {k: np.asarray(v, np.complex64) for k, v in sorted(W.items())}
+    return atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
 def format_report(rep: dict) -> str:

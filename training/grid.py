@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import statistics
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm.auto import tqdm
+
+from .fileio import write_text
 
 A1 = (4, 16, 32, 64)
 A2 = (4, 16, 32, 64, 128, 256, 512)
@@ -59,7 +60,7 @@ def run_cell(job: CellJob, progress: bool = False) -> dict:
     import torch
 
     from .checkpoint import load as load_ckpt
-    from .models import MPGNN, ModelConfig, model_bytes
+    from .models import ModelConfig, model_bytes
     from .scenes import load as load_scenes
     from .train import TrainConfig, mean_sum_rate, prepare, train
 
@@ -79,9 +80,7 @@ def run_cell(job: CellJob, progress: bool = False) -> dict:
     rate = mean_sum_rate(model, prepare(load_scenes(job.test), mcfg.cut_m))
     res = {"job": ident, "name": job.name, "a1": job.a1, "a2": job.a2, "seed": job.seed,
            "test_rate": rate, "bytes_fp32": model_bytes(model), "bytes_int8": model_bytes(model, "int8")}
-    tmp = result_path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(res, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, result_path)
+    write_text(result_path, json.dumps(res, indent=2, sort_keys=True) + "\n")
     return res
 
 
@@ -173,11 +172,7 @@ def reproduce(train, test, val, out_dir, *, workers=2, ray_address=None, arch="p
                                             "test": str(test), "cells_trained": len(jobs)})
     paper_path = Path(paper_path) if paper_path else Path(__file__).resolve().parents[1] / "reference/paper_tables.json"
     paper = json.loads(paper_path.read_text())
-    out.mkdir(parents=True, exist_ok=True)
-    grid_path = out / "paper_grid.json"
-    tmp = grid_path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(grid, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, grid_path)
+    grid_path = write_text(out / "paper_grid.json", json.dumps(grid, indent=2, sort_keys=True) + "\n")
     return [grid_path, *write_grid_report(grid, paper, out)]
 
 
@@ -213,7 +208,6 @@ def svd_study(full_dir, train, val, test, out_dir, *, cells=SVD_CELLS, finetune_
         rows.append(row)
     rep = {"full_checkpoint": str(full_dir), "full_test_rate": full_rate, "test": str(test),
            "finetune_epochs": finetune_epochs, "cells": rows}
-    out.mkdir(parents=True, exist_ok=True)
     ft = f"finetuned_{finetune_epochs}ep"
     md = ["# SVD truncation of the full MPGNN (no retraining vs short fine-tune)", "",
           f"Full MPGNN `{full_dir}`: {full_rate:.3f} bits/s/Hz mean test sum rate on `{test}`.", "",
@@ -221,12 +215,5 @@ def svd_study(full_dir, train, val, test, out_dir, *, cells=SVD_CELLS, finetune_
           "| --- | --- | --- | --- |"]
     md += [f"| {r['a1']} | {r['a2']} | {r['truncated']['ratio_to_full']:.4f} | {r[ft]['ratio_to_full']:.4f} |"
            for r in rows]
-    paths = []
-    for name, text in (("svd_truncation.json", json.dumps(rep, indent=2, sort_keys=True) + "\n"),
-                       ("svd_truncation.md", "\n".join(md) + "\n")):
-        p = out / name
-        tmp = p.with_suffix(".tmp")
-        tmp.write_text(text)
-        os.replace(tmp, p)
-        paths.append(p)
-    return paths
+    return [write_text(out / "svd_truncation.json", json.dumps(rep, indent=2, sort_keys=True) + "\n"),
+            write_text(out / "svd_truncation.md", "\n".join(md) + "\n")]

@@ -31,9 +31,10 @@ import io
 import json
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from .fileio import write_bytes
 
 __all__ = ["TABLES", "max_rel_diff", "validate_grid", "write_grid_report"]
 
@@ -157,25 +158,6 @@ def _axes(ours: dict, paper: dict) -> tuple[list[int], list[int]]:
 # --------------------------------------------------------------------------- #
 # writers
 # --------------------------------------------------------------------------- #
-def _atomic_write(path: Path, data: bytes) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    return path
-
-
 def _num(v: Any) -> str:
     return "" if v is None else repr(float(v))
 
@@ -341,7 +323,7 @@ def write_grid_report(grid: dict, paper: dict, out_dir, stem: str = "paper_grid"
     ]
     for key, (short, _, _) in TABLES.items():
         payloads.append((out_dir / f"{stem}_{short}.png", _png_bytes(key, grid, paper)))
-    return [_atomic_write(p, data) for p, data in payloads]
+    return [write_bytes(p, data) for p, data in payloads]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -63,7 +63,8 @@ def _check_hv(H, V) -> tuple[np.ndarray, np.ndarray]:
     return H.astype(np.complex128, copy=False), V.astype(np.complex128, copy=False)
 
 
-def _check_weights(weights, N: int, K: int) -> np.ndarray:
+def check_weights(weights, N: int, K: int) -> np.ndarray:
+    """Rate weights as float64 ``[N, K]`` (ones if None); finite and >= 0."""
     if weights is None:
         return np.ones((N, K), dtype=np.float64)
     w = np.asarray(weights, dtype=np.float64)
@@ -71,6 +72,10 @@ def _check_weights(weights, N: int, K: int) -> np.ndarray:
         w = np.broadcast_to(w, (N, K))
     except ValueError:
         raise ValueError(f"weights must be broadcastable to [N, K] = {(N, K)}, got {w.shape}") from None
+    if not np.all(np.isfinite(w)):
+        raise ValueError("weights contain NaN or Inf")
+    if np.any(w < 0):
+        raise ValueError("weights must be non-negative")
     return w
 
 
@@ -111,7 +116,7 @@ def sum_rate(H, V, noise_var=1.0, weights=None) -> np.ndarray:
         weights: [N, K] (broadcastable, default ones) -> float64 [N]
     """
     R = rates(H, V, noise_var)  # [N, K]
-    w = _check_weights(weights, *R.shape)  # [N, K]
+    w = check_weights(weights, *R.shape)  # [N, K]
     return (w * R).sum(axis=1)  # [N]
 
 

@@ -35,13 +35,13 @@ from __future__ import annotations
 
 import math
 import numbers
-import os
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from .fileio import atomic_write
 
 __all__ = ["SceneError", "Scenes", "generate", "save", "load", "validate"]
 
@@ -383,22 +383,7 @@ def save(scenes: Scenes, path) -> Path:
     """
     path = Path(path)
     validate(scenes, source=str(path))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            _write_npz(scenes, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    return path
+    return atomic_write(path, lambda f: _write_npz(scenes, f))
 
 
 def load(path) -> Scenes:

@@ -42,6 +42,8 @@ import math
 import numpy as np
 from tqdm import tqdm
 
+from .metrics import check_weights
+
 __all__ = ["wmmse", "mrt"]
 
 _LN2 = math.log(2.0)
@@ -86,21 +88,6 @@ def _validate_positive(name: str, x) -> float:
     if not math.isfinite(x) or x <= 0.0:
         raise ValueError(f"{name} must be a positive finite scalar, got {x!r}")
     return x
-
-
-def _validate_weights(weights, N: int, K: int) -> np.ndarray:
-    if weights is None:
-        return np.ones((N, K), dtype=np.float64)
-    w = np.asarray(weights, dtype=np.float64)
-    try:
-        w = np.broadcast_to(w, (N, K))
-    except ValueError:
-        raise ValueError(f"weights must have shape [N, K] = {(N, K)}, got {w.shape}") from None
-    if not np.all(np.isfinite(w)):
-        raise ValueError("weights contain NaN or Inf")
-    if np.any(w < 0):
-        raise ValueError("weights must be non-negative")
-    return w
 
 
 # ----------------------------------------------------------------------------
@@ -292,7 +279,7 @@ def wmmse(
     N, K, _, Nt = H.shape
     p_max = _validate_positive("p_max", p_max)
     noise_var = _validate_positive("noise_var", noise_var)
-    alpha = _validate_weights(weights, N, K)  # [N, K]
+    alpha = check_weights(weights, N, K)  # [N, K]
     if int(max_iter) != max_iter or max_iter < 0:
         raise ValueError(f"max_iter must be a non-negative integer, got {max_iter!r}")
     if int(chunk) != chunk or chunk < 1:
