@@ -16,13 +16,14 @@ TRAIN   := $(DATA)/train.npz
 TEST    := $(DATA)/test.npz
 VAL     := $(DATA)/val.npz
 
-.PHONY: help setup provision test test-all export train-default ablation reproduce bench data clean
+.PHONY: help setup provision test test-all export train-default ablation deploy-probe reproduce bench data clean
 help:
 	@echo "make export TARGET=cortex-m4   main job on the committed default models"
 	@echo "make test                      all tests (fast tier)"
 	@echo "make data                      2000/500/200 seeded scenes (K=50, Nt=2)"
 	@echo "make train-default             retrain the two committed default models"
-	@echo "make ablation                   what each training choice is worth -> reports/ablation.txt"
+	@echo "make ablation                  what each training choice is worth -> reports/ablation.txt"
+	@echo "make deploy-probe              which LR-MPGNN to deploy -> reports/deploy_probe.txt"
 	@echo "make reproduce                 the paper's rank grid -> reports/paper_grid.*"
 	@echo "make bench                     throughput and training speed -> reports/bench.json"
 
@@ -60,21 +61,37 @@ EPOCHS ?= 80
 train-default: data
 	$(TINYRRM) train --scenes $(TRAIN) --val $(VAL) --out models/mpgnn_paper --arch paper --epochs $(EPOCHS)
 	$(TINYRRM) train --scenes $(TRAIN) --val $(VAL) --out models/lrmpgnn_paper --arch paper \
-	    --a1 16 --a2 4 --epochs $(EPOCHS)
+	    --a1 4 --a2 16 --epochs $(EPOCHS)
 
-# What each training choice of docs/DESIGN-NOTES.md is worth: LR-MPGNN (16, 4)
-# on 400 scenes for 6 epochs, the defaults against one change each.
+# What each training choice of docs/DESIGN-NOTES.md is worth: the full `paper`
+# MPGNN on 400 scenes for 6 epochs, the defaults against one change each.
 ABL := runs/ablation
 ABLATIONS := default:--scale-agg no-scale-agg:--no-scale-agg no-residual:--no-residual no-compand:--no-compand
-ablation: | setup
-	$(TINYRRM) scenes --out $(ABL)/train400.npz --n 400 --K 50 --Nt 2 --seed 1
-	$(TINYRRM) scenes --out $(ABL)/val100.npz --n 100 --K 50 --Nt 2 --seed 3
+$(ABL)/train400.npz: | setup
+	$(TINYRRM) scenes --out $@ --n 400 --K 50 --Nt 2 --seed 1
+$(ABL)/val100.npz: | setup
+	$(TINYRRM) scenes --out $@ --n 100 --K 50 --Nt 2 --seed 3
+ablation: $(ABL)/train400.npz $(ABL)/val100.npz
 	for v in $(ABLATIONS); do \
 	    $(TINYRRM) train --scenes $(ABL)/train400.npz --val $(ABL)/val100.npz --out $(ABL)/$${v%%:*} \
-	        --arch paper --a1 16 --a2 4 --epochs 6 --no-resume $${v#*:} || exit 1; \
+	        --arch paper --epochs 6 --no-resume $${v#*:} || exit 1; \
 	done
 	mkdir -p reports
 	$(TINYRRM) history $(foreach v,$(ABLATIONS),$(ABL)/$(firstword $(subst :, ,$(v)))) | tee reports/ablation.txt
+
+# Which LR-MPGNN to deploy: every (a1, a2) whose int8 model is at least 60x
+# below the fp32 MPGNN (`tinyrrm size`), trained as in `make ablation`.
+PROBE := runs/probe
+DEPLOY_CELLS := 4:4 4:16 16:4
+deploy-probe: $(ABL)/train400.npz $(ABL)/val100.npz
+	for c in $(DEPLOY_CELLS); do \
+	    $(TINYRRM) train --scenes $(ABL)/train400.npz --val $(ABL)/val100.npz \
+	        --out $(PROBE)/a1-$${c%%:*}_a2-$${c#*:} --arch paper --a1 $${c%%:*} --a2 $${c#*:} \
+	        --epochs 6 --no-resume || exit 1; \
+	done
+	mkdir -p reports
+	$(TINYRRM) history $(foreach c,$(DEPLOY_CELLS),$(PROBE)/a1-$(firstword $(subst :, ,$(c)))_a2-$(lastword $(subst :, ,$(c)))) \
+	    | tee reports/deploy_probe.txt
 
 reproduce: data
 	$(TINYRRM) reproduce --train $(TRAIN) --test $(TEST) --val $(VAL) --jobs $(JOBS) --out reports

@@ -184,7 +184,7 @@ def svd_study(
     val: Optional[Path] = typer.Option(Path("data/val.npz"), "--val"),
     test: Path = typer.Option(Path("data/test.npz"), "--test"),
     out: Path = typer.Option(Path("reports"), "--out"),
-    cells: str = typer.Option("4:4,16:4,16:16,64:64", "--cells", help="a1:a2 pairs"),
+    cells: str = typer.Option("4:16,16:4,16:16,64:64", "--cells", help="a1:a2 pairs"),
     finetune: int = typer.Option(2, "--finetune-epochs"),
 ):
     """SVD-truncate the full MPGNN with and without a short fine-tune -> reports/svd_truncation.*"""
