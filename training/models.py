@@ -13,8 +13,8 @@ Node state ``x_k = [Re/Im v_k, Re/Im d_k]`` (4·Nt) with ``d_k`` the
 standardised direct channel; edge feature ``e_jk`` = standardised Re/Im of
 ``h_kj``, the interference channel from *k's* transmitter to j's receiver
 (2·Nt): the message tells k how its own beam reaches j, which is what k needs
-to steer (with ``h_jk`` instead, k never sees its outgoing channels and the
-network cannot beat MRT — measured, see docs/DESIGN-NOTES.md). The initial
+to steer (with ``h_jk`` instead, k never sees its outgoing channels; see
+docs/DESIGN-NOTES.md). The initial
 ``v_k`` is maximum-ratio transmission ``h_kk / ||h_kk||``.
 
 Every layer is a :class:`~.layers.FullLinear` (MPGNN) or a

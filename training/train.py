@@ -25,6 +25,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import checkpoint as ckpt
+from .fileio import atomic_write
 from .metrics import sum_rate_torch
 from .models import MPGNN, ModelConfig, edge_mask, norm_stats, svd_truncate
 from .scenes import Scenes
@@ -158,7 +159,8 @@ def train(
                 print(f"resuming {model_cfg.name} at epoch {start}/{cfg.epochs}")
 
     if cfg.epochs == 0 or start >= cfg.epochs:
-        best = best if best[1] is not None else (mean_sum_rate(model, val) if val else math.nan, model.state_dict())
+        if best[1] is None:
+            best = (mean_sum_rate(model, val) if val is not None else math.nan, model.state_dict())
 
     gen = torch.Generator().manual_seed(cfg.seed)
     for _ in range(start):  # same shuffles on resume
@@ -195,9 +197,10 @@ def train(
             print(msg + f" bits/s/Hz ({rec['seconds']:.0f} s)", flush=True)
         # the best-so-far checkpoint after every epoch: an interrupted run leaves a usable model
         ckpt.save(_with_state(model, best[1]), out, _meta(cfg, scenes_path, data_hash, scenes.N, val, best, history))
-        torch.save({"ident": ident, "model": model.state_dict(), "opt": opt.state_dict(),
-                    "sched": sched.state_dict() if sched else None, "rng": torch.get_rng_state(),
-                    "epoch": epoch + 1, "history": history, "best": best}, state_path)
+        state = {"ident": ident, "model": model.state_dict(), "opt": opt.state_dict(),
+                 "sched": sched.state_dict() if sched else None, "rng": torch.get_rng_state(),
+                 "epoch": epoch + 1, "history": history, "best": best}
+        atomic_write(state_path, lambda f: torch.save(state, f))
 
     return ckpt.save(_with_state(model, best[1]), out, _meta(cfg, scenes_path, data_hash, scenes.N, val, best, history))
 
