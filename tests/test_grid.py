@@ -27,7 +27,7 @@ def test_grid_runs_skips_and_assembles(tiny_data, tmp_path):
     again = grid.run_jobs(jobs, workers=1, progress=False)  # finished cells are reused
     assert (tmp_path / "grid" / jobs[-1].name / "result.json").stat().st_mtime_ns == stamp
     assert sorted(r["name"] for r in again) == sorted(r["name"] for r in res)
-    g = grid.assemble(res, a1s=(2,), a2s=(2, 3))
+    g = grid.assemble(res, a1s=(2,), a2s=(2, 3), arch="tiny")
     validate_grid(g)
     assert g["sum_rate_ratio"]["n_seeds"] == [[2, 1]]
     assert g["sum_rate_ratio"]["std"][0][0] is not None and g["sum_rate_ratio"]["std"][0][1] is None
@@ -71,3 +71,11 @@ def test_svd_study_reports_truncation_and_finetune(tiny_data, tiny_ckpts, tmp_pa
     assert big["truncated"]["ratio_to_full"] == pytest.approx(1.0, abs=1e-5)
     assert abs(rep["cells"][0]["truncated"]["ratio_to_full"] - 1.0) > 1e-4  # rank 2 is lossy
     assert "finetuned_1ep" in big and "| 2 | 2 |" in paths[1].read_text()
+
+
+def test_sizes_only_report_trains_nothing(tmp_path):
+    paths = grid.reproduce("unused.npz", "unused.npz", None, tmp_path, sizes_only=True, progress=False)
+    g = json.loads(paths[0].read_text())
+    assert g["sum_rate_ratio"]["rows"][0] == [None] * 7
+    assert g["model_size_ratio"]["rows"][0][0] == pytest.approx(55.31, abs=0.01)  # paper: 58.82
+    assert not (tmp_path / "grid").exists()

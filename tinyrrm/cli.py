@@ -166,12 +166,13 @@ def reproduce(
     a1: str = typer.Option("4,16,32,64", "--a1", help="message ranks"),
     a2: str = typer.Option("4,16,32,64,128,256,512", "--a2", help="update ranks"),
     seeds: int = typer.Option(1, "--seeds", help="seeds per cell (a few cells always get 3)"),
+    sizes_only: bool = typer.Option(False, "--sizes-only", help="train nothing: size table only"),
 ):
     """Train and measure the paper's rank grid -> reports/paper_grid.*; finished cells are skipped."""
     from tinyrrm.training.grid import reproduce as run
 
     paths = run(train, test, val, out, workers=jobs, ray_address=ray, arch=arch, epochs=epochs,
-                a1s=_int_list(a1, "a1"), a2s=_int_list(a2, "a2"), seeds=seeds)
+                a1s=_int_list(a1, "a1"), a2s=_int_list(a2, "a2"), seeds=seeds, sizes_only=sizes_only)
     for p in paths:
         typer.echo(f"wrote {p}")
 

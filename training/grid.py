@@ -130,46 +130,61 @@ def run_jobs(jobs: list[CellJob], workers: int = 2, ray_address: str | None = No
     return results
 
 
-def assemble(results: list[dict], a1s=A1, a2s=A2, meta: dict | None = None) -> dict:
-    """Fold cell results into the ``paper_tables.json`` schema (``None`` = not measured)."""
+def size_ratios(arch: str, a1s=A1, a2s=A2) -> list[list[float]]:
+    """fp32 bytes of the full MPGNN / of each LR-MPGNN: analytic, no training needed."""
+    from .models import MPGNN, ModelConfig, model_bytes
+
+    full = model_bytes(MPGNN(ModelConfig(arch=arch)))
+    return [[round(full / model_bytes(MPGNN(ModelConfig(arch=arch, a1=a1, a2=a2))), 4) for a2 in a2s]
+            for a1 in a1s]
+
+
+def assemble(results: list[dict], a1s=A1, a2s=A2, meta: dict | None = None, arch: str = "paper") -> dict:
+    """Fold cell results into the ``paper_tables.json`` schema (``None`` = not measured).
+
+    With no results at all, only the (analytic) size table is filled.
+    """
     full = [r for r in results if r["a1"] is None]
-    if not full:
+    if results and not full:
         raise ValueError("grid results hold no full-MPGNN reference")
-    full_rate = statistics.fmean(r["test_rate"] for r in full)
-    full_bytes = full[0]["bytes_fp32"]
-    size, mean, std, count = [], [], [], []
+    full_rate = statistics.fmean(r["test_rate"] for r in full) if full else None
+    size, mean, std, count = size_ratios(arch, a1s, a2s), [], [], []
     for a1 in a1s:
-        srow, mrow, drow, crow = [], [], [], []
+        mrow, drow, crow = [], [], []
         for a2 in a2s:
             cell = [r for r in results if r["a1"] == a1 and r["a2"] == a2]
             if not cell:
-                srow.append(None), mrow.append(None), drow.append(None), crow.append(0)
+                mrow.append(None), drow.append(None), crow.append(0)
                 continue
             ratios = [r["test_rate"] / full_rate for r in cell]
-            srow.append(round(full_bytes / cell[0]["bytes_fp32"], 4))
             mrow.append(round(statistics.fmean(ratios), 4))
             drow.append(round(statistics.stdev(ratios), 4) if len(ratios) > 1 else None)
             crow.append(len(ratios))
-        size.append(srow), mean.append(mrow), std.append(drow), count.append(crow)
+        mean.append(mrow), std.append(drow), count.append(crow)
     return {
         "model_size_ratio": {"meaning": "original MPGNN size / LR-MPGNN size (fp32 bytes)",
                              "a1": list(a1s), "a2": list(a2s), "rows": size},
         "sum_rate_ratio": {"meaning": "LR-MPGNN sum rate / original MPGNN sum rate on the test set",
                            "a1": list(a1s), "a2": list(a2s), "rows": mean, "std": std, "n_seeds": count},
-        "meta": {"full_mpgnn_test_rate": full_rate, "full_mpgnn_bytes_fp32": full_bytes, **(meta or {})},
+        "meta": {"full_mpgnn_test_rate": full_rate, **(meta or {})},
     }
 
 
 def reproduce(train, test, val, out_dir, *, workers=2, ray_address=None, arch="paper", epochs=25,
-              a1s=A1, a2s=A2, seeds=1, paper_path=None, progress=True) -> list[Path]:
-    """Run the grid and write ``paper_grid.{json,csv,md}`` + heatmaps into ``out_dir``."""
+              a1s=A1, a2s=A2, seeds=1, paper_path=None, progress=True, sizes_only=False) -> list[Path]:
+    """Run the grid and write ``paper_grid.{json,csv,md}`` + heatmaps into ``out_dir``.
+
+    ``sizes_only`` trains nothing: the size table is filled, sum rates stay ``null``.
+    """
     from .grid_report import write_grid_report
 
     out = Path(out_dir)
-    jobs = plan(train, test, val, out, arch=arch, epochs=epochs, a1s=a1s, a2s=a2s, seeds=seeds)
-    results = run_jobs(jobs, workers, ray_address, progress)
-    grid = assemble(results, a1s, a2s, meta={"arch": arch, "epochs": epochs, "train": str(train),
-                                            "test": str(test), "cells_trained": len(jobs)})
+    jobs = [] if sizes_only else plan(train, test, val, out, arch=arch, epochs=epochs, a1s=a1s, a2s=a2s,
+                                      seeds=seeds)
+    results = run_jobs(jobs, workers, ray_address, progress) if jobs else []
+    grid = assemble(results, a1s, a2s, arch=arch,
+                    meta={"arch": arch, "epochs": None if sizes_only else epochs, "train": str(train),
+                          "test": str(test), "cells_trained": len(jobs)})
     paper_path = Path(paper_path) if paper_path else Path(__file__).resolve().parents[1] / "reference/paper_tables.json"
     paper = json.loads(paper_path.read_text())
     grid_path = write_text(out / "paper_grid.json", json.dumps(grid, indent=2, sort_keys=True) + "\n")
