@@ -231,7 +231,7 @@ def size(
         for L in r["layers"]:
             typer.echo(f"  {L['layer']:<6}{L['d_in']:>6}{L['d_out']:>7}{str(L['rank'] or '-'):>6}"
                        f"{L['params']:>10}{L['bytes_fp32']:>11}{L['bytes_int8']:>10}")
-        typer.echo(f"  total{'':>35}{r['bytes_fp32']:>11}{r['bytes_int8']:>10}")
+        typer.echo(f"  {'total':<6}{'':>29}{r['bytes_fp32']:>11}{r['bytes_int8']:>10}")
     typer.echo(f"size ratio fp32 MPGNN / fp32 LR-MPGNN: {rep['ratio']['fp32_over_fp32']:.2f}x")
     typer.echo(f"size ratio fp32 MPGNN / int8 LR-MPGNN: {rep['ratio']['fp32_over_int8']:.2f}x")
 
