@@ -105,10 +105,11 @@ def test_evaluate_torch_backend(tiny_data, tiny_ckpts, tmp_path):
     rep = evaluate(tiny_data["test"], tiny_ckpts["full"], tiny_ckpts["lr"], out_path=tmp_path / "w.npz",
                    progress=False)
     r = rep["sum_rate"]
-    assert set(r) == {"wmmse", "mpgnn_torch", "lrmpgnn_torch"}
+    assert set(r) == {"wmmse", "mrt", "mpgnn_torch", "lrmpgnn_torch"}
+    assert r["wmmse"] >= r["mrt"] - 1e-9  # WMMSE starts from MRT and never decreases
     assert rep["ratio"]["lrmpgnn/mpgnn"] == pytest.approx(r["lrmpgnn_torch"] / r["mpgnn_torch"])
     with np.load(tmp_path / "w.npz") as f:
-        assert sorted(f.files) == ["W_lrmpgnn_torch", "W_mpgnn_torch", "W_wmmse"]
+        assert sorted(f.files) == ["W_lrmpgnn_torch", "W_mpgnn_torch", "W_mrt", "W_wmmse"]
         for k in f.files:
             assert f[k].shape == (16, 6, 2) and f[k].dtype == np.complex64
             assert (np.abs(f[k]) ** 2).sum(-1).max() <= 1 + 1e-5

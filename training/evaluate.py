@@ -26,7 +26,7 @@ from .metrics import sum_rate
 from .scenes import Scenes
 from .scenes import load as load_scenes
 from .train import prepare
-from .wmmse import wmmse
+from .wmmse import mrt, wmmse
 
 Backend = Callable[[Path, Scenes], np.ndarray]
 
@@ -61,7 +61,8 @@ def evaluate(
     """Sum rates of WMMSE, MPGNN and LR-MPGNN on ``scenes_path``.
 
     Writes ``out_path`` (npz: ``W_wmmse``, ``W_mpgnn_<backend>``,
-    ``W_lrmpgnn_<backend>``, complex64 ``[N, K, Nt]``) atomically when given.
+    ``W_lrmpgnn_<backend>``, and ``W_mrt`` for reference, complex64 ``[N, K, Nt]``)
+    atomically when given.
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; available: {', '.join(sorted(BACKENDS))}")
@@ -72,6 +73,7 @@ def evaluate(
         f"W_lrmpgnn_{backend}": run(Path(lrmpgnn_dir), scenes),
     }
     W["W_wmmse"] = wmmse(scenes.H, scenes.p_max, scenes.noise_var, scenes.weights, progress=progress)
+    W["W_mrt"] = mrt(scenes.H, scenes.p_max)  # full-power maximum-ratio transmission: the floor
     rate = {
         k[2:]: float(sum_rate(scenes.H, v, scenes.noise_var, scenes.weights).mean()) for k, v in W.items()
     }
@@ -104,6 +106,7 @@ def format_report(rep: dict) -> str:
         f"{rep['n_scenes']} scenes from {rep['scenes']} (K={rep['K']}, Nt={rep['Nt']}), backend {b}",
         f"  {'method':<18}{'sum rate':>12}",
         f"  {'WMMSE':<18}{r['wmmse']:>12.3f}",
+        f"  {'MRT (full power)':<18}{r['mrt']:>12.3f}",
         f"  {'MPGNN':<18}{r[f'mpgnn_{b}']:>12.3f}",
         f"  {'LR-MPGNN':<18}{r[f'lrmpgnn_{b}']:>12.3f}",
     ]
