@@ -123,14 +123,6 @@ def test_generate_bad_arguments(kwargs):
     assert name in str(e.value)
 
 
-@pytest.mark.slow
-def test_generate_full_size_fast():
-    t = time.perf_counter()
-    s = generate(2000, 50, 1, seed=0)
-    assert time.perf_counter() - t < 2.0
-    assert s.H.shape == (2000, 50, 50, 1)
-
-
 # --------------------------------------------------------------------------
 # subset
 # --------------------------------------------------------------------------
