@@ -83,3 +83,11 @@ def test_history_table(tiny_ckpts):
 def test_export_unknown_target():
     r = run("export", "--target", "cortex-m99")
     assert r.exit_code == 2 and "unknown target 'cortex-m99'" in r.output
+
+
+def test_size_json_ratios(tiny_ckpts):
+    r = run("size", "--mpgnn", tiny_ckpts["full"], "--lrmpgnn", tiny_ckpts["lr"], "--json")
+    assert r.exit_code == 0, r.output
+    rep = json.loads(r.stdout)
+    assert rep["ratio"]["fp32_over_int8"] == pytest.approx(rep["mpgnn"]["bytes_fp32"] / rep["lrmpgnn"]["bytes_int8"])
+    assert [L["layer"] for L in rep["lrmpgnn"]["layers"]] == ["msg1", "msg2", "upd1", "upd2"]

@@ -209,31 +209,10 @@ def size(
     as_json: bool = typer.Option(False, "--json"),
 ):
     """Parameters and bytes per layer of both models and the size ratios."""
-    from tinyrrm.training import checkpoint as ck
-    from tinyrrm.training.models import model_bytes
+    from tinyrrm.training.size import format_size, size_report
 
-    rep = {}
-    for tag, path in (("mpgnn", mpgnn), ("lrmpgnn", lrmpgnn)):
-        m, _ = ck.load(path)
-        rep[tag] = {"checkpoint": str(path), "name": m.cfg.name, "layers": m.layer_table(),
-                    "bytes_fp32": model_bytes(m), "bytes_int8": model_bytes(m, "int8")}
-    rep["ratio"] = {
-        "fp32_over_fp32": rep["mpgnn"]["bytes_fp32"] / rep["lrmpgnn"]["bytes_fp32"],
-        "fp32_over_int8": rep["mpgnn"]["bytes_fp32"] / rep["lrmpgnn"]["bytes_int8"],
-    }
-    if as_json:
-        typer.echo(json.dumps(rep, indent=2, sort_keys=True))
-        return
-    for tag in ("mpgnn", "lrmpgnn"):
-        r = rep[tag]
-        typer.echo(f"{r['name']} ({r['checkpoint']})")
-        typer.echo(f"  {'layer':<6}{'d_in':>6}{'d_out':>7}{'rank':>6}{'params':>10}{'fp32 B':>11}{'int8 B':>10}")
-        for L in r["layers"]:
-            typer.echo(f"  {L['layer']:<6}{L['d_in']:>6}{L['d_out']:>7}{str(L['rank'] or '-'):>6}"
-                       f"{L['params']:>10}{L['bytes_fp32']:>11}{L['bytes_int8']:>10}")
-        typer.echo(f"  {'total':<6}{'':>29}{r['bytes_fp32']:>11}{r['bytes_int8']:>10}")
-    typer.echo(f"size ratio fp32 MPGNN / fp32 LR-MPGNN: {rep['ratio']['fp32_over_fp32']:.2f}x")
-    typer.echo(f"size ratio fp32 MPGNN / int8 LR-MPGNN: {rep['ratio']['fp32_over_int8']:.2f}x")
+    rep = size_report(mpgnn, lrmpgnn)
+    typer.echo(json.dumps(rep, indent=2, sort_keys=True) if as_json else format_size(rep))
 
 
 @app.command()

@@ -56,15 +56,14 @@ def run_bench(train_path, test_path, out_path, *, train_scenes: int = 2000, eval
     }
     full_train = load_scenes(train_path)
     sub = full_train.subset(slice(0, min(train_scenes, full_train.N)))
-    for name, base in CONFIGS.items():
-        cfg = ModelConfig(**{**base.to_dict(), "K": test.K, "Nt": test.Nt})
-        model = MPGNN(cfg)
-        rep["inference"][name] = {"scenes_per_s": _throughput(model, prepare(test, cfg.cut_m))}
-        with tempfile.TemporaryDirectory() as tmp:
-            path = save_scenes(sub, Path(tmp) / "train.npz")
-            train(path, Path(tmp) / "ck", cfg, TrainConfig(epochs=1), progress=progress)
-            doc = json.loads((Path(tmp) / "ck/config.json").read_text())
-        rep["train_epoch"][name] = {"scenes": sub.N, "batch": TrainConfig().batch,
-                                    "seconds": doc["history"][0]["seconds"]}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = save_scenes(sub, Path(tmp) / "train.npz")
+        for name, base in CONFIGS.items():
+            cfg = ModelConfig(**{**base.to_dict(), "K": test.K, "Nt": test.Nt})
+            rep["inference"][name] = {"scenes_per_s": _throughput(MPGNN(cfg), prepare(test, cfg.cut_m))}
+            ck = train(path, Path(tmp) / name, cfg, TrainConfig(epochs=1), progress=progress)
+            doc = json.loads((ck / "config.json").read_text())
+            rep["train_epoch"][name] = {"scenes": sub.N, "batch": TrainConfig().batch,
+                                        "seconds": doc["history"][0]["seconds"]}
     write_text(out_path, json.dumps(rep, indent=2, sort_keys=True) + "\n")
     return rep

@@ -144,12 +144,12 @@ class _LinearMax(torch.autograd.Function):
             if rows.numel() == 0:
                 break
             cols = nbr[rows, : int(deg[rows[0]])]  # (c, Dc)
-            yield rows, cols
+            yield rows, cols, deg[rows]
 
     @staticmethod
     def forward(ctx, x, w, mask, chunk):  # x (N, D, m), w (m, n), mask (N, D) bool
         out = x.new_full((x.shape[0], w.shape[1]), float("-inf"))  # (N, n)
-        for rows, cols in _LinearMax._plan(mask, chunk):
+        for rows, cols, _ in _LinearMax._plan(mask, chunk):
             out[rows] = torch.matmul(x[rows[:, None], cols], w).amax(dim=1)  # (c, Dc, n) -> (c, n)
         ctx.save_for_backward(x, w, mask, out)
         ctx.chunk = chunk
@@ -161,12 +161,11 @@ class _LinearMax(torch.autograd.Function):
         m = x.shape[2]
         gx = torch.zeros_like(x) if ctx.needs_input_grad[0] else None
         gw = torch.zeros_like(w) if ctx.needs_input_grad[1] else None
-        deg = mask.sum(dim=1)  # (N,)
-        for rows, cols in _LinearMax._plan(mask, ctx.chunk):
+        for rows, cols, deg in _LinearMax._plan(mask, ctx.chunk):
             xc = x[rows[:, None], cols]  # (c, Dc, m)
             big = torch.matmul(xc, w)  # (c, Dc, n) recomputed products
             big.eq_(out[rows][:, None, :]).mul_(g[rows][:, None, :])  # gradient at the arg-max
-            real = torch.arange(cols.shape[1]) < deg[rows][:, None]  # (c, Dc) not padding
+            real = torch.arange(cols.shape[1]) < deg[:, None]  # (c, Dc) not padding
             if not real.all():
                 big.mul_(real.to(big.dtype)[..., None])
             if gx is not None:

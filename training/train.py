@@ -162,6 +162,10 @@ def train(
         if best[1] is None:
             best = (mean_sum_rate(model, val) if val is not None else math.nan, model.state_dict())
 
+    def save_best() -> Path:
+        return ckpt.save(_with_state(model, best[1]), out,
+                         _meta(cfg, scenes_path, data_hash, scenes.N, val, best, history))
+
     gen = torch.Generator().manual_seed(cfg.seed)
     for _ in range(start):  # same shuffles on resume
         torch.randperm(len(data), generator=gen)
@@ -196,13 +200,13 @@ def train(
             msg += f", val {rec['val_rate']:.3f}" if "val_rate" in rec else ""
             print(msg + f" bits/s/Hz ({rec['seconds']:.0f} s)", flush=True)
         # the best-so-far checkpoint after every epoch: an interrupted run leaves a usable model
-        ckpt.save(_with_state(model, best[1]), out, _meta(cfg, scenes_path, data_hash, scenes.N, val, best, history))
+        save_best()
         state = {"ident": ident, "model": model.state_dict(), "opt": opt.state_dict(),
                  "sched": sched.state_dict() if sched else None, "rng": torch.get_rng_state(),
                  "epoch": epoch + 1, "history": history, "best": best}
         atomic_write(state_path, lambda f: torch.save(state, f))
 
-    return ckpt.save(_with_state(model, best[1]), out, _meta(cfg, scenes_path, data_hash, scenes.N, val, best, history))
+    return out if start < cfg.epochs else save_best()
 
 
 def _with_state(model: MPGNN, state: dict | None) -> MPGNN:
