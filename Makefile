@@ -52,8 +52,8 @@ $(VAL): | setup
 	$(TINYRRM) scenes --out $@ --n 200 --K 50 --Nt 2 --seed 3
 data: $(TRAIN) $(TEST) $(VAL)
 
-export: setup provision
-	$(TINYRRM) export --target $(TARGET)
+export: setup provision $(TRAIN)
+	$(TINYRRM) export target --target $(TARGET)
 
 # The committed defaults (models/): see README "Default models". Adam at the
 # paper's constant lr 1e-3, best validation epoch kept; rerunning resumes.

@@ -5,6 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tinyrrm.export.size import deployed_bytes_from_checkpoint
 from tinyrrm.training import checkpoint as ckpt
 from tinyrrm.training import scenes as sc
 from tinyrrm.training.evaluate import torch_backend
@@ -33,6 +34,8 @@ def test_default_models_run_and_meet_the_60x_size_target(tmp_path):
     full, _ = ckpt.load(FULL)
     lr, _ = ckpt.load(LR)
     assert model_bytes(full, "fp32") / model_bytes(lr, "int8") >= 60
+    # with the requantization constants a firmware stores (export/size.py)
+    assert model_bytes(full, "fp32") / deployed_bytes_from_checkpoint(lr) >= 60
     scenes = sc.generate(3, 50, 2, seed=2)
     for path in (FULL, LR):
         V = torch_backend(path, scenes)

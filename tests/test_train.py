@@ -120,3 +120,38 @@ def test_evaluate_rejects_wrong_nt(tiny_ckpts, tmp_path):
     with pytest.raises(ckpt.CheckpointError, match="Nt=3"):
         evaluate(p, tiny_ckpts["full"], tiny_ckpts["lr"], out_path=tmp_path / "w.npz", progress=False)
     assert not (tmp_path / "w.npz").exists()
+
+
+def test_augment_keeps_rates_for_rotated_beamformers():
+    """h_tr -> e^{iθ_r} Q_t h_tr: the same beamformers rotated by Q_t give the same rates."""
+    from tinyrrm.training.metrics import sum_rate_torch
+    from tinyrrm.training.train import augment
+
+    H = torch.randn(3, 5, 5, 2, dtype=torch.complex64)
+    V = torch.randn(3, 5, 2, dtype=torch.complex64)
+    H2 = augment(H, torch.Generator().manual_seed(1))
+    # recover Q_t from the transmitter's own direct link: Q_t = H2[t,t] H[t,t]^+ is not unique for Nt=2,
+    # so redraw it with the same generator state instead
+    g = torch.Generator().manual_seed(1)
+    G = torch.randn(3, 5, 2, 2, 2, generator=g)
+    Q, R = torch.linalg.qr(torch.complex(G[..., 0], G[..., 1]))
+    d = torch.diagonal(R, dim1=-2, dim2=-1)
+    Q = Q * (d / d.abs()).unsqueeze(-2)
+    assert torch.allclose(Q.conj().transpose(-1, -2) @ Q, torch.eye(2, dtype=Q.dtype).expand_as(Q), atol=1e-5)
+    V2 = torch.einsum("btuv,btv->btu", Q, V)
+    assert torch.allclose(sum_rate_torch(H, V, 1.0), sum_rate_torch(H2, V2, 1.0), rtol=1e-5)
+    assert not torch.allclose(H, H2)
+
+
+def test_finetune_mode(tiny_data, tiny_ckpts, tmp_path):
+    model, _ = ckpt.load(tiny_ckpts["lr"])
+    out = train(tiny_data["train"], tmp_path / "ft", model.cfg,
+                TrainConfig(epochs=1, batch=16, mode="finetune", init=str(tiny_ckpts["lr"]), augment=True,
+                            lr_final=1e-5), val_path=tiny_data["val"], progress=False)
+    ft, doc = ckpt.load(out)
+    assert ft.cfg == model.cfg and doc["train"]["augment"] and doc["train"]["mode"] == "finetune"
+    with pytest.raises(ckpt.CheckpointError, match="not the requested"):
+        train(tiny_data["train"], tmp_path / "bad", ModelConfig(arch="tiny", K=6, Nt=2, a1=2, a2=2),
+              TrainConfig(epochs=1, mode="finetune", init=str(tiny_ckpts["lr"])), progress=False)
+    with pytest.raises(ValueError, match="needs --init"):
+        TrainConfig(mode="finetune")

@@ -67,8 +67,9 @@ def train(
     arch: str = typer.Option("paper", "--arch", help="shen | paper | tiny"),
     a1: Optional[int] = typer.Option(None, "--a1", help="message-network rank (omit: full MPGNN)"),
     a2: Optional[int] = typer.Option(None, "--a2", help="update-network rank (omit: full MPGNN)"),
-    mode: str = typer.Option("scratch", "--mode", help="scratch | svd"),
-    init: Optional[Path] = typer.Option(None, "--init", help="full MPGNN checkpoint for --mode svd"),
+    mode: str = typer.Option("scratch", "--mode", help="scratch | svd | finetune"),
+    init: Optional[Path] = typer.Option(None, "--init", help="checkpoint: full MPGNN for --mode svd, the same model for finetune"),
+    augment: bool = typer.Option(False, "--augment/--no-augment", help="random receiver phases and transmitter unitaries per batch"),
     epochs: int = typer.Option(30, "--epochs"),
     batch: int = typer.Option(8, "--batch"),
     lr: float = typer.Option(1e-3, "--lr"),
@@ -93,7 +94,7 @@ def train(
     mcfg = ModelConfig(arch=arch, K=head.K, Nt=head.Nt, a1=a1, a2=a2, cut_m=cut or None, compand=compand,
                        residual=residual, scale_agg=scale_agg)
     tcfg = TrainConfig(epochs=epochs, batch=batch, lr=lr, lr_final=lr_final, seed=seed, mode=mode,
-                       init=str(init) if init else None)
+                       init=str(init) if init else None, augment=augment)
     path = run(scenes, out, mcfg, tcfg, val_path=val, resume=resume)
     typer.echo(f"wrote {path}")
 
@@ -104,7 +105,7 @@ def evaluate(
     scenes: Path = typer.Option(..., "--scenes", help="scene file to evaluate on"),
     mpgnn: Path = typer.Option(Path("models/mpgnn_paper"), "--mpgnn", help="full MPGNN checkpoint"),
     lrmpgnn: Path = typer.Option(Path("models/lrmpgnn_paper"), "--lrmpgnn", help="LR-MPGNN checkpoint"),
-    backend: str = typer.Option("torch", "--backend", help="torch (more with the export stages)"),
+    backend: str = typer.Option("torch", "--backend", help="torch | onnx | tflite | tflite_fp32 | tflm"),
     out: Optional[Path] = typer.Option(None, "--out", help="write beamformers W_* [N, K, Nt] to this .npz"),
     as_json: bool = typer.Option(False, "--json", help="print JSON instead of a table"),
 ):
@@ -207,11 +208,13 @@ def size(
     mpgnn: Path = typer.Option(Path("models/mpgnn_paper"), "--mpgnn"),
     lrmpgnn: Path = typer.Option(Path("models/lrmpgnn_paper"), "--lrmpgnn"),
     as_json: bool = typer.Option(False, "--json"),
+    export: bool = typer.Option(True, "--export/--no-export",
+                                help="add the deployed int8 bytes and TFLM arena (exports if needed)"),
 ):
     """Parameters and bytes per layer of both models and the size ratios."""
-    from tinyrrm.training.size import format_size, size_report
+    from tinyrrm.export.size import format_size, size_report
 
-    rep = size_report(mpgnn, lrmpgnn)
+    rep = size_report(mpgnn, lrmpgnn, export=export, progress=not as_json)
     typer.echo(json.dumps(rep, indent=2, sort_keys=True) if as_json else format_size(rep))
 
 
@@ -232,24 +235,92 @@ def bench(
 
 TARGETS = ("cortex-m0", "cortex-m3", "cortex-m4", "cortex-m7", "cortex-m33", "cortex-m55")
 
+export_app = typer.Typer(no_args_is_help=True, help="Export: ONNX, TFLite int8 / TFLite Micro, generated C.")
+app.add_typer(export_app, name="export")
 
-@app.command()
+
+def _export_errors(fn):
+    """The export stages' own errors join the one-line user errors."""
+
+    @functools.wraps(fn)
+    def wrapper(*a, **kw):
+        from tinyrrm.export.tflite_export import ExportError
+        from tinyrrm.export.tflite_reader import TFLiteError
+
+        try:
+            return fn(*a, **kw)
+        except (ExportError, TFLiteError) as e:
+            typer.echo(f"tinyrrm: error: {e}", err=True)
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+# options shared by the export commands
+_CHECKPOINT = typer.Option(Path("models/lrmpgnn_paper"), "--checkpoint", help="checkpoint folder")
+_OPSET = typer.Option(17, "--opset", help="ONNX opset (17..21)")
+
+
+@export_app.command("onnx")
 @_user_errors
-def export(
+@_export_errors
+def export_onnx(
+    checkpoint: Path = _CHECKPOINT,
+    out: Path = typer.Option(None, "--out", help="folder for model.onnx (default build/export/<checkpoint>)"),
+    opset: int = _OPSET,
+):
+    """model.onnx: fp32, fixed K, all message-passing steps (checked with onnx.checker)."""
+    from tinyrrm.export import onnx_export, stage
+    from tinyrrm.training import checkpoint as ck
+    from tinyrrm.training.fileio import write_bytes
+
+    model, _ = ck.load(checkpoint)
+    data = onnx_export.to_onnx(model, opset)
+    path = write_bytes((out or stage.default_dir(checkpoint)) / "model.onnx", data)
+    typer.echo(f"wrote {path} ({len(data):,} bytes, opset {opset})")
+
+
+@export_app.command("model")
+@_user_errors
+@_export_errors
+def export_model(
+    checkpoint: Path = _CHECKPOINT,
+    out: Path = typer.Option(None, "--out", help="export folder (default build/export/<checkpoint>)"),
+    calib: Path = typer.Option(Path("data/train.npz"), "--calib", help="calibration scenes (training scenes)"),
+    n_calib: int = typer.Option(200, "--n-calib", help="calibration scenes used (x steps = samples)"),
+    opset: int = _OPSET,
+):
+    """Everything of one checkpoint: model.onnx, model_int8.tflite, model_fp32.tflite,
+    model_data.c/.h for the TFLM interpreter, export.json."""
+    from tinyrrm.export import stage
+
+    path = stage.export_model(checkpoint, out, calib, n_calib, opset)
+    typer.echo(stage.summary(path))
+
+
+# `tinyrrm export tflite` is the name the TFLite users look for; same stage
+export_app.command("tflite", help="Same as `export model` (the .tflite files come with the rest).")(export_model)
+
+
+@export_app.command("target")
+@_user_errors
+@_export_errors
+def export_target(
     target: str = typer.Option("cortex-m4", "--target", help=", ".join(TARGETS)),
     mpgnn: Path = typer.Option(Path("models/mpgnn_paper"), "--mpgnn"),
     lrmpgnn: Path = typer.Option(Path("models/lrmpgnn_paper"), "--lrmpgnn"),
+    calib: Path = typer.Option(Path("data/train.npz"), "--calib", help="calibration scenes (training scenes)"),
 ):
-    """Export the default models for TARGET (ONNX, TFLite int8, generated C)."""
-    from tinyrrm.training import checkpoint as ck
+    """The main job: export both default models, then generate C for TARGET."""
+    from tinyrrm.export import stage
 
     if target not in TARGETS:
         raise ValueError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
     for path in (mpgnn, lrmpgnn):
-        m, _ = ck.load(path)
-        typer.echo(f"checkpoint {path}: {m.cfg.name}, K={m.cfg.K}, Nt={m.cfg.Nt}")
-    typer.echo(f"tinyrrm: export for {target} is not implemented yet (ONNX/TFLite: issue 3, "
-               "code generation: issue 4, firmware: issue 5); set-up and checkpoints are ready", err=True)
+        out = stage.ensure(path, calib_path=calib)
+        typer.echo(stage.summary(out))
+    typer.echo(f"tinyrrm: code generation for {target} is not implemented yet (issue 4; firmware: issue 5); "
+               "the ONNX and TFLite exports above are ready", err=True)
     raise typer.Exit(3)
 
 

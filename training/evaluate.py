@@ -50,6 +50,15 @@ def torch_backend(checkpoint_dir: Path, scenes: Scenes, batch: int = 50) -> np.n
 BACKENDS: dict[str, Backend] = {"torch": torch_backend}
 
 
+def _register_export_backends() -> None:
+    """The exported backends (onnx, tflite, tflm, ...) live in tinyrrm.export, which
+    needs TensorFlow and ONNX Runtime: imported only when one is asked for."""
+    from tinyrrm.export.backends import BACKENDS as exported
+
+    for name, fn in exported.items():
+        BACKENDS.setdefault(name, fn)
+
+
 def evaluate(
     scenes_path,
     mpgnn_dir=DEFAULT_MPGNN,
@@ -64,6 +73,8 @@ def evaluate(
     ``W_lrmpgnn_<backend>``, and ``W_mrt`` for reference, complex64 ``[N, K, Nt]``)
     atomically when given.
     """
+    if backend not in BACKENDS:
+        _register_export_backends()
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; available: {', '.join(sorted(BACKENDS))}")
     scenes = load_scenes(scenes_path)

@@ -245,8 +245,17 @@ class MPGNN(nn.Module):
 
     # ---- dense form -------------------------------------------------------
     def forward(self, H: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        B, K, _, nt = H.shape
         x, d, e = self.features(H)
+        return to_complex(self.propagate(x, d, e, mask))
+
+    def propagate(self, x: torch.Tensor, d: torch.Tensor, e: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The message-passing steps on real features (the part ONNX exports).
+
+        Shapes: x ``[B, K, 4Nt]``, d ``[B, K, 2Nt]``, e ``[B, K, K, 2Nt]``,
+        mask ``[B, K, K]`` bool -> v ``[B, K, 2Nt]``.
+        """
+        B, K = x.shape[:2]
+        nt = d.shape[-1] // 2
         f1 = self.msg1.factors()  # [W] or [U, V]; rows: [x_j (4Nt), e_jk (2Nt)]
         f2 = self.msg2.factors()
         # edge part of msg1 once for all steps, in msg1's first-factor space
@@ -265,7 +274,7 @@ class MPGNN(nn.Module):
             agg = torch.relu(z + self.msg2.bias).reshape(B, K, -1)  # (B, K, h2)
             v = self.update(x, agg)  # (B, K, 2Nt)
             x = torch.cat([v, d], dim=-1)
-        return to_complex(v)
+        return v
 
     # ---- PyG form ---------------------------------------------------------
     def forward_pyg(self, x0: torch.Tensor, d: torch.Tensor, edge_index: torch.Tensor,

@@ -5,7 +5,16 @@ Unsupervised: loss = -mean weighted sum rate of the model's beamformers
 
 * ``scratch`` — initialise the (LR-)MPGNN at random and train;
 * ``svd``     — truncate a trained full MPGNN layer by layer to ranks a1/a2
-  (``models.svd_truncate``), then fine-tune for ``epochs`` (0: no retraining).
+  (``models.svd_truncate``), then fine-tune for ``epochs`` (0: no retraining);
+* ``finetune`` — continue from a checkpoint of the same model (weights and
+  normalisation statistics), typically with ``lr_final`` and ``augment``.
+
+``augment`` draws, per batch, a random phase per receiver and a random
+unitary (Haar) per transmitter's antenna array and applies them to the
+channels: ``h_tr -> e^{iθ_r} Q_t h_tr``. The rates are unchanged under the
+receiver phases, the optimal beamformers rotate with ``Q_t``, and i.i.d.
+complex-Gaussian fading keeps its distribution, so every epoch sees new
+small-scale fading over the same geometry; the loss needs no labels.
 
 Channels enter the model and the loss as ``H·sqrt(p_max/noise_var)``, i.e. at
 unit noise and unit power, so one network serves any SNR scaling.
@@ -41,15 +50,16 @@ class TrainConfig:
     lr: float = 1e-3
     lr_final: float | None = None  # cosine decay to this lr; None: constant (paper)
     seed: int = 0
-    mode: str = "scratch"  # "scratch" | "svd"
-    init: str | None = None  # full-MPGNN checkpoint for mode "svd"
+    mode: str = "scratch"  # "scratch" | "svd" | "finetune"
+    init: str | None = None  # checkpoint for modes "svd" (full MPGNN) and "finetune" (same model)
     threads: int | None = None
+    augment: bool = False  # random receiver phases and transmitter unitaries per batch
 
     def __post_init__(self):
-        if self.mode not in ("scratch", "svd"):
-            raise ValueError(f"mode must be 'scratch' or 'svd', got {self.mode!r}")
-        if self.mode == "svd" and not self.init:
-            raise ValueError("mode 'svd' needs --init FULL_CHECKPOINT")
+        if self.mode not in ("scratch", "svd", "finetune"):
+            raise ValueError(f"mode must be 'scratch', 'svd' or 'finetune', got {self.mode!r}")
+        if self.mode in ("svd", "finetune") and not self.init:
+            raise ValueError(f"mode {self.mode!r} needs --init CHECKPOINT")
         if self.epochs < 0 or self.batch < 1 or not self.lr > 0:
             raise ValueError(f"need epochs >= 0, batch >= 1, lr > 0; got {self.epochs}, {self.batch}, {self.lr}")
 
@@ -125,6 +135,11 @@ def train(
             raise ckpt.CheckpointError(f"{cfg.init}: {full.cfg.name} K={full.cfg.K} Nt={full.cfg.Nt} does not match the requested model")
         model = svd_truncate(full, model_cfg.a1, model_cfg.a2)
         model_cfg = model.cfg
+    elif cfg.mode == "finetune":
+        model, _ = ckpt.load(cfg.init)
+        if model.cfg != model_cfg:
+            raise ckpt.CheckpointError(f"{cfg.init}: holds {model.cfg.name} ({model.cfg.to_dict()}), "
+                                       f"not the requested {model_cfg.name} ({model_cfg.to_dict()})")
     else:
         stats = norm_stats(data.H.numpy(), model_cfg.compand)
         model = MPGNN(model_cfg, stats)
@@ -179,6 +194,8 @@ def train(
         for i in bar:
             idx = perm[i * cfg.batch : (i + 1) * cfg.batch]
             H, m, w = data.H[idx], data.mask[idx], data.weights[idx]
+            if cfg.augment:
+                H = augment(H, gen)
             loss = -sum_rate_torch(H, model(H, m), 1.0, w).mean()
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -207,6 +224,21 @@ def train(
         atomic_write(state_path, lambda f: torch.save(state, f))
 
     return out if start < cfg.epochs else save_best()
+
+
+def augment(H: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Random receiver phases and transmitter unitaries (see the module docstring).
+
+    Shapes: H ``[B, K(tx), K(rx), Nt]`` complex -> same.
+    """
+    B, K, _, nt = H.shape
+    g = torch.randn(B, K, nt, nt, 2, generator=gen)
+    Q, R = torch.linalg.qr(torch.complex(g[..., 0], g[..., 1]))  # (B, K(tx), Nt, Nt)
+    d = torch.diagonal(R, dim1=-2, dim2=-1)
+    Q = Q * (d / d.abs()).unsqueeze(-2)  # Haar: fix the phases of R's diagonal
+    theta = torch.rand(B, 1, K, 1, generator=gen) * (2 * math.pi)  # per receiver
+    phase = torch.polar(torch.ones_like(theta), theta)
+    return torch.einsum("btuv,btrv->btru", Q.to(H.dtype), H) * phase.to(H.dtype)
 
 
 def _with_state(model: MPGNN, state: dict | None) -> MPGNN:

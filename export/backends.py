@@ -1,0 +1,129 @@
+"""Evaluation backends of the exported models (``tinyrrm evaluate --backend``).
+
+Each follows the contract of :mod:`tinyrrm.training.evaluate`::
+
+    backend(checkpoint_dir, scenes) -> V complex64 [N, K, Nt], ||v_k||^2 <= p_max
+
+and runs the float front end of :mod:`.frontend` around the exported graph,
+as a firmware would. The export folder comes from :func:`.stage.ensure`
+(exported on first use, reused while the checkpoint and calibration hashes
+match).
+
+* ``onnx``        — ``model.onnx`` (all steps, fp32) under ONNX Runtime;
+* ``tflite``      — ``model_int8.tflite`` under TensorFlow Lite's interpreter;
+* ``tflite_fp32`` — ``model_fp32.tflite`` under TensorFlow Lite's interpreter;
+* ``tflm``        — ``model_int8.tflite`` under TFLite Micro: the reference.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from tinyrrm.training import checkpoint as ckpt
+from tinyrrm.training.models import MPGNN, edge_mask
+from tinyrrm.training.scenes import Scenes
+
+from . import frontend, onnx_export, stage, tflm
+
+
+def _setup(checkpoint_dir: Path, scenes: Scenes):
+    model, _ = ckpt.load(checkpoint_dir)
+    ckpt.check_compatible(model, scenes.K, scenes.Nt, str(checkpoint_dir))
+    import torch
+
+    dist = None if scenes.dist is None else torch.from_numpy(scenes.dist)
+    mask = edge_mask(scenes.K, dist, model.cfg.cut_m, scenes.N).numpy()  # (N, K, K)
+    H, mask = pad_links(frontend.unit_noise(scenes), mask, model.cfg.K)
+    return model, H, mask, stage.ensure(checkpoint_dir)
+
+
+def pad_links(H: np.ndarray, mask: np.ndarray, k_max: int):
+    """Scenes with K < K_MAX links -> K_MAX links, the extra ones inactive.
+
+    Inactive links have zero channels and no edges, so they neither send nor
+    receive messages; their outputs are dropped by the caller (``V[:, :K]``).
+    Shapes: H ``[N, K, K, Nt]``, mask ``[N, K, K]`` -> ``[N, K_MAX, K_MAX, Nt]``, ``[N, K_MAX, K_MAX]``.
+    """
+    N, K = H.shape[:2]
+    if K == k_max:
+        return H, mask
+    Hp = np.zeros((N, k_max, k_max, H.shape[-1]), H.dtype)
+    Hp[:, :K, :K] = H
+    mp = np.zeros((N, k_max, k_max), bool)
+    mp[:, :K, :K] = mask
+    return Hp, mp
+
+
+def _per_scene(model: MPGNN, core, H, mask, scenes: Scenes, label: str) -> np.ndarray:
+    fe = frontend.FrontEnd.of(model)
+    V = [frontend.run(fe, core, H[i], mask[i])
+         for i in tqdm(range(H.shape[0]), desc=f"{model.cfg.name} on {label}", leave=False)]
+    return (np.stack(V)[:, : scenes.K] * math.sqrt(scenes.p_max)).astype(np.complex64)
+
+
+def onnx_backend(checkpoint_dir: Path, scenes: Scenes, batch: int = 25) -> np.ndarray:
+    model, H, mask, out = _setup(checkpoint_dir, scenes)
+    ort = onnx_export.ORTModel((out / "model.onnx").read_bytes())
+    fe = frontend.FrontEnd.of(model)
+    nt = scenes.Nt
+    V = []
+    for s in tqdm(range(0, scenes.N, batch), desc=f"{model.cfg.name} on onnxruntime", leave=False):
+        v0, d, e = frontend.features(fe, H[s : s + batch])
+        v = ort(np.concatenate([v0, d], -1), d, e, mask[s : s + batch])
+        V.append(v[..., :nt] + 1j * v[..., nt:])
+    return (np.concatenate(V)[:, : scenes.K] * math.sqrt(scenes.p_max)).astype(np.complex64)
+
+
+class TFLiteCore:
+    """A .tflite core under TensorFlow Lite's own interpreter (int8 or fp32 I/O)."""
+
+    def __init__(self, model_bytes: bytes):
+        import tensorflow as tf
+
+        with warnings.catch_warnings():  # "tf.lite.Interpreter is deprecated": still the TFLite reference here
+            warnings.simplefilter("ignore")
+            self.ip = tf.lite.Interpreter(model_content=model_bytes, num_threads=1)
+        self.ip.allocate_tensors()
+        self.ins = self.ip.get_input_details()
+        self.out = self.ip.get_output_details()[0]
+
+    def __call__(self, x, e, mask):
+        for d, a in zip(self.ins, (x, e, mask)):
+            if d["dtype"] == np.int8:
+                s, z = d["quantization"]
+                a = tflm.quantize(a, s, z)
+            self.ip.set_tensor(d["index"], np.ascontiguousarray(a, d["dtype"]))
+        self.ip.invoke()
+        o = self.ip.get_tensor(self.out["index"])
+        if self.out["dtype"] == np.int8:
+            s, z = self.out["quantization"]
+            o = tflm.dequantize(o, s, z)
+        return o
+
+
+def tflite_backend(checkpoint_dir: Path, scenes: Scenes) -> np.ndarray:
+    model, H, mask, out = _setup(checkpoint_dir, scenes)
+    return _per_scene(model, TFLiteCore((out / "model_int8.tflite").read_bytes()), H, mask, scenes, "tflite int8")
+
+
+def tflite_fp32_backend(checkpoint_dir: Path, scenes: Scenes) -> np.ndarray:
+    model, H, mask, out = _setup(checkpoint_dir, scenes)
+    return _per_scene(model, TFLiteCore((out / "model_fp32.tflite").read_bytes()), H, mask, scenes, "tflite fp32")
+
+
+def tflm_backend(checkpoint_dir: Path, scenes: Scenes) -> np.ndarray:
+    model, H, mask, out = _setup(checkpoint_dir, scenes)
+    return _per_scene(model, tflm.TFLMCore((out / "model_int8.tflite").read_bytes()), H, mask, scenes, "tflm")
+
+
+BACKENDS = {
+    "onnx": onnx_backend,
+    "tflite": tflite_backend,
+    "tflite_fp32": tflite_fp32_backend,
+    "tflm": tflm_backend,
+}

@@ -1,0 +1,105 @@
+"""The float front end a firmware runs around the int8 core, in numpy.
+
+The exported int8 model (``model_int8.tflite``, the generated C) is *one*
+message-passing step, the ``core``::
+
+    core(x [K, 4Nt], e [K, K, 2Nt], mask [K, K, 1]) -> o [K, 2Nt]
+
+and everything outside it is float work of O(K·Nt) per step, done here (and
+in the generated C, which must agree within 1 LSB of the core's input
+quantization):
+
+* :func:`features` — compand + standardise the channels, MRT start ``v0``;
+* :func:`step_update` — ``v <- (o + v) / max(1, ||o + v||)`` between steps
+  (the residual update and the power scaling; a norm has no place in int8);
+* :func:`run` — three steps of ``core``, sharing its weights.
+
+Why the split (docs/DESIGN-NOTES.md §10): the power scaling needs a norm, a
+division and a max, which int8 would resolve to a few bits on a unit-norm
+beamformer; keeping it in float costs 4·Nt flops per node per step and lets
+one set of int8 weights serve the three steps.
+
+Conventions are those of :mod:`tinyrrm.training.models`: ``H[t, r]`` is the
+channel from transmitter t to receiver r; the edge j -> k sits at
+``[k, j]`` and carries ``H[k, j]`` (= h_kj); ``mask[k, j]`` is that edge.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from tinyrrm.training.models import MPGNN, compand
+from tinyrrm.training.scenes import Scenes
+
+Core = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class FrontEnd:
+    """Normalisation constants of one checkpoint (float32 ``[2Nt]`` each)."""
+
+    direct_mean: np.ndarray
+    direct_std: np.ndarray
+    cross_mean: np.ndarray
+    cross_std: np.ndarray
+    compand: bool
+    steps: int
+    residual: bool
+
+    @classmethod
+    def of(cls, model: MPGNN) -> "FrontEnd":
+        b = {k: getattr(model, f"norm_{k}").detach().numpy().astype(np.float32) for k in
+             ("direct_mean", "direct_std", "cross_mean", "cross_std")}
+        return cls(**b, compand=model.cfg.compand, steps=model.cfg.steps, residual=model.cfg.residual)
+
+
+def _real(h: np.ndarray) -> np.ndarray:
+    return np.concatenate([h.real, h.imag], axis=-1)
+
+
+def features(fe: FrontEnd, H: np.ndarray):
+    """Channels at unit noise -> core inputs.
+
+    Shapes: H ``[N, K, K, Nt]`` complex -> v0 ``[N, K, 2Nt]``, d ``[N, K, 2Nt]``,
+    e ``[N, K(recv), K(send), 2Nt]``, all float32.
+    """
+    H = np.asarray(H, np.complex64)
+    idx = np.arange(H.shape[1])
+    h_dir = H[:, idx, idx]  # (N, K, Nt)
+    v0 = h_dir / np.maximum(np.sqrt((np.abs(h_dir) ** 2).sum(-1, keepdims=True)), 1e-30)
+    if fe.compand:
+        H = compand(H).astype(np.complex64)
+        h_dir = H[:, idx, idx]
+    d = (_real(h_dir) - fe.direct_mean) / fe.direct_std
+    e = (_real(H) - fe.cross_mean) / fe.cross_std
+    return _real(v0).astype(np.float32), d.astype(np.float32), e.astype(np.float32)
+
+
+def step_update(fe: FrontEnd, o: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """``P(o + v)`` (residual) or ``P(o)``; ``P(y) = y / max(1, ||y||)``. Shapes ``[..., 2Nt]``."""
+    y = (o + v) if fe.residual else o
+    return (y / np.maximum(1.0, np.sqrt((y * y).sum(-1, keepdims=True)))).astype(np.float32)
+
+
+def run(fe: FrontEnd, core: Core, H: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Beamformers of one scene through ``core``.
+
+    Shapes: H ``[K, K, Nt]`` complex (unit noise), mask ``[K, K]`` bool ->
+    V ``[K, Nt]`` complex64 with ``||v_k|| <= 1``.
+    """
+    v, d, e = (a[0] for a in features(fe, H[None]))
+    m = mask.astype(np.float32)[..., None]  # (K, K, 1)
+    for _ in range(fe.steps):
+        x = np.concatenate([v, d], axis=-1)  # (K, 4Nt)
+        v = step_update(fe, np.asarray(core(x, e, m), np.float32), v)
+    nt = v.shape[-1] // 2
+    return (v[:, :nt] + 1j * v[:, nt:]).astype(np.complex64)
+
+
+def unit_noise(scenes: Scenes) -> np.ndarray:
+    """``H · sqrt(p_max / noise_var)``: the model sees channels at unit noise and power."""
+    return (scenes.H * math.sqrt(scenes.p_max / scenes.noise_var)).astype(np.complex64)

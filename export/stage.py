@@ -1,0 +1,218 @@
+"""Export stage: checkpoint + calibration scenes -> an export folder.
+
+``export_model(ckpt, out, calib)`` writes, all computed before the first
+file is written (an error leaves nothing half-written)::
+
+    out/model.onnx           fp32, all steps (onnx_export)
+    out/model_int8.tflite    full-integer int8 core (tflite_export)
+    out/model_fp32.tflite    the same core in fp32, for comparison
+    out/model_data.c, .h     the int8 flatbuffer as an aligned C array + ops to register
+    out/export.json          what went in (checkpoint and calibration hashes),
+                             what came out (hashes, shapes, TFLM arena)
+
+:func:`ensure` reuses a folder whose manifest matches the checkpoint and
+calibration hashes, so backends and codegen never recompute what is on disk.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from tinyrrm.training import checkpoint as ckpt
+from tinyrrm.training.fileio import write_bytes, write_text
+from tinyrrm.training.models import MPGNN, edge_mask
+from tinyrrm.training.scenes import load as load_scenes
+
+from . import frontend, onnx_export, render, tflite_export, tflite_reader, tflm
+
+FORMAT = "tinyrrm-export/1"
+MANIFEST = "export.json"
+BUILD = Path("build/export")
+DEFAULT_CALIB = Path("data/train.npz")
+DEFAULT_N_CALIB = 200
+#: scenes on which ONNX Runtime is checked against PyTorch at export time
+N_CHECK = 4
+
+
+def default_dir(ckpt_dir) -> Path:
+    return BUILD / Path(ckpt_dir).resolve().name
+
+
+def _sha(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
+
+
+def _role(model: MPGNN) -> str:
+    """``lrmpgnn`` or ``mpgnn``: the C prefix (the full name goes in comments)."""
+    return "lrmpgnn" if model.cfg.low_rank else "mpgnn"
+
+
+def _resolver_name(opcode: str) -> str:
+    return "Add" + "".join(w.capitalize() for w in opcode.split("_"))
+
+
+def _io(g: tflite_reader.Graph, index: int, name: str) -> dict:
+    t = g.tensors[index]
+    return {"name": name, "shape": list(t.shape), "scale": float(t.scale[0]), "zero_point": int(t.zero_point[0])}
+
+
+def calibration(model: MPGNN, calib_path, n: int, progress: bool = True) -> tuple[list, dict]:
+    """Core inputs of the fp32 model on the first ``n`` scenes of ``calib_path``."""
+    scenes = load_scenes(calib_path)
+    if (scenes.K, scenes.Nt) != (model.cfg.K, model.cfg.Nt):
+        raise ckpt.CheckpointError(
+            f"calibration scenes {calib_path} have K={scenes.K}, Nt={scenes.Nt}; the export of {model.cfg.name} "
+            f"is fixed at K={model.cfg.K}, Nt={model.cfg.Nt}")
+    if n < 1:
+        raise ValueError(f"need at least one calibration scene, got {n}")
+    n = min(n, scenes.N)
+    H = frontend.unit_noise(scenes)[:n]
+    dist = None if scenes.dist is None else __import__("torch").from_numpy(scenes.dist[:n])
+    mask = edge_mask(scenes.K, dist, model.cfg.cut_m, n).numpy()
+    samples = []
+    it = tflite_export.calibration_inputs(model, H, mask)
+    for s in tqdm(it, total=n * model.cfg.steps, desc=f"{model.cfg.name} calibration", disable=not progress,
+                  leave=False):
+        samples.append(s)
+    info = {"scenes": Path(calib_path).name, "sha256": ckpt.file_sha256(calib_path), "n_scenes": n,
+            "samples": len(samples)}
+    return samples, info
+
+
+def export_model(ckpt_dir, out_dir=None, calib_path=DEFAULT_CALIB, n_calib: int = DEFAULT_N_CALIB,
+                 opset: int = onnx_export.DEFAULT_OPSET, progress: bool = True) -> Path:
+    """Export one checkpoint (see the module docstring); returns the folder."""
+    model, doc = ckpt.load(ckpt_dir)
+    out = Path(out_dir) if out_dir is not None else default_dir(ckpt_dir)
+    if not Path(calib_path).is_file():
+        raise FileNotFoundError(f"calibration scenes {calib_path} not found (make data writes data/train.npz)")
+    # the canonical command, whatever triggered the export: same inputs, same bytes
+    command = " ".join(shlex.quote(str(a)) for a in (
+        "tinyrrm", "export", "model", "--checkpoint", ckpt_dir, "--calib", calib_path, "--n-calib", n_calib,
+        "--opset", opset))
+
+    samples, cal = calibration(model, calib_path, n_calib, progress)
+    onnx_bytes = onnx_export.to_onnx(model, opset)
+    _check_onnx(model, onnx_bytes, samples)
+    int8 = tflite_export.convert(model, samples, int8=True)
+    fp32 = tflite_export.convert(model, samples, int8=False)
+    g = tflite_reader.read(int8)
+    core = tflm.TFLMCore(int8)
+    core(*samples[0])  # the arena is known after the first invoke
+    arena = core.arena()
+
+    sha8 = _sha(int8)
+    ctx = {
+        "provenance": render.provenance(command, sha8),
+        "name": model.cfg.name,
+        "prefix": "TINYRRM_" + _role(model).upper(),
+        "guard": f"TINYRRM_{_role(model).upper()}_MODEL_DATA_H",
+        "symbol": f"{_role(model)}_model_data",
+        "header": "model_data.h",
+        "ops": [{"name": op, "resolver": _resolver_name(op)} for op in g.opcodes],
+        "inputs": [_io(g, i, n) for i, n in zip(g.inputs, tflite_export.INPUTS)],
+        "output": _io(g, g.outputs[0], tflite_export.OUTPUT),
+        "arena": arena["total"],
+        "length": len(int8),
+        "data": np.frombuffer(int8, np.uint8),
+    }
+    files = {
+        "model.onnx": onnx_bytes,
+        "model_int8.tflite": int8,
+        "model_fp32.tflite": fp32,
+        "model_data.h": render.render("tflm/model_data.h.j2", **ctx).encode(),
+        "model_data.c": render.render("tflm/model_data.c.j2", **ctx).encode(),
+    }
+    manifest = {
+        "format": FORMAT,
+        "model": model.cfg.to_dict(),
+        "name": model.cfg.name,
+        "checkpoint": {"path": str(ckpt_dir), "weights_sha256": ckpt.file_sha256(Path(ckpt_dir) / ckpt.WEIGHTS),
+                       "training_data_sha256": doc.get("data", {}).get("sha256")},
+        "calibration": {**cal, "is_training_data": cal["sha256"] == doc.get("data", {}).get("sha256")},
+        "onnx": {"file": "model.onnx", "opset": opset, "inputs": list(onnx_export.INPUTS),
+                 "outputs": list(onnx_export.OUTPUTS)},
+        "tflite": {"ops": g.opcodes, "inputs": [ctx["inputs"][i] for i in range(3)], "output": ctx["output"]},
+        "tflm": {"arena": arena},
+        "files": {name: {"sha256": _sha(b), "bytes": len(b)} for name, b in sorted(files.items())},
+        "tools": _tool_versions(),
+    }
+    for name, data in files.items():
+        write_bytes(out / name, data)
+    write_text(out / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    return out
+
+
+def _check_onnx(model: MPGNN, onnx_bytes: bytes, samples: list) -> None:
+    """ONNX Runtime against the PyTorch core trajectory's first step, at export time."""
+    import torch
+
+    ort = onnx_export.ORTModel(onnx_bytes)
+    nt = model.cfg.Nt
+    step0 = samples[:: model.cfg.steps][:N_CHECK]
+    x0 = np.stack([s[0] for s in step0])
+    e = np.stack([s[1] for s in step0])
+    mask = np.stack([s[2][..., 0] > 0.5 for s in step0])
+    d = x0[..., 2 * nt :]
+    with torch.no_grad():
+        ref = model.propagate(*(torch.from_numpy(a) for a in (x0, d, e, mask))).numpy()
+    err = float(np.abs(ort(x0, d, e, mask) - ref).max())
+    if not err <= 1e-5:
+        raise RuntimeError(f"ONNX Runtime differs from PyTorch by {err:.3g} (> 1e-5)")
+
+
+def _tool_versions() -> dict:
+    from importlib.metadata import version
+
+    return {p: version(p) for p in ("torch", "onnx", "onnxruntime", "tensorflow-cpu", "tflite-micro")}
+
+
+def read_manifest(out_dir) -> dict | None:
+    p = Path(out_dir) / MANIFEST
+    try:
+        return json.loads(p.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def is_current(out_dir, ckpt_dir, calib_path=DEFAULT_CALIB, n_calib: int = DEFAULT_N_CALIB) -> bool:
+    """True when ``out_dir`` holds an export of exactly this checkpoint and calibration."""
+    m = read_manifest(out_dir)
+    if not m or m.get("format") != FORMAT:
+        return False
+    try:
+        same_ckpt = m["checkpoint"]["weights_sha256"] == ckpt.file_sha256(Path(ckpt_dir) / ckpt.WEIGHTS)
+        same_cal = (m["calibration"]["sha256"] == ckpt.file_sha256(calib_path)
+                    and m["calibration"]["n_scenes"] == min(n_calib, load_scenes(calib_path).N))
+        files_ok = all(_sha((Path(out_dir) / f).read_bytes()) == v["sha256"] for f, v in m["files"].items())
+    except (OSError, KeyError):
+        return False
+    return same_ckpt and same_cal and files_ok
+
+
+def ensure(ckpt_dir, out_dir=None, calib_path=DEFAULT_CALIB, n_calib: int = DEFAULT_N_CALIB,
+           progress: bool = True) -> Path:
+    """The export folder of ``ckpt_dir``, exporting only if it is missing or stale."""
+    out = Path(out_dir) if out_dir is not None else default_dir(ckpt_dir)
+    if is_current(out, ckpt_dir, calib_path, n_calib):
+        return out
+    return export_model(ckpt_dir, out, calib_path, n_calib, progress=progress)
+
+
+def summary(out_dir) -> str:
+    """A person's view of an export folder."""
+    m = read_manifest(out_dir)
+    if m is None:
+        raise FileNotFoundError(f"{out_dir}: no {MANIFEST}")
+    cal = m["calibration"]
+    lines = [f"{m['name']} -> {out_dir}  (calibrated on {cal['n_scenes']} scenes of {cal['scenes']}, "
+             f"{cal['samples']} samples; TFLM arena {m['tflm']['arena']['total']:,} B; ops {', '.join(m['tflite']['ops'])})"]
+    lines += [f"  {name:<20}{f['bytes']:>12,} B  sha256 {f['sha256'][:16]}" for name, f in m["files"].items()]
+    return "\n".join(lines)
