@@ -225,11 +225,27 @@ def bench(
     test: Path = typer.Option(Path("data/test.npz"), "--test"),
     out: Path = typer.Option(Path("reports/bench.json"), "--out"),
     train_scenes: int = typer.Option(2000, "--train-scenes", help="scenes in the timed training epoch"),
+    parts: str = typer.Option("train,export", "--parts", help="comma list of: train, export"),
+    lrmpgnn: Path = typer.Option(Path("models/lrmpgnn_paper"), "--lrmpgnn", help="model for the export timing"),
 ):
-    """Throughput of WMMSE and the models, training time per epoch -> JSON."""
-    from tinyrrm.training.bench import run_bench
+    """Throughput of WMMSE and the models, training time per epoch, export and TFLM time -> JSON.
 
-    rep = run_bench(train, test, out, train_scenes=train_scenes)
+    Parts not asked for keep their previous figures in OUT."""
+    from tinyrrm.training.fileio import write_text
+
+    wanted = {p.strip() for p in parts.split(",") if p.strip()}
+    if not wanted <= {"train", "export"}:
+        raise ValueError(f"--parts: unknown part(s) {', '.join(sorted(wanted - {'train', 'export'}))}")
+    rep = json.loads(out.read_text()) if out.is_file() else {}
+    if "train" in wanted:
+        from tinyrrm.training.bench import run_bench
+
+        rep.update(run_bench(train, test, out, train_scenes=train_scenes))
+    if "export" in wanted:
+        from tinyrrm.export.bench import export_bench
+
+        rep["export"] = export_bench(lrmpgnn, train, test)
+    write_text(out, json.dumps(rep, indent=2, sort_keys=True) + "\n")
     typer.echo(json.dumps(rep, indent=2, sort_keys=True))
 
 
