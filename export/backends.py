@@ -12,7 +12,9 @@ match).
 * ``onnx``        — ``model.onnx`` (all steps, fp32) under ONNX Runtime;
 * ``tflite``      — ``model_int8.tflite`` under TensorFlow Lite's interpreter;
 * ``tflite_fp32`` — ``model_fp32.tflite`` under TensorFlow Lite's interpreter;
-* ``tflm``        — ``model_int8.tflite`` under TFLite Micro: the reference.
+* ``tflm``        — ``model_int8.tflite`` under TFLite Micro: the reference;
+* ``c``           — the generated C (host build, portable kernels) with its
+  own float front end, K below K_MAX running natively (``in.k``).
 """
 
 from __future__ import annotations
@@ -62,7 +64,7 @@ def pad_links(H: np.ndarray, mask: np.ndarray, k_max: int):
 def _per_scene(model: MPGNN, core, H, mask, scenes: Scenes, label: str) -> np.ndarray:
     fe = frontend.FrontEnd.of(model)
     V = [frontend.run(fe, core, H[i], mask[i])
-         for i in tqdm(range(H.shape[0]), desc=f"{model.cfg.name} on {label}", leave=False)]
+         for i in tqdm(range(H.shape[0]), desc=f"{model.cfg.name} on {label}", leave=False, disable=None)]
     return (np.stack(V)[:, : scenes.K] * math.sqrt(scenes.p_max)).astype(np.complex64)
 
 
@@ -72,7 +74,7 @@ def onnx_backend(checkpoint_dir: Path, scenes: Scenes, batch: int = 25) -> np.nd
     fe = frontend.FrontEnd.of(model)
     nt = scenes.Nt
     V = []
-    for s in tqdm(range(0, scenes.N, batch), desc=f"{model.cfg.name} on onnxruntime", leave=False):
+    for s in tqdm(range(0, scenes.N, batch), desc=f"{model.cfg.name} on onnxruntime", leave=False, disable=None):
         v0, d, e = frontend.features(fe, H[s : s + batch])
         v = ort(np.concatenate([v0, d], -1), d, e, mask[s : s + batch])
         V.append(v[..., :nt] + 1j * v[..., nt:])
@@ -121,9 +123,28 @@ def tflm_backend(checkpoint_dir: Path, scenes: Scenes) -> np.ndarray:
     return _per_scene(model, tflm.TFLMCore((out / "model_int8.tflite").read_bytes()), H, mask, scenes, "tflm")
 
 
+def c_backend(checkpoint_dir: Path, scenes: Scenes) -> np.ndarray:
+    from . import codegen, host
+
+    model, _, _, out = _setup(checkpoint_dir, scenes)
+    import torch
+
+    dist = None if scenes.dist is None else torch.from_numpy(scenes.dist)
+    mask = edge_mask(scenes.K, dist, model.cfg.cut_m, scenes.N).numpy()
+    H = frontend.unit_noise(scenes)
+    gen = codegen.generate(out, "host", C_BUILD / out.name)
+    hm = host.HostModel(gen)
+    V = [hm.infer(H[i], mask[i]) for i in tqdm(range(scenes.N), desc=f"{model.cfg.name} on generated C", leave=False,
+                                                    disable=None)]
+    return (np.stack(V) * math.sqrt(scenes.p_max)).astype(np.complex64)
+
+
+C_BUILD = Path("build/c")
+
 BACKENDS = {
     "onnx": onnx_backend,
     "tflite": tflite_backend,
     "tflite_fp32": tflite_fp32_backend,
     "tflm": tflm_backend,
+    "c": c_backend,
 }

@@ -32,7 +32,7 @@ from typing import Callable
 
 import numpy as np
 
-from tinyrrm.training.models import MPGNN, compand
+from tinyrrm.training.models import MPGNN
 from tinyrrm.training.scenes import Scenes
 
 Core = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
@@ -61,28 +61,43 @@ def _real(h: np.ndarray) -> np.ndarray:
     return np.concatenate([h.real, h.imag], axis=-1)
 
 
+def _power(re: np.ndarray, im: np.ndarray) -> np.ndarray:
+    """``sum_a re_a² + im_a²`` over antennas, left to right in float32 (as the C)."""
+    p = np.zeros(re.shape[:-1], np.float32)
+    for a in range(re.shape[-1]):
+        p = p + (re[..., a] * re[..., a] + im[..., a] * im[..., a])
+    return p[..., None]
+
+
 def features(fe: FrontEnd, H: np.ndarray):
-    """Channels at unit noise -> core inputs.
+    """Channels at unit noise -> core inputs, float32 op for op as the generated C.
 
     Shapes: H ``[N, K, K, Nt]`` complex -> v0 ``[N, K, 2Nt]``, d ``[N, K, 2Nt]``,
     e ``[N, K(recv), K(send), 2Nt]``, all float32.
     """
     H = np.asarray(H, np.complex64)
+    re, im = H.real.astype(np.float32), H.imag.astype(np.float32)
+    tiny = np.float32(1e-30)
+    p = _power(re, im)  # (N, K, K, 1)
     idx = np.arange(H.shape[1])
-    h_dir = H[:, idx, idx]  # (N, K, Nt)
-    v0 = h_dir / np.maximum(np.sqrt((np.abs(h_dir) ** 2).sum(-1, keepdims=True)), 1e-30)
-    if fe.compand:
-        H = compand(H).astype(np.complex64)
-        h_dir = H[:, idx, idx]
-    d = (_real(h_dir) - fe.direct_mean) / fe.direct_std
-    e = (_real(H) - fe.cross_mean) / fe.cross_std
-    return _real(v0).astype(np.float32), d.astype(np.float32), e.astype(np.float32)
+    norm = np.maximum(np.sqrt(p[:, idx, idx]), tiny)  # (N, K, 1)
+    v0 = np.concatenate([re[:, idx, idx] / norm, im[:, idx, idx] / norm], axis=-1)
+    if fe.compand:  # h · ln(1 + ||h||²) / ||h||
+        f = np.log1p(p) / np.maximum(np.sqrt(p), tiny)
+        re, im = re * f, im * f
+    hr = np.concatenate([re, im], axis=-1)  # (N, K, K, 2Nt)
+    d = (hr[:, idx, idx] - fe.direct_mean) / fe.direct_std
+    e = (hr - fe.cross_mean) / fe.cross_std
+    return v0.astype(np.float32), d.astype(np.float32), e.astype(np.float32)
 
 
 def step_update(fe: FrontEnd, o: np.ndarray, v: np.ndarray) -> np.ndarray:
     """``P(o + v)`` (residual) or ``P(o)``; ``P(y) = y / max(1, ||y||)``. Shapes ``[..., 2Nt]``."""
-    y = (o + v) if fe.residual else o
-    return (y / np.maximum(1.0, np.sqrt((y * y).sum(-1, keepdims=True)))).astype(np.float32)
+    y = ((o + v) if fe.residual else o).astype(np.float32)
+    n2 = np.zeros(y.shape[:-1], np.float32)
+    for i in range(y.shape[-1]):  # left to right, as the C
+        n2 = n2 + y[..., i] * y[..., i]
+    return (y / np.maximum(np.float32(1.0), np.sqrt(n2))[..., None]).astype(np.float32)
 
 
 def run(fe: FrontEnd, core: Core, H: np.ndarray, mask: np.ndarray) -> np.ndarray:

@@ -41,6 +41,8 @@ def provenance(command: str, tflite_sha256: str, comment: str = "c") -> str:
     ]
     if comment == "c":
         return "/*\n" + "".join(f" * {ln}\n" for ln in lines) + " */"
+    if comment == "html":  # Markdown
+        return "<!--\n" + "".join(f"{ln}\n" for ln in lines) + "-->"
     return "\n".join(f"# {ln}" for ln in lines)
 
 
@@ -49,9 +51,13 @@ def c_array(values, per_line: int = 16, fmt: str = "{:d}") -> str:
     vals = np.asarray(values).reshape(-1)
     if vals.dtype == np.uint8:
         fmt = "0x{:02x}"
+    def one(v) -> str:
+        v = int(v)
+        return "(-2147483647 - 1)" if v == -(2**31) else fmt.format(v)
+
     rows = []
     for s in range(0, vals.size, per_line):
-        rows.append("    " + ", ".join(fmt.format(int(v)) for v in vals[s : s + per_line]) + ",")
+        rows.append("    " + ", ".join(one(v) for v in vals[s : s + per_line]) + ",")
     return "\n".join(rows)
 
 

@@ -78,11 +78,11 @@ def calibration(model: MPGNN, calib_path, n: int, progress: bool = True) -> tupl
     mask = edge_mask(scenes.K, dist, model.cfg.cut_m, n).numpy()
     samples = []
     it = tflite_export.calibration_inputs(model, H, mask)
-    for s in tqdm(it, total=n * model.cfg.steps, desc=f"{model.cfg.name} calibration", disable=not progress,
+    for s in tqdm(it, total=n * model.cfg.steps, desc=f"{model.cfg.name} calibration", disable=None if progress else True,
                   leave=False):
         samples.append(s)
-    info = {"scenes": Path(calib_path).name, "sha256": ckpt.file_sha256(calib_path), "n_scenes": n,
-            "samples": len(samples)}
+    info = {"scenes": Path(calib_path).name, "path": str(calib_path), "sha256": ckpt.file_sha256(calib_path),
+            "n_scenes": n, "samples": len(samples)}
     return samples, info
 
 
@@ -190,6 +190,7 @@ def is_current(out_dir, ckpt_dir, calib_path=DEFAULT_CALIB, n_calib: int = DEFAU
     try:
         same_ckpt = m["checkpoint"]["weights_sha256"] == ckpt.file_sha256(Path(ckpt_dir) / ckpt.WEIGHTS)
         same_cal = (m["calibration"]["sha256"] == ckpt.file_sha256(calib_path)
+                    and m["calibration"]["path"] == str(calib_path)
                     and m["calibration"]["n_scenes"] == min(n_calib, load_scenes(calib_path).N))
         files_ok = all(_sha((Path(out_dir) / f).read_bytes()) == v["sha256"] for f, v in m["files"].items())
     except (OSError, KeyError):

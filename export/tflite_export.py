@@ -35,6 +35,10 @@ from tinyrrm.training.models import MPGNN
 from . import frontend
 from .core import CoreLayer, Matrix, core_layers, core_numpy
 
+# TensorFlow reads these at import: keep its C++ start-up chatter out of the user's terminal
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+
 INPUTS = ("x", "e", "mask")
 OUTPUT = "o"
 

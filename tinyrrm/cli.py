@@ -105,7 +105,7 @@ def evaluate(
     scenes: Path = typer.Option(..., "--scenes", help="scene file to evaluate on"),
     mpgnn: Path = typer.Option(Path("models/mpgnn_paper"), "--mpgnn", help="full MPGNN checkpoint"),
     lrmpgnn: Path = typer.Option(Path("models/lrmpgnn_paper"), "--lrmpgnn", help="LR-MPGNN checkpoint"),
-    backend: str = typer.Option("torch", "--backend", help="torch | onnx | tflite | tflite_fp32 | tflm"),
+    backend: str = typer.Option("torch", "--backend", help="torch | onnx | tflite | tflite_fp32 | tflm | c"),
     out: Optional[Path] = typer.Option(None, "--out", help="write beamformers W_* [N, K, Nt] to this .npz"),
     as_json: bool = typer.Option(False, "--json", help="print JSON instead of a table"),
 ):
@@ -260,12 +260,14 @@ def _export_errors(fn):
 
     @functools.wraps(fn)
     def wrapper(*a, **kw):
+        from tinyrrm.export.codegen import FitError
+        from tinyrrm.export.host import BuildError
         from tinyrrm.export.tflite_export import ExportError
         from tinyrrm.export.tflite_reader import TFLiteError
 
         try:
             return fn(*a, **kw)
-        except (ExportError, TFLiteError) as e:
+        except (ExportError, TFLiteError, FitError, BuildError) as e:
             typer.echo(f"tinyrrm: error: {e}", err=True)
             raise typer.Exit(2) from None
 
@@ -318,26 +320,41 @@ def export_model(
 export_app.command("tflite", help="Same as `export model` (the .tflite files come with the rest).")(export_model)
 
 
+@export_app.command("c")
+@_user_errors
+@_export_errors
+def export_c(
+    export_dir: Path = typer.Option(Path("build/export/lrmpgnn_paper"), "--export-dir",
+                                    help="folder written by `tinyrrm export model`"),
+    target: str = typer.Option("cortex-m4", "--target", help=", ".join(TARGETS)),
+    out: Path = typer.Option(None, "--out", help="output folder (default generated/<target>)"),
+):
+    """Generate C for TARGET from an export folder (weights, kernels, arena, test vectors, report)."""
+    from tinyrrm.export import codegen
+
+    path = codegen.generate(export_dir, target, out or Path("generated") / target)
+    typer.echo(f"wrote {path}")
+
+
 @export_app.command("target")
 @_user_errors
 @_export_errors
 def export_target(
     target: str = typer.Option("cortex-m4", "--target", help=", ".join(TARGETS)),
-    mpgnn: Path = typer.Option(Path("models/mpgnn_paper"), "--mpgnn"),
-    lrmpgnn: Path = typer.Option(Path("models/lrmpgnn_paper"), "--lrmpgnn"),
+    lrmpgnn: Path = typer.Option(Path("models/lrmpgnn_paper"), "--lrmpgnn", help="the model to deploy"),
     calib: Path = typer.Option(Path("data/train.npz"), "--calib", help="calibration scenes (training scenes)"),
+    out: Path = typer.Option(None, "--out", help="output folder (default generated/<target>)"),
 ):
-    """The main job: export both default models, then generate C for TARGET."""
-    from tinyrrm.export import stage
+    """The main job: export the deployed model (ONNX, TFLite int8) and generate C for TARGET."""
+    from tinyrrm.export import codegen, stage, targets
 
-    if target not in TARGETS:
-        raise ValueError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
-    for path in (mpgnn, lrmpgnn):
-        out = stage.ensure(path, calib_path=calib)
-        typer.echo(stage.summary(out))
-    typer.echo(f"tinyrrm: code generation for {target} is not implemented yet (issue 4; firmware: issue 5); "
-               "the ONNX and TFLite exports above are ready", err=True)
-    raise typer.Exit(3)
+    targets.get(target)  # unknown target: one clear error before any work
+    exp = stage.ensure(lrmpgnn, calib_path=calib)
+    typer.echo(stage.summary(exp))
+    command = f"tinyrrm export target --target {target} --lrmpgnn {lrmpgnn} --calib {calib}"
+    path = codegen.generate(exp, target, out or Path("generated") / target, command=command)
+    typer.echo(f"wrote {path}")
+    typer.echo((path / "report.md").read_text().split("## Layers")[0].split("-->", 1)[-1].strip())
 
 
 @app.command()

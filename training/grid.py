@@ -109,7 +109,7 @@ def run_jobs(jobs: list[CellJob], workers: int = 2, ray_address: str | None = No
         remote = ray.remote(num_cpus=1)(run_cell)
         refs = [remote.remote(j) for j in jobs]
         out = []
-        with tqdm(total=len(refs), desc="grid cells (ray)", disable=not progress) as bar:
+        with tqdm(total=len(refs), desc="grid cells (ray)", disable=None if progress else True) as bar:
             pending = list(refs)
             while pending:
                 ready, pending = ray.wait(pending, num_returns=1)
@@ -117,7 +117,7 @@ def run_jobs(jobs: list[CellJob], workers: int = 2, ray_address: str | None = No
                 bar.update(len(ready))
         return out
     results = []
-    with tqdm(total=len(jobs), desc="grid cells", disable=not progress) as bar:
+    with tqdm(total=len(jobs), desc="grid cells", disable=None if progress else True) as bar:
         if workers <= 1:
             for j in jobs:
                 results.append(run_cell(j))
@@ -210,7 +210,7 @@ def svd_study(full_dir, train, val, test, out_dir, *, cells=SVD_CELLS, finetune_
     test_data = prepare(load_scenes(test), full.cfg.cut_m)
     full_rate = mean_sum_rate(full, test_data)
     rows = []
-    for a1, a2 in tqdm(cells, desc="SVD truncation", disable=not progress):
+    for a1, a2 in tqdm(cells, desc="SVD truncation", disable=None if progress else True):
         row = {"a1": a1, "a2": a2}
         for tag, epochs in (("truncated", 0), (f"finetuned_{finetune_epochs}ep", finetune_epochs)):
             cfg = dataclasses.replace(full.cfg, a1=a1, a2=a2)

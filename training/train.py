@@ -189,7 +189,7 @@ def train(
         t0 = time.perf_counter()
         perm = torch.randperm(len(data), generator=gen)
         bar = tqdm(range(steps_per_epoch), desc=f"{model_cfg.name} epoch {epoch + 1}/{cfg.epochs}",
-                   disable=not progress, leave=False)
+                   disable=None if progress else True, leave=False)
         running = 0.0
         for i in bar:
             idx = perm[i * cfg.batch : (i + 1) * cfg.batch]

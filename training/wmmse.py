@@ -291,7 +291,7 @@ def wmmse(
 
     V_out = np.empty((N, K, Nt), dtype=np.complex64)  # [N, K, Nt]
     hists = []  # list of (start, list of [n])
-    with tqdm(total=N, desc="WMMSE", unit="scene", disable=not progress) as bar:
+    with tqdm(total=N, desc="WMMSE", unit="scene", disable=None if progress else True) as bar:
         for start in range(0, N, chunk):
             stop = min(start + chunk, N)
             V, hist = _wmmse_chunk(H[start:stop], alpha[start:stop], p_max, noise_var, max_iter, tol)

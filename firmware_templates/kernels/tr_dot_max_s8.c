@@ -1,0 +1,47 @@
+#include "tr_dot_max_s8.h"
+
+#include "tr_dot.h"
+#include "tr_dsp.h"
+#include "tr_fc_s8.h"
+
+#if TR_USE_DSP
+/* d_in == 4: one weight word per channel, two SMLADs per sender */
+static void tr_dot_max_4(const int8_t *w, int32_t d_out, const int16_t *src, int32_t n_src, int32_t *best)
+{
+    int32_t o;
+    for (o = 0; o < d_out; ++o) {
+        const int32_t w4 = tr_read_u32(w + 4 * o);
+        const int32_t w02 = tr_sxtb16(w4);
+        const int32_t w13 = tr_sxtb16_ror8(w4);
+        const int16_t *s = src;
+        int32_t m = tr_smlad(w13, tr_read_u32(s + 2), tr_smlad(w02, tr_read_u32(s), 0));
+        int32_t j;
+        for (j = 1, s += 4; j < n_src; ++j, s += 4) {
+            const int32_t d = tr_smlad(w13, tr_read_u32(s + 2), tr_smlad(w02, tr_read_u32(s), 0));
+            m = d > m ? d : m;
+        }
+        best[o] = m;
+    }
+}
+#endif
+
+void tr_dot_max_s8(const int8_t *w, int32_t d_in, int32_t d_out, const int16_t *src, int32_t n_src, int32_t *best)
+{
+    const int32_t stride = TR_FC_SCRATCH(d_in);
+    int32_t o;
+#if TR_USE_DSP
+    if (d_in == 4) {
+        tr_dot_max_4(w, d_out, src, n_src, best);
+        return;
+    }
+#endif
+    for (o = 0; o < d_out; ++o, w += d_in) {
+        int32_t m = tr_dot(w, src, d_in);
+        int32_t j;
+        for (j = 1; j < n_src; ++j) {
+            const int32_t d = tr_dot(w, src + j * stride, d_in);
+            m = d > m ? d : m;
+        }
+        best[o] = m;
+    }
+}

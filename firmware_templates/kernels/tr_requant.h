@@ -1,0 +1,54 @@
+/* tr_requant.h -- TFLite's fixed-point requantization, bit-exact with TFLM's
+ * reference kernels (gemmlowp rounding, double rounding: TFLITE_SINGLE_ROUNDING off).
+ *
+ *   tr_mbqm(x, m, s)        x * m * 2^s / 2^31, m a Q31 multiplier in [2^30, 2^31),
+ *                           s in [-31, 30]; rounding as MultiplyByQuantizedMultiplier
+ *   tr_mbqm_lt1(x, m, s)    the same for s <= 0 (MultiplyByQuantizedMultiplierSmallerThanOneExp)
+ *
+ * Ranges: x any int32 (x * 2^s must fit int32 when s > 0, as in TFLM).
+ */
+#ifndef TR_REQUANT_H
+#define TR_REQUANT_H
+
+#include <stdint.h>
+
+/* high 32 bits of 2*a*b, rounded; saturates the one overflow (INT32_MIN^2) */
+static inline int32_t tr_srdhm(int32_t a, int32_t b)
+{
+    if (a == INT32_MIN && b == INT32_MIN) {
+        return INT32_MAX;
+    }
+    {
+        const int64_t ab = (int64_t)a * (int64_t)b;
+        const int64_t nudge = ab >= 0 ? ((int64_t)1 << 30) : (1 - ((int64_t)1 << 30));
+        return (int32_t)((ab + nudge) / ((int64_t)1 << 31));
+    }
+}
+
+/* x / 2^e rounded half away from zero, e in [0, 31] */
+static inline int32_t tr_rdbpot(int32_t x, int32_t e)
+{
+    const int32_t mask = (int32_t)((((int64_t)1) << e) - 1);
+    const int32_t remainder = x & mask;
+    const int32_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
+    return (x >> e) + (remainder > threshold ? 1 : 0);
+}
+
+static inline int32_t tr_mbqm(int32_t x, int32_t m, int32_t s)
+{
+    const int32_t left = s > 0 ? s : 0;
+    const int32_t right = s > 0 ? 0 : -s;
+    return tr_rdbpot(tr_srdhm((int32_t)((uint32_t)x << left), m), right);
+}
+
+static inline int32_t tr_mbqm_lt1(int32_t x, int32_t m, int32_t s)
+{
+    return tr_rdbpot(tr_srdhm(x, m), -s);
+}
+
+static inline int32_t tr_clamp(int32_t x, int32_t lo, int32_t hi)
+{
+    return x < lo ? lo : (x > hi ? hi : x);
+}
+
+#endif /* TR_REQUANT_H */

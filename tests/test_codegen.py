@@ -1,0 +1,268 @@
+"""Code generation (issue 4): bit-exact with TFLM, layouts, flags, determinism, bad input."""
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tinyrrm.export import codegen, frontend, host, intref, program, quant, stage, targets, tflite_reader, tflm
+from tinyrrm.training import checkpoint as ckpt
+from tinyrrm.training import scenes as sc
+from tinyrrm.training.train import prepare
+
+ROOT = Path(__file__).resolve().parents[1]
+STRICT = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-Wdouble-promotion", "-Wfloat-conversion"]
+
+
+@pytest.fixture(scope="module")
+def gen(tiny_ckpts, tiny_data, tmp_path_factory):
+    d = tmp_path_factory.mktemp("gen")
+    out = {}
+    for kind in ("full", "lr"):
+        exp = stage.export_model(tiny_ckpts[kind], d / f"export_{kind}", tiny_data["train"], n_calib=32,
+                                 progress=False)
+        out[kind] = {"export": exp, "gen": codegen.generate(exp, "cortex-m4", d / f"gen_{kind}")}
+    return out
+
+
+def _cases(prog, ref, model, scenes_path, rng):
+    """>= 100 core inputs per model: every step of real scenes, then the hard cases."""
+    K, nt = prog.K, prog.nt
+    one = intref.quantized_one(prog)
+    fe = frontend.FrontEnd.of(model)
+    data = prepare(sc.load(scenes_path), model.cfg.cut_m)
+    for i in range(len(data)):
+        seen = []
+
+        def core(x, e, m):
+            xq, eq = tflm.quantize(x, prog.x.scale, prog.x.zero_point), tflm.quantize(e, prog.e.scale, prog.e.zero_point)
+            seen.append((f"scene {i}", K, xq, eq, m[..., 0] > 0.5))
+            return ref(x, e, m)
+
+        frontend.run(fe, core, data.H[i].numpy(), data.mask[i].numpy())
+        yield from seen
+    full = ~np.eye(K, dtype=bool)
+    for rep in range(12):
+        rx = rng.integers(-128, 128, (K, 4 * nt), dtype=np.int8)
+        re_ = rng.integers(-128, 128, (K, K, 2 * nt), dtype=np.int8)
+        yield "random int8", K, rx, re_, rng.random((K, K)) < rng.random()
+        yield "zero channels", K, np.full_like(rx, prog.x.zero_point), np.full_like(re_, prog.e.zero_point), full
+        sat = np.where(rng.random(re_.shape) < 0.5, -128, 127).astype(np.int8)
+        yield "saturating", K, np.where(rng.random(rx.shape) < 0.5, -128, 127).astype(np.int8), sat, full
+        yield "single link", 1, rx, re_, full
+        k = int(rng.integers(2, K))
+        yield f"k={k}", k, rx, re_, full
+        yield "no edges", K, rx, re_, np.zeros((K, K), bool)
+    del one
+
+
+@pytest.mark.parametrize("kind", ["full", "lr"])
+def test_c_core_bit_exact_with_tflm(gen, tiny_ckpts, tiny_data, kind):
+    """>= 200 invokes (scenes x steps and hard cases): every output byte equals TFLM's, both kernel paths."""
+    blob = (gen[kind]["export"] / "model_int8.tflite").read_bytes()
+    prog = program.match(tflite_reader.read(blob))
+    ref = tflm.TFLMCore(blob)
+    model, _ = ckpt.load(tiny_ckpts[kind])
+    portable, dsp = host.HostModel(gen[kind]["gen"]), host.HostModel(gen[kind]["gen"], dsp=True)
+    one = intref.quantized_one(prog)
+    n = 0
+    for path in (tiny_data["test"], tiny_data["train"]):
+        for name, k, x, e, edge in _cases(prog, ref, model, path, np.random.default_rng(n)):
+            edge = edge.copy()
+            edge[k:, :] = False
+            edge[:, k:] = False
+            want = ref.invoke_int8(x, e, np.where(edge, one, -128).astype(np.int8)[..., None])[:k]
+            for m in (portable, dsp):
+                got = m.core(x, e, edge, k)[:k]
+                assert np.array_equal(got, want), f"{name}: {np.abs(got.astype(int) - want).max()} LSB off"
+            n += 1
+    assert n >= 200
+
+
+@pytest.mark.parametrize("kind", ["full", "lr"])
+def test_float_front_end_within_one_lsb(gen, tiny_ckpts, kind):
+    blob = (gen[kind]["export"] / "model_int8.tflite").read_bytes()
+    prog = program.match(tflite_reader.read(blob))
+    model, _ = ckpt.load(tiny_ckpts[kind])
+    fe = frontend.FrontEnd.of(model)
+    m = host.HostModel(gen[kind]["gen"])
+    rng = np.random.default_rng(3)
+    s = sc.generate(40, prog.K, prog.nt, 77)
+    H = frontend.unit_noise(s)
+    H[0] = 0  # all-zero channels
+    H[1] *= 1e6  # far beyond the calibrated range
+    H[2] = (rng.standard_normal(H[2].shape) + 1j * rng.standard_normal(H[2].shape)) * 1e-20
+    worst = 0
+    for i in range(s.N):
+        edge = rng.random((prog.K, prog.K)) < 0.5
+        xq, eq = m.features(H[i], edge)
+        v, d, e = (a[0] for a in frontend.features(fe, H[i][None]))
+        xp = tflm.quantize(np.concatenate([v, d], -1), prog.x.scale, prog.x.zero_point)
+        ep = tflm.quantize(e, prog.e.scale, prog.e.zero_point)
+        worst = max(worst, int(np.abs(xq.astype(int) - xp).max()), int(np.abs(eq.astype(int) - ep).max()))
+        V = m.infer(H[i], edge)
+        assert np.isfinite(V).all() and (np.abs(V) ** 2).sum(-1).max() <= 1 + 1e-5
+    assert worst <= 1
+
+
+def _member(src: str, name: str) -> np.ndarray:
+    m = re.search(rf"\.{name} = \{{(.*?)\n    \}},", src, re.S)
+    assert m, name
+    return np.array([int(v) for v in re.findall(r"-?\d+", m.group(1).replace("(-2147483647 - 1)", "-2147483648"))])
+
+
+@pytest.mark.parametrize("kind", ["full", "lr"])
+def test_weights_read_back_equal_the_flatbuffer(gen, kind):
+    """U and V (and biases, multipliers, shifts) parsed from weights.c == the .tflite's tensors."""
+    g = tflite_reader.read(gen[kind]["export"] / "model_int8.tflite")
+    prog = program.match(g)
+    src = (gen[kind]["gen"] / "weights.c").read_text()
+    hdr = (gen[kind]["gen"] / "weights.h").read_text()
+    fc_weights = {g.tensors[op.inputs[1]].name: g.tensors[op.inputs[1]] for op in g.ops if op.opcode == "FULLY_CONNECTED"}
+    assert len(fc_weights) == len(prog.fcs())
+    for f in prog.fcs():
+        n = codegen.cname(f.name)
+        w = _member(src, f"{n}_w")
+        match = [t for t in fc_weights.values() if t.shape == f.weight.shape and np.array_equal(t.data.reshape(-1), w)]
+        assert match, f"{f.name}: weights differ from every FULLY_CONNECTED tensor"
+        if f.bias is not None:
+            np.testing.assert_array_equal(_member(src, f"{n}_bias"), f.bias)
+        mult, shift = quant.fc_params(f.inp.scale, f.w_scale, f.out.scale)
+        np.testing.assert_array_equal(_member(src, f"{n}_mult"), mult)
+        np.testing.assert_array_equal(_member(src, f"{n}_shift"), shift)
+        assert re.search(rf"\s{n}_w\[{f.d_out}, {f.d_in}\]", hdr), f"{n}_w not documented in weights.h"
+    if kind == "lr":
+        names = {codegen.cname(f.name) for f in prog.fcs()}
+        assert {"msg1_U_e", "msg1_U_x", "msg1_V", "msg2_U", "msg2_V", "upd1_U_m", "upd1_U_x", "upd1_V",
+                "upd2_U", "upd2_V"} == names
+
+
+def _compile(cc, gen_dir, flags, out):
+    srcs = [str(p) for p in host.sources(gen_dir)] + [str(gen_dir / "test_vectors.c")]
+    r = subprocess.run([cc, *flags, "-I", str(gen_dir), "-c", *srcs], cwd=out, capture_output=True, text=True)
+    assert r.returncode == 0, f"{cc} {' '.join(flags)}:\n{r.stderr[-3000:]}"
+
+
+@pytest.mark.parametrize("cc", ["gcc", "clang"])
+def test_generated_code_compiles_warning_free_on_the_host(gen, cc, tmp_path):
+    if shutil.which(cc) is None:
+        pytest.fail(f"{cc} missing: run docker/provision.sh")
+    for kind in ("full", "lr"):
+        for path in ("-DTR_NO_DSP=1", "-DTR_EMULATE_DSP=1"):
+            _compile(cc, gen[kind]["gen"], STRICT + ["-O2", path], tmp_path)
+
+
+@pytest.mark.parametrize("target", [t for t in targets.TARGETS])
+def test_generated_code_compiles_for_every_core(gen, target, tmp_path):
+    """arm-none-eabi-gcc with each core's flags: the real SMLAD path where the core has DSP."""
+    if shutil.which("arm-none-eabi-gcc") is None:
+        pytest.fail("arm-none-eabi-gcc missing: run docker/provision.sh")
+    t = targets.get(target)
+    _compile("arm-none-eabi-gcc", gen["lr"]["gen"], STRICT + ["-O2"] + t.cflags(), tmp_path)
+    r = subprocess.run(["arm-none-eabi-gcc", *t.cflags(), "-dM", "-E", "-x", "c", "/dev/null"],
+                       capture_output=True, text=True)
+    assert ("__ARM_FEATURE_DSP 1" in r.stdout) == t.dsp
+
+
+def test_host_vector_driver(gen, tmp_path):
+    """tests/c/vectors_main.c over the generated test vectors (the check a port runs)."""
+    for kind, prefix in (("full", "mpgnn"), ("lr", "lrmpgnn")):
+        g = gen[kind]["gen"]
+        exe = tmp_path / f"vec_{kind}"
+        srcs = [str(p) for p in host.sources(g)] + [str(g / "test_vectors.c"), str(ROOT / "tests/c/vectors_main.c")]
+        subprocess.run(["gcc", *STRICT, "-O2", f"-DPREFIX={prefix}", "-I", str(g), *srcs, "-o", str(exe), "-lm"],
+                       check=True)
+        r = subprocess.run([str(exe)], capture_output=True, text=True)
+        assert r.returncode == 0 and "ok: 8 of 8 vectors bit-exact" in r.stdout, r.stdout
+
+
+def test_deterministic_with_provenance(gen, tmp_path):
+    again = codegen.generate(gen["lr"]["export"], "cortex-m4", tmp_path / "again")
+    a = sorted(p.relative_to(again) for p in again.rglob("*") if p.is_file())
+    b = sorted(p.relative_to(gen["lr"]["gen"]) for p in gen["lr"]["gen"].rglob("*") if p.is_file())
+    assert a == b
+    sha = stage._sha((gen["lr"]["export"] / "model_int8.tflite").read_bytes())
+    for rel in a:
+        data = (again / rel).read_bytes()
+        assert data == (gen["lr"]["gen"] / rel).read_bytes(), rel
+        if rel.suffix not in (".json", ".tflite"):  # JSON carries the hash as a field, the .tflite is the input
+            head = data[:600].decode(errors="replace")
+            assert "Generated by tinyrrm" in head and sha in head, rel
+
+
+def test_unknown_target_and_misfit_leave_nothing(gen, tmp_path, monkeypatch):
+    with pytest.raises(ValueError, match="unknown target 'cortex-m99'"):
+        codegen.generate(gen["lr"]["export"], "cortex-m99", tmp_path / "x")
+    assert not (tmp_path / "x").exists()
+    small = targets.Target("cortex-m4", "cortex-m4", "mps2-an386", "a tiny board", 2048, 1024, True, "fpv4-sp-d16")
+    monkeypatch.setitem(targets.TARGETS, "cortex-m4", small)
+    keep = tmp_path / "keep"
+    keep.mkdir()
+    (keep / "old.c").write_text("old")
+    with pytest.raises(codegen.FitError, match=r"needs flash [\d,]+ B .* has 2,048 B; needs RAM"):
+        codegen.generate(gen["lr"]["export"], "cortex-m4", keep)
+    assert [p.name for p in keep.iterdir()] == ["old.c"]
+
+
+def test_cortex_m0_does_not_fit_the_default_model():
+    """The nRF51's 16 KB of RAM cannot hold the K=50 arena: a clear needs/has error."""
+    from tinyrrm.export.size import deployed_bytes_from_checkpoint  # noqa: F401  (import check)
+
+    rep = (ROOT / "generated/cortex-m4/report.json")
+    if not rep.is_file():
+        pytest.fail("generated/cortex-m4 is missing: run `make export TARGET=cortex-m4`")
+    import json
+
+    r = json.loads(rep.read_text())
+    assert r["sizes"]["ram_need_bytes"] > targets.get("cortex-m0").ram
+
+
+def test_committed_cortex_m4_vectors_pass_on_host(tmp_path):
+    g = ROOT / "generated/cortex-m4"
+    exe = tmp_path / "vec"
+    srcs = [str(p) for p in host.sources(g)] + [str(g / "test_vectors.c"), str(ROOT / "tests/c/vectors_main.c")]
+    for path in ("-DTR_NO_DSP=1", "-DTR_EMULATE_DSP=1"):
+        subprocess.run(["gcc", *STRICT, "-O2", path, "-DPREFIX=lrmpgnn", "-I", str(g), *srcs, "-o", str(exe), "-lm"],
+                       check=True)
+        r = subprocess.run([str(exe)], capture_output=True, text=True)
+        assert r.returncode == 0 and "ok: 8 of 8 vectors bit-exact" in r.stdout, r.stdout
+
+
+def test_committed_cortex_m4_regenerates_byte_for_byte(tmp_path, monkeypatch):
+    """generated/cortex-m4 is committed: codegen from its own tflm/ folder must give the same bytes."""
+    import json
+
+    from tinyrrm.training.scenes import generate, save
+
+    g = ROOT / "generated/cortex-m4"
+    monkeypatch.chdir(ROOT)  # the manifest names the checkpoint and calibration scenes relative to the repo
+    man = json.loads((g / "tflm/export.json").read_text())
+    calib = ROOT / man["calibration"]["path"]
+    if not calib.is_file():  # `make data` writes it; the same seeded scenes, bit for bit
+        save(generate(2000, 50, 2, seed=1), calib)
+    assert ckpt.file_sha256(calib) == man["calibration"]["sha256"]
+    command = re.search(r"command: (.*)", (g / "model.c").read_text()).group(1)
+    exp = tmp_path / "exp"
+    shutil.copytree(g / "tflm", exp)
+    out = codegen.generate(exp, "cortex-m4", tmp_path / "out", command=command)
+    for p in sorted(out.rglob("*")):
+        if not p.is_file():
+            continue
+        rel = p.relative_to(out)
+        want = (g / rel).read_bytes()
+        if rel.name == "report.json":  # the committed one may carry measured figures on top
+            a, b = json.loads(p.read_text()), json.loads(want)
+            assert {k: a[k] for k in report_static(a)} == {k: b[k] for k in report_static(a)}
+        elif rel.name == "report.md":
+            assert want.startswith(p.read_bytes().split(b"## Measured")[0].rstrip())
+        else:
+            assert p.read_bytes() == want, f"{rel} changed on regeneration"
+
+
+def report_static(rep: dict) -> list[str]:
+    from tinyrrm.export.report import STATIC_KEYS
+
+    return [k for k in STATIC_KEYS if k in rep]
