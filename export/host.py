@@ -81,6 +81,7 @@ class HostModel:
 
         self.K = int(macro("K_MAX"))
         self.nt = int(macro("NT"))
+        self.steps = int(macro("STEPS"))
         self.edge_bytes = int(macro("EDGE_BYTES").rstrip("u"))
         K, nt = self.K, self.nt
 

@@ -225,7 +225,8 @@ def bench(
     test: Path = typer.Option(Path("data/test.npz"), "--test"),
     out: Path = typer.Option(Path("reports/bench.json"), "--out"),
     train_scenes: int = typer.Option(2000, "--train-scenes", help="scenes in the timed training epoch"),
-    parts: str = typer.Option("train,export", "--parts", help="comma list of: train, export"),
+    parts: str = typer.Option("train,export,codegen", "--parts", help="comma list of: train, export, codegen"),
+    gen_dir: Path = typer.Option(Path("generated/cortex-m4"), "--gen-dir", help="generated C for the codegen part"),
     lrmpgnn: Path = typer.Option(Path("models/lrmpgnn_paper"), "--lrmpgnn", help="model for the export timing"),
 ):
     """Throughput of WMMSE and the models, training time per epoch, export and TFLM time -> JSON.
@@ -234,8 +235,9 @@ def bench(
     from tinyrrm.training.fileio import write_text
 
     wanted = {p.strip() for p in parts.split(",") if p.strip()}
-    if not wanted <= {"train", "export"}:
-        raise ValueError(f"--parts: unknown part(s) {', '.join(sorted(wanted - {'train', 'export'}))}")
+    known = {"train", "export", "codegen"}
+    if not wanted <= known:
+        raise ValueError(f"--parts: unknown part(s) {', '.join(sorted(wanted - known))}")
     rep = json.loads(out.read_text()) if out.is_file() else {}
     if "train" in wanted:
         from tinyrrm.training.bench import run_bench
@@ -245,6 +247,10 @@ def bench(
         from tinyrrm.export.bench import export_bench
 
         rep["export"] = export_bench(lrmpgnn, train, test)
+    if "codegen" in wanted:
+        from tinyrrm.export.bench_c import codegen_bench
+
+        rep["codegen"] = codegen_bench(gen_dir, test)
     write_text(out, json.dumps(rep, indent=2, sort_keys=True) + "\n")
     typer.echo(json.dumps(rep, indent=2, sort_keys=True))
 

@@ -9,7 +9,24 @@
 #include "tr_dsp.h"
 #include "tr_fc_s8.h"
 
-#if TR_USE_DSP
+#if !TR_USE_DSP
+/* d_in == 4: the channel's four weights stay in registers across senders */
+static void tr_dot_max_4(const int8_t *w, int32_t d_out, const int16_t *src, int32_t n_src, int32_t *best)
+{
+    int32_t o;
+    for (o = 0; o < d_out; ++o) {
+        const int32_t w0 = w[4 * o], w1 = w[4 * o + 1], w2 = w[4 * o + 2], w3 = w[4 * o + 3];
+        const int16_t *s = src;
+        int32_t m = w0 * s[0] + w1 * s[1] + w2 * s[2] + w3 * s[3];
+        int32_t j;
+        for (j = 1, s += 4; j < n_src; ++j, s += 4) {
+            const int32_t d = w0 * s[0] + w1 * s[1] + w2 * s[2] + w3 * s[3];
+            m = d > m ? d : m;
+        }
+        best[o] = m;
+    }
+}
+#else
 /* d_in == 4: one weight word per channel, two SMLADs per sender */
 static void tr_dot_max_4(const int8_t *w, int32_t d_out, const int16_t *src, int32_t n_src, int32_t *best)
 {
@@ -34,12 +51,10 @@ void tr_dot_max_s8(const int8_t *w, int32_t d_in, int32_t d_out, const int16_t *
 {
     const int32_t stride = TR_FC_SCRATCH(d_in);
     int32_t o;
-#if TR_USE_DSP
     if (d_in == 4) {
         tr_dot_max_4(w, d_out, src, n_src, best);
         return;
     }
-#endif
     for (o = 0; o < d_out; ++o, w += d_in) {
         int32_t m = tr_dot(w, src, d_in);
         int32_t j;
