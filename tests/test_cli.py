@@ -91,3 +91,18 @@ def test_size_json_ratios(tiny_ckpts):
     rep = json.loads(r.stdout)
     assert rep["ratio"]["fp32_over_int8"] == pytest.approx(rep["mpgnn"]["bytes_fp32"] / rep["lrmpgnn"]["bytes_int8"])
     assert [L["layer"] for L in rep["lrmpgnn"]["layers"]] == ["msg1", "msg2", "upd1", "upd2"]
+
+
+def test_export_bad_input_is_one_line(tiny_ckpts, tmp_path):
+    r = run("export", "model", "--checkpoint", tmp_path / "nope", "--out", tmp_path / "o")
+    assert r.exit_code == 2 and "not a checkpoint" in r.output and not (tmp_path / "o").exists()
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "config.json").write_text("{not json")
+    (bad / "weights.safetensors").write_bytes(b"\0")
+    r = run("export", "model", "--checkpoint", bad, "--out", tmp_path / "o")
+    assert r.exit_code == 2 and "corrupt" in r.output and not (tmp_path / "o").exists()
+    r = run("export", "onnx", "--checkpoint", tiny_ckpts["lr"], "--opset", "9", "--out", tmp_path / "o")
+    assert r.exit_code == 2 and "unsupported ONNX opset 9" in r.output and not (tmp_path / "o").exists()
+    r = run("export", "c", "--export-dir", tmp_path / "nothing", "--out", tmp_path / "o")
+    assert r.exit_code == 2 and "no export" in r.output and not (tmp_path / "o").exists()
