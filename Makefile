@@ -16,10 +16,15 @@ TRAIN   := $(DATA)/train.npz
 TEST    := $(DATA)/test.npz
 VAL     := $(DATA)/val.npz
 
-.PHONY: help setup provision test test-all export train-default ablation deploy-probe reproduce bench data clean
+.PHONY: help setup provision test test-all export firmware hil hil-prepare hil-docker flash train-default ablation \
+        deploy-probe reproduce bench data clean
 help:
 	@echo "make export TARGET=cortex-m4   main job on the committed default models"
 	@echo "make test                      all tests (fast tier)"
+	@echo "make firmware TARGET=cortex-m4 the HIL firmware (build/fw/<target>/deployed/firmware.elf)"
+	@echo "make hil TARGET=cortex-m4      emulated HIL suite under QEMU (hil_tests/)"
+	@echo "make hil-docker TARGET=...     the same suite inside the lean image (buildah)"
+	@echo "make flash TARGET=cortex-m4 BOARD=stm32f4disco [DRY_RUN=1]   program a real board (pyocd)"
 	@echo "make data                      2000/500/200 seeded scenes (K=50, Nt=2)"
 	@echo "make train-default             retrain the two committed default models"
 	@echo "make ablation                  what each training choice is worth -> reports/ablation.txt"
@@ -54,6 +59,25 @@ data: $(TRAIN) $(TEST) $(VAL)
 
 export: setup provision $(TRAIN)
 	$(TINYRRM) export target --target $(TARGET)
+
+firmware: setup provision
+	$(TINYRRM) firmware --target $(TARGET)
+
+hil-prepare: setup provision $(TRAIN) $(TEST)
+	$(TINYRRM) hil-prepare --target $(TARGET)
+
+# The HIL suite: pytest drives the firmware under QEMU (PORT=/dev/ttyACM0 for a board)
+hil: hil-prepare
+	$(BIN)/python -m pytest -q hil_tests --target $(TARGET) $(if $(PORT),--port $(PORT))
+
+hil-docker: hil-prepare
+	bash docker/provision.sh --container
+	bash docker/hil-docker.sh $(TARGET)
+
+# Program a real board through pyocd (boards and their pyocd target names: docs/BOARDS.md)
+BOARD ?= stm32f4disco
+flash: firmware
+	$(BIN)/python -m tinyrrm.hil.flash --target $(TARGET) --board $(BOARD) $(if $(DRY_RUN),--dry-run)
 
 # The committed defaults (models/): see README "Default models". Adam at the
 # paper's constant lr 1e-3, best validation epoch kept; rerunning resumes.

@@ -11,6 +11,10 @@ PACKAGES=(
   gcc-arm-none-eabi libnewlib-arm-none-eabi picolibc-arm-none-eabi
   qemu-system-arm
 )
+# --container: also the tools that build and run the HIL image (make hil-docker)
+if [ "${1:-}" = "--container" ]; then
+  PACKAGES+=(buildah debootstrap)
+fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do

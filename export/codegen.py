@@ -165,9 +165,7 @@ class Vector:
     o_q: np.ndarray  # int8 [K, 2Nt] (TFLM; rows >= k unused)
 
 
-def edge_bits(edge: np.ndarray) -> np.ndarray:
-    """bool [K, K] -> bytes, row-major, bit (i % 8) of byte i / 8 (LSB first)."""
-    return np.packbits(np.asarray(edge, bool).reshape(-1), bitorder="little")
+from .host import edge_bits  # noqa: E402  (the ABI's bit order lives with the host build)
 
 
 def test_vectors(prog: Program, tflite_bytes: bytes, scene_inputs: list[tuple], seed: int = 7) -> list[Vector]:

@@ -17,7 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .codegen import edge_bits
+
+
+def edge_bits(edge: np.ndarray) -> np.ndarray:
+    """bool [K, K] -> bytes, row-major, bit (i % 8) of byte i / 8 (LSB first): the C ABI."""
+    return np.packbits(np.asarray(edge, bool).reshape(-1), bitorder="little")
 
 BUILD = Path("build/host")
 CFLAGS = ["-std=c99", "-O2", "-ffp-contract=off", "-fPIC", "-shared", "-Wall", "-Wextra", "-Werror",

@@ -17,6 +17,8 @@ import typer
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.splitlines()[0])
 
+TARGETS = ("cortex-m0", "cortex-m3", "cortex-m4", "cortex-m7", "cortex-m33", "cortex-m55")
+
 
 def _user_errors(fn):
     """Turn the stages' user-facing errors into ``tinyrrm: error: …`` + exit 2."""
@@ -105,14 +107,18 @@ def evaluate(
     scenes: Path = typer.Option(..., "--scenes", help="scene file to evaluate on"),
     mpgnn: Path = typer.Option(Path("models/mpgnn_paper"), "--mpgnn", help="full MPGNN checkpoint"),
     lrmpgnn: Path = typer.Option(Path("models/lrmpgnn_paper"), "--lrmpgnn", help="LR-MPGNN checkpoint"),
-    backend: str = typer.Option("torch", "--backend", help="torch | onnx | tflite | tflite_fp32 | tflm | c"),
+    backend: str = typer.Option("torch", "--backend", help="torch | onnx | tflite | tflite_fp32 | tflm | c | qemu"),
     out: Optional[Path] = typer.Option(None, "--out", help="write beamformers W_* [N, K, Nt] to this .npz"),
     as_json: bool = typer.Option(False, "--json", help="print JSON instead of a table"),
+    target: str = typer.Option("cortex-m4", "--target", help="qemu backend: the core (" + ", ".join(TARGETS) + ")"),
+    port: Optional[str] = typer.Option(None, "--port", help="qemu backend: a real board's serial port instead"),
 ):
     """Sum rate of WMMSE, the full MPGNN and the LR-MPGNN, and their ratios."""
     from tinyrrm.training import evaluate as ev
 
-    rep = ev.evaluate(scenes, mpgnn, lrmpgnn, backend=backend, out_path=out, progress=not as_json)
+    opts = {"target": target, "port": port} if backend == "qemu" else {}
+    rep = ev.evaluate(scenes, mpgnn, lrmpgnn, backend=backend, out_path=out, progress=not as_json,
+                      backend_options=opts)
     typer.echo(ev.to_json(rep) if as_json else ev.format_report(rep))
 
 
@@ -255,8 +261,6 @@ def bench(
     typer.echo(json.dumps(rep, indent=2, sort_keys=True))
 
 
-TARGETS = ("cortex-m0", "cortex-m3", "cortex-m4", "cortex-m7", "cortex-m33", "cortex-m55")
-
 export_app = typer.Typer(no_args_is_help=True, help="Export: ONNX, TFLite int8 / TFLite Micro, generated C.")
 app.add_typer(export_app, name="export")
 
@@ -361,6 +365,68 @@ def export_target(
     path = codegen.generate(exp, target, out or Path("generated") / target, command=command)
     typer.echo(f"wrote {path}")
     typer.echo((path / "report.md").read_text().split("## Layers")[0].split("-->", 1)[-1].strip())
+
+
+def _hil_errors(fn):
+    @functools.wraps(fn)
+    def wrapper(*a, **kw):
+        from tinyrrm.hil.protocol import HILError
+
+        try:
+            return fn(*a, **kw)
+        except HILError as e:
+            typer.echo(f"tinyrrm: error: {e}", err=True)
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+@app.command()
+@_user_errors
+@_hil_errors
+def firmware(
+    target: str = typer.Option("cortex-m4", "--target", help=", ".join(TARGETS)),
+    portable: bool = typer.Option(False, "--portable", help="force the portable kernels (TR_NO_DSP)"),
+):
+    """Build the HIL firmware of the deployed model for TARGET -> build/fw/<target>/deployed/firmware.elf."""
+    from tinyrrm.hil import elfsize
+    from tinyrrm.hil.run import build_firmware
+    from tinyrrm.hil.session import gen_dir_for
+
+    elf = build_firmware(target, gen_dir_for(target), Path("build/fw") / target / ("portable" if portable else "deployed"),
+                         "lrmpgnn", "-DTR_NO_DSP=1" if portable else "")
+    sz = elfsize.sizes(elf)
+    typer.echo(f"wrote {elf}: flash {sz['flash']:,} B (.text {sz['text']:,} + .rodata {sz['rodata']:,} + .data "
+               f"{sz['data']:,}), static RAM {sz['ram_static']:,} B (.data + .bss)")
+
+
+@app.command("hil-prepare")
+@_user_errors
+def hil_prepare(
+    target: str = typer.Option("cortex-m4", "--target", help=", ".join(TARGETS)),
+    n: int = typer.Option(4, "--n", help="test scenes the HIL runs"),
+):
+    """Reference beamformers and the original MPGNN's C for the HIL suite -> build/hil/<target>/."""
+    from tinyrrm.hil.prepare import prepare
+
+    typer.echo(f"wrote {prepare(target, n=n)}")
+
+
+@app.command()
+@_user_errors
+@_hil_errors
+def hil(
+    target: str = typer.Option("cortex-m4", "--target", help=", ".join(TARGETS)),
+    port: Optional[str] = typer.Option(None, "--port", help="a real board's serial port instead of QEMU"),
+):
+    """Run the deployed firmware (QEMU or a board) and measure: bit-exactness, flash/RAM, instructions,
+    sum rate, the 60x ratios -> build/hil/<target>/hil.json and generated/<target>/report.json."""
+    from tinyrrm.hil import session
+
+    res = session.run_hil(target, port=port)
+    path = session.save(res, target)
+    typer.echo(json.dumps(session.summary(res), indent=2, sort_keys=True))
+    typer.echo(f"wrote {path}")
 
 
 @app.command()

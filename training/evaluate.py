@@ -66,6 +66,7 @@ def evaluate(
     backend: str = "torch",
     out_path=None,
     progress: bool = True,
+    backend_options: dict | None = None,
 ) -> dict:
     """Sum rates of WMMSE, MPGNN and LR-MPGNN on ``scenes_path``.
 
@@ -78,7 +79,8 @@ def evaluate(
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; available: {', '.join(sorted(BACKENDS))}")
     scenes = load_scenes(scenes_path)
-    run = BACKENDS[backend]
+    opts = backend_options or {}
+    run = (lambda ckpt_dir, sc: BACKENDS[backend](ckpt_dir, sc, **opts)) if opts else BACKENDS[backend]
     W = {
         f"W_mpgnn_{backend}": run(Path(mpgnn_dir), scenes),
         f"W_lrmpgnn_{backend}": run(Path(lrmpgnn_dir), scenes),

@@ -29,7 +29,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import torch
 
 __all__ = ["link_gains", "rates", "sum_rate", "sum_rate_torch"]
 
@@ -123,7 +122,7 @@ def sum_rate(H, V, noise_var=1.0, weights=None) -> np.ndarray:
 # ----------------------------------------------------------------------------
 # torch metric (training loss)
 # ----------------------------------------------------------------------------
-def sum_rate_torch(H: torch.Tensor, V: torch.Tensor, noise_var=1.0, weights=None) -> torch.Tensor:
+def sum_rate_torch(H, V, noise_var=1.0, weights=None):
     """Differentiable weighted sum rate (same formula as :func:`sum_rate`).
 
     Computed in the real dtype matching ``V`` (complex64 -> float32); ``H`` is
@@ -134,6 +133,8 @@ def sum_rate_torch(H: torch.Tensor, V: torch.Tensor, noise_var=1.0, weights=None
         H: complex [B, K, K, Nt]; V: complex [B, K, Nt];
         weights: tensor/array broadcastable to [B, K] (default ones) -> [B]
     """
+    import torch  # lazily: the numpy metrics serve the lean HIL image, which has no torch
+
     if not torch.is_tensor(V) or not V.is_complex():
         raise ValueError("V must be a complex torch tensor of shape [B, K, Nt]")
     if not torch.is_tensor(H):

@@ -1,0 +1,33 @@
+"""HIL suite options: ``pytest hil_tests --target cortex-m4 [--port /dev/ttyACM0]``.
+
+Needs ``tinyrrm hil-prepare --target T`` once (reference beamformers from the
+full environment); then only numpy, the cross compiler and QEMU.
+"""
+
+import pytest
+
+
+def pytest_addoption(parser):
+    parser.addoption("--target", default="cortex-m4", help="core: cortex-m3, -m4, -m7, -m33, -m55")
+    parser.addoption("--port", default=None, help="a real board's serial port instead of QEMU")
+    parser.addoption("--hil-dir", default=None, help="folder of tinyrrm hil-prepare (default build/hil/<target>)")
+
+
+@pytest.fixture(scope="session")
+def target(request):
+    return request.config.getoption("--target")
+
+
+@pytest.fixture(scope="session")
+def port(request):
+    return request.config.getoption("--port")
+
+
+@pytest.fixture(scope="session")
+def hil(request, target, port):
+    """One full HIL run (firmware build, QEMU or board, all measurements), saved as the report."""
+    from tinyrrm.hil import session
+
+    res = session.run_hil(target, port=port, hil_dir=request.config.getoption("--hil-dir"), progress=False)
+    session.save(res, target, request.config.getoption("--hil-dir"))
+    return res

@@ -1,0 +1,93 @@
+"""Emulated hardware-in-the-loop checks of one target (issue 5)."""
+
+import struct
+
+import numpy as np
+import pytest
+
+from tinyrrm.export import targets as T
+from tinyrrm.hil import protocol as P
+from tinyrrm.hil.run import build_firmware, open_target
+from tinyrrm.hil.session import gen_dir_for
+
+
+def test_every_test_vector_is_bit_exact_on_target(hil):
+    assert hil["bit_exact"]["total"] >= 8
+    assert hil["bit_exact"]["equal"] == hil["bit_exact"]["total"], hil["bit_exact"]["mismatching_bytes"]
+
+
+def test_firmware_fits_the_reference_board(hil, target):
+    t = T.get(target)
+    assert hil["flash_bytes"] <= t.flash and hil["ram_bytes"] <= t.ram
+    g = hil["generator"]
+    # held against the generator's own figures: the weights and the arena are in the image,
+    # and the generator's flash estimate (weights + code) is not off by more than 25%
+    assert hil["elf"]["rodata"] + hil["elf"]["data"] >= g["weights_bytes"]
+    assert hil["elf"]["bss"] >= g["arena_bytes"]
+    assert abs(hil["flash_bytes"] - g["flash_need_bytes"]) <= 0.25 * g["flash_need_bytes"]
+    assert 0 < hil["stack_peak_bytes"] < hil["stats"]["stack_size"]
+
+
+def test_sum_rate_on_target(hil):
+    r = hil["sum_rate_ratio_vs"]
+    assert r["host_c"] == pytest.approx(1.0, abs=1e-3)  # the same C; only float libm may differ
+    assert r["lrmpgnn_fp32"] >= 0.98  # int8 vs the fp32 LR-MPGNN on a few scenes
+    assert hil["sum_rate_ratio"] >= 0.9  # int8 LR-MPGNN on target vs the fp32 original
+    assert r["wmmse"] > 0.8
+
+
+def test_instructions_are_measured(hil):
+    assert hil["instructions_per_inference"] > hil["macs_per_inference"] * 0.5
+    assert hil["stats"]["calib_ticks"] > 0
+
+
+def test_60x_size_target(hil):
+    assert hil["model_size_ratio"] >= 60
+    assert hil["flash_ratio"] > 1  # reported: the original's whole firmware over the deployed one
+
+
+def test_bad_frames_get_error_frames_and_the_target_keeps_serving(target, port, hil):
+    elf = hil["firmware_elf"]
+    with open_target(target, elf, port, timeout=30) as c:
+        info = c.hello()
+        c.t.write(b"\x00\xff garbage \xa5\x00\x5a")
+        bad = bytearray(P.encode(P.HELLO, 5))
+        bad[-2] ^= 0x55
+        c.t.write(bytes(bad))
+        assert P.read_frame(c.t, 20)[0] == P.ERROR
+        with pytest.raises(P.TargetError):  # a CORE frame one byte short
+            c.request(P.CORE, b"\x00" * 10)
+        with pytest.raises(P.TargetError):  # unknown type
+            c.request(0x33, b"")
+        big = P.SYNC + bytes([P.CORE, 1]) + struct.pack("<I", 1 << 30)  # length beyond max_payload
+        c.t.write(big)
+        assert P.read_frame(c.t, 20)[0] == P.ERROR
+        c.t.write(P.encode(P.INFER, 2, b"\x01" * 100)[:40])  # truncated: the target times out
+        assert P.read_frame(c.t, 60)[0] == P.ERROR
+        assert c.hello().fields == info.fields
+
+
+def test_silent_target_gives_up_within_its_timeout(target, tmp_path):
+    """A firmware that never answers (QEMU runs, the UART stays silent) -> a clear error, no hang."""
+    import time
+
+    if target != "cortex-m4":
+        pytest.skip("one core is enough for the harness's own timeout")
+    elf = tmp_path / "silent.elf"
+    elf.write_bytes(b"\x7fELF not really")  # QEMU refuses it: the harness must say so
+    t0 = time.monotonic()
+    with pytest.raises(P.HILError):
+        with open_target(target, elf, timeout=5) as c:
+            c.hello()
+    assert time.monotonic() - t0 < 40
+
+
+def test_portable_path_is_also_bit_exact(target, hil):
+    """The portable kernels on a DSP core (TR_NO_DSP): the same goldens."""
+    if not T.get(target).dsp:
+        pytest.skip("this core has only the portable path, checked above")
+    elf = build_firmware(target, gen_dir_for(target), f"build/fw/{target}/portable", "lrmpgnn", "-DTR_NO_DSP=1")
+    with open_target(target, elf) as c:
+        assert c.hello()["dsp"] == "0"
+        n, n_exact, _ = c.vectors()
+        assert n_exact == n

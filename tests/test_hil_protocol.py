@@ -1,0 +1,88 @@
+"""The HIL harness without a board: frames, a pty peer, garbage and silence."""
+
+import os
+import pty
+import time
+
+import numpy as np
+import pytest
+
+from tinyrrm.export import host
+from tinyrrm.hil import protocol as P
+from tinyrrm.hil.transport import SerialTransport
+
+from .fake_target import FakeTarget
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_frame_roundtrip_and_crc():
+    f = P.encode(P.CORE, 7, b"abc")
+    assert f[:2] == P.SYNC and P.decode(f) == (P.CORE, 7, b"abc")
+    bad = bytearray(f)
+    bad[-1] ^= 1
+    with pytest.raises(ValueError, match="bad CRC"):
+        P.decode(bytes(bad))
+
+
+@pytest.fixture
+def pty_pair():
+    master, slave = pty.openpty()
+    import tty
+
+    tty.setraw(master)
+    tty.setraw(slave)
+    yield master, os.ttyname(slave)
+    os.close(master)
+    os.close(slave)
+
+
+def test_serial_transport_against_a_pty_peer(pty_pair):
+    """The generated C (host build) behind a pty: the same client a real board gets."""
+    master, name = pty_pair
+    m = host.HostModel(os.path.join(ROOT, "generated/cortex-m4"))
+    peer = FakeTarget(m, master).start()
+    client = P.Client(SerialTransport(name), timeout=10)
+    info = client.hello()
+    assert info.k_max == m.K and info["prefix"] == "lrmpgnn"
+    rng = np.random.default_rng(0)
+    x = rng.integers(-128, 128, (m.K, 4 * m.nt), dtype=np.int8)
+    e = rng.integers(-128, 128, (m.K, m.K, 2 * m.nt), dtype=np.int8)
+    edge = rng.random((m.K, m.K)) < 0.3
+    from tinyrrm.export.codegen import edge_bits
+
+    o, ticks = client.core(x, e, edge_bits(edge), m.K)
+    np.testing.assert_array_equal(o, m.core(x, e, edge))
+    # garbage, then a frame with a bad CRC: an ERROR frame, and the peer keeps serving
+    client.t.write(b"\x00\x13garbage\xa5")
+    frame = bytearray(P.encode(P.HELLO, 9))
+    frame[-1] ^= 0xFF
+    client.t.write(bytes(frame))
+    ftype, seq, body = P.read_frame(client.t, 5)
+    assert (ftype, seq) == (P.ERROR, 9) and b"CRC" in body
+    assert client.hello().k_max == m.K
+    peer.stop.set()
+
+
+def test_silent_target_gives_up_cleanly(pty_pair):
+    _, name = pty_pair
+    client = P.Client(SerialTransport(name), timeout=0.5)
+    t = time.monotonic()
+    with pytest.raises(P.HILError, match="no complete response within"):
+        client.hello()
+    assert time.monotonic() - t < 3
+
+
+def test_error_frame_is_reported(pty_pair):
+    master, name = pty_pair
+    client = P.Client(SerialTransport(name), timeout=5)
+    import threading
+
+    def answer():
+        time.sleep(0.1)
+        os.read(master, 4096)
+        os.write(master, P.encode(P.ERROR, 1, b"bad CRC"))
+
+    threading.Thread(target=answer, daemon=True).start()
+    with pytest.raises(P.TargetError, match="ERROR to HELLO: bad CRC"):
+        client.hello()

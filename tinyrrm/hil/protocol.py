@@ -1,0 +1,197 @@
+"""The framed protocol of docs/PROTOCOL.md, host side.
+
+    frame = A5 5A | type u8 | seq u8 | length u32 | payload | crc32 u32
+
+:class:`Client` sends one request and reads one response over any
+:class:`Transport` (``write(bytes)``, ``read(n, timeout) -> bytes``), and
+gives up cleanly: a silent, crashed or garbled target raises
+:class:`HILError` with a one-line reason, never hangs past its timeout.
+"""
+
+from __future__ import annotations
+
+import struct
+import time
+import zlib
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+SYNC = b"\xa5\x5a"
+HEADER = struct.Struct("<2sBBI")  # sync, type, seq, length
+HELLO, CORE, INFER, VECTORS, STATS, ERROR = 0x01, 0x02, 0x03, 0x04, 0x05, 0x7F
+NAMES = {HELLO: "HELLO", CORE: "CORE", INFER: "INFER", VECTORS: "VECTORS", STATS: "STATS", ERROR: "ERROR"}
+MAX_LENGTH = 1 << 24
+
+
+class HILError(RuntimeError):
+    """The target did not answer as the protocol says (one line, for the user)."""
+
+
+class TargetError(HILError):
+    """The target answered with an ERROR frame."""
+
+
+class Transport(Protocol):
+    def write(self, data: bytes) -> None: ...
+
+    def read(self, n: int, timeout: float) -> bytes: ...
+
+
+def crc(body: bytes) -> int:
+    return zlib.crc32(body) & 0xFFFFFFFF
+
+
+def encode(ftype: int, seq: int, payload: bytes = b"") -> bytes:
+    body = bytes([ftype & 0xFF, seq & 0xFF]) + struct.pack("<I", len(payload)) + payload
+    return SYNC + body + struct.pack("<I", crc(body))
+
+
+def decode(data: bytes) -> tuple[int, int, bytes]:
+    """A complete frame -> (type, seq, payload); ValueError when it is not one."""
+    if len(data) < HEADER.size + 4 or data[:2] != SYNC:
+        raise ValueError("not a frame")
+    _, ftype, seq, length = HEADER.unpack_from(data)
+    if len(data) != HEADER.size + length + 4:
+        raise ValueError("length mismatch")
+    body = data[2 : HEADER.size + length]
+    (want,) = struct.unpack_from("<I", data, HEADER.size + length)
+    if crc(body) != want:
+        raise ValueError("bad CRC")
+    return ftype, seq, data[HEADER.size : HEADER.size + length]
+
+
+def read_frame(t: Transport, timeout: float) -> tuple[int, int, bytes]:
+    """Hunt for sync, then read one frame within ``timeout`` seconds in all."""
+    deadline = time.monotonic() + timeout
+
+    def left() -> float:
+        rest = deadline - time.monotonic()
+        if rest <= 0:
+            raise HILError(f"no complete response within {timeout:.0f} s (target silent or stuck)")
+        return rest
+
+    prev = b""
+    while True:
+        b = t.read(1, left())
+        if not b:
+            continue
+        if prev == b"\xa5" and b == b"\x5a":
+            break
+        prev = b
+    head = _read_exact(t, HEADER.size - 2, left)
+    ftype, seq, length = head[0], head[1], struct.unpack("<I", head[2:6])[0]
+    if length > MAX_LENGTH:
+        raise HILError(f"response announces {length} bytes: garbled stream")
+    rest = _read_exact(t, length + 4, left)
+    try:
+        return decode(SYNC + head + rest)
+    except ValueError as e:
+        raise HILError(f"corrupt response frame ({e})") from None
+
+
+def _read_exact(t: Transport, n: int, left) -> bytes:
+    buf = bytearray()
+    while len(buf) < n:
+        buf += t.read(n - len(buf), left())
+    return bytes(buf)
+
+
+@dataclass
+class Info:
+    """The target's HELLO."""
+
+    fields: dict[str, str]
+
+    def __getitem__(self, key: str) -> str:
+        return self.fields[key]
+
+    @property
+    def k_max(self) -> int:
+        return int(self.fields["k_max"])
+
+    @property
+    def nt(self) -> int:
+        return int(self.fields["nt"])
+
+    @property
+    def edge_bytes(self) -> int:
+        return (self.k_max * self.k_max + 7) // 8
+
+
+class Client:
+    """Request/response over a transport (see the module docstring)."""
+
+    def __init__(self, transport: Transport, timeout: float = 30.0):
+        self.t = transport
+        self.timeout = timeout
+        self.seq = 0
+        self._info: Info | None = None
+
+    def request(self, ftype: int, payload: bytes = b"", timeout: float | None = None) -> bytes:
+        self.seq = (self.seq + 1) & 0xFF
+        self.t.write(encode(ftype, self.seq, payload))
+        rtype, rseq, body = read_frame(self.t, timeout or self.timeout)
+        if rtype == ERROR:
+            raise TargetError(f"target answered ERROR to {NAMES.get(ftype, hex(ftype))}: "
+                              f"{body.decode(errors='replace')}")
+        if rtype != (ftype | 0x80) or rseq != self.seq:
+            raise HILError(f"unexpected response type 0x{rtype:02x} seq {rseq} to {NAMES.get(ftype)} seq {self.seq}")
+        return body
+
+    def hello(self) -> Info:
+        text = self.request(HELLO).decode(errors="replace")
+        fields = dict(kv.split("=", 1) for kv in text.strip(";").split(";") if "=" in kv)
+        if fields.get("proto") != "1":
+            raise HILError(f"target speaks protocol {fields.get('proto')!r}, the host 1")
+        self._info = Info(fields)
+        return self._info
+
+    @property
+    def info(self) -> Info:
+        return self._info or self.hello()
+
+    def core(self, x_q: np.ndarray, e_q: np.ndarray, edge_bits: np.ndarray, k: int) -> tuple[np.ndarray, int]:
+        """One int8 step on the target -> (o_q ``[K_MAX, 2Nt]``, SysTick ticks)."""
+        i = self.info
+        payload = struct.pack("<i", k) + _i8(x_q, i.k_max * 4 * i.nt) + _i8(e_q, i.k_max * i.k_max * 2 * i.nt) \
+            + _u8(edge_bits, i.edge_bytes)
+        body = self.request(CORE, payload)
+        rc, lo, hi = struct.unpack_from("<iII", body)
+        if rc != 0:
+            raise HILError(f"{i['prefix']}_core returned {rc} on the target")
+        o = np.frombuffer(body, np.int8, offset=12).reshape(i.k_max, 2 * i.nt).copy()
+        return o, lo | (hi << 32)
+
+    def infer(self, input_bytes: bytes) -> tuple[bytes, int]:
+        """The float API: input struct bytes -> (output struct bytes, ticks)."""
+        body = self.request(INFER, input_bytes)
+        rc, lo, hi = struct.unpack_from("<iII", body)
+        if rc != 0:
+            raise HILError(f"{self.info['prefix']}_infer returned {rc} on the target")
+        return body[12:], lo | (hi << 32)
+
+    def vectors(self) -> tuple[int, int, list[int]]:
+        """(n, n_exact, mismatching bytes per vector) of the firmware's own test vectors."""
+        body = self.request(VECTORS, timeout=max(self.timeout, 120.0))
+        n, n_exact = struct.unpack_from("<II", body)
+        return n, n_exact, list(struct.unpack_from(f"<{n}I", body, 8))
+
+    def stats(self) -> dict[str, int]:
+        keys = ("stack_size", "stack_peak", "calib_ticks", "calib_instructions")
+        return dict(zip(keys, struct.unpack_from("<4I", self.request(STATS))))
+
+
+def _i8(a: np.ndarray, n: int) -> bytes:
+    b = np.ascontiguousarray(a, np.int8).tobytes()
+    if len(b) != n:
+        raise ValueError(f"expected {n} int8 values, got {len(b)}")
+    return b
+
+
+def _u8(a: np.ndarray, n: int) -> bytes:
+    b = np.ascontiguousarray(a, np.uint8).tobytes()
+    if len(b) != n:
+        raise ValueError(f"expected {n} bytes of edge bits, got {len(b)}")
+    return b

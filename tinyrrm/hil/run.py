@@ -1,0 +1,133 @@
+"""The HIL stage: build firmware, run it (QEMU or a board), measure, check.
+
+Stdlib + numpy only (plus the numpy parts of tinyrrm.training: scenes,
+metrics, WMMSE), so it runs in the lean HIL image.
+
+* :func:`build_firmware` — ``make -C firmware_templates/firmware`` for a
+  target and a generated folder; a model that does not fit fails here with
+  the firmware Makefile's "needs X, has Y" line.
+* :func:`open_target` — a protocol client on QEMU (``Qemu``) or a serial port.
+* :func:`infer_scenes` — beamformers of scenes through the target's float API.
+* :func:`measure` — vectors bit-exact, flash/RAM from the ELF plus the
+  painted stack peak, instructions per inference from SysTick under
+  ``-icount``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import struct
+import subprocess
+from pathlib import Path
+
+import numpy as np
+
+from tinyrrm.export import targets as T
+
+from . import elfsize
+from .protocol import Client, HILError
+from .qemu import Qemu
+from .transport import SerialTransport
+
+ROOT = Path(__file__).resolve().parents[2]
+FIRMWARE = ROOT / "firmware_templates" / "firmware"
+BUILD = Path("build/fw")
+
+
+def build_firmware(target: str, gen_dir, out_dir=None, prefix: str = "lrmpgnn", extra_cflags: str = "",
+                   big_flash: bool = False) -> Path:
+    """``firmware.elf`` of ``gen_dir`` for ``target``; raises HILError with make's last line on failure."""
+    T.get(target)
+    out = Path(out_dir) if out_dir else BUILD / target
+    cmd = ["make", "-s", "-C", str(FIRMWARE), f"TARGET={target}", f"GEN={Path(gen_dir).resolve()}",
+           f"OUT={out.resolve()}", f"PREFIX={prefix}", f"EXTRA_CFLAGS={extra_cflags}"]
+    if big_flash:
+        cmd.append("BIG_FLASH=1")
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        lines = [ln for ln in (r.stdout + r.stderr).splitlines() if ln.strip()]
+        needs = [ln for ln in lines if "needs" in ln and "has" in ln]
+        raise HILError(needs[-1] if needs else f"firmware build for {target} failed: {lines[-1] if lines else r.returncode}")
+    return out / "firmware.elf"
+
+
+@contextlib.contextmanager
+def open_target(target: str, elf=None, port: str | None = None, baud: int = 115200, timeout: float = 120.0):
+    """A :class:`Client` on QEMU (``elf``) or on a real board (``port``)."""
+    if port:
+        t = SerialTransport(port, baud)
+        try:
+            yield Client(t, timeout)
+        finally:
+            t.close()
+        return
+    with Qemu(elf, T.get(target).qemu_machine, timeout) as client:
+        yield client
+
+
+def input_bytes(H: np.ndarray, edge: np.ndarray, k_max: int) -> bytes:
+    """``<prefix>_input`` struct: i32 k, float h[K_MAX][K_MAX][Nt][2], edge bits (LSB first)."""
+    k, nt = H.shape[0], H.shape[-1]
+    h = np.zeros((k_max, k_max, nt, 2), np.float32)
+    h[:k, :k, :, 0] = H.real
+    h[:k, :k, :, 1] = H.imag
+    e = np.zeros((k_max, k_max), bool)
+    e[:k, :k] = edge[:k, :k]
+    bits = np.packbits(e.reshape(-1), bitorder="little")
+    return struct.pack("<i", k) + h.tobytes() + bits.tobytes()
+
+
+def output_array(body: bytes, k: int, k_max: int, nt: int) -> np.ndarray:
+    v = np.frombuffer(body, np.float32, k_max * nt * 2).reshape(k_max, nt, 2)[:k]
+    return (v[..., 0] + 1j * v[..., 1]).astype(np.complex64)
+
+
+def edge_mask(scenes, cut_m: float = 500.0) -> np.ndarray:
+    """The trained models' edges ([n, k, j]: j -> k), numpy only."""
+    K = scenes.K
+    mask = np.broadcast_to(~np.eye(K, dtype=bool), (scenes.N, K, K)).copy()
+    if scenes.dist is not None and cut_m:
+        mask &= scenes.dist < cut_m
+    return mask
+
+
+def infer_scenes(client: Client, scenes, cut_m: float = 500.0, progress: bool = True) -> tuple[np.ndarray, list[int]]:
+    """Beamformers ``[N, K, Nt]`` (scaled by sqrt(p_max)) of ``scenes`` on the target, and ticks per scene."""
+    from tqdm.auto import tqdm
+
+    info = client.info
+    if scenes.K > info.k_max or scenes.Nt != info.nt:
+        raise HILError(f"scenes have K={scenes.K}, Nt={scenes.Nt}; the firmware serves K <= {info.k_max}, "
+                       f"Nt={info.nt}")
+    H = (scenes.H * math.sqrt(scenes.p_max / scenes.noise_var)).astype(np.complex64)
+    mask = edge_mask(scenes, cut_m)
+    V, ticks = [], []
+    for i in tqdm(range(scenes.N), desc=f"{info['prefix']} on {info['core']}", leave=False,
+                  disable=None if progress else True):
+        body, t = client.infer(input_bytes(H[i], mask[i], info.k_max))
+        V.append(output_array(body, scenes.K, info.k_max, info.nt))
+        ticks.append(t)
+    return (np.stack(V) * math.sqrt(scenes.p_max)).astype(np.complex64), ticks
+
+
+def instructions(ticks: int, stats: dict) -> float:
+    """SysTick ticks -> instructions, by the firmware's boot calibration loop."""
+    return ticks * stats["calib_instructions"] / stats["calib_ticks"]
+
+
+def measure(client: Client, elf) -> dict:
+    """Vectors, ELF sizes, painted stack: the figures every target reports."""
+    info = client.hello()
+    n, n_exact, mism = client.vectors()
+    stats = client.stats()
+    sz = elfsize.sizes(elf)
+    return {
+        "hello": info.fields,
+        "bit_exact": {"equal": n_exact, "total": n, "mismatching_bytes": mism},
+        "stats": stats,
+        "elf": {k: sz[k] for k in ("text", "rodata", "data", "bss", "flash", "ram_static")},
+        "flash_bytes": sz["flash"],
+        "ram_bytes": sz["ram_static"] + stats["stack_peak"],
+        "stack_peak_bytes": stats["stack_peak"],
+    }

@@ -1,0 +1,118 @@
+"""One HIL run of a target: every figure issue 5 asks for, and the report.
+
+``run_hil(target)`` builds the deployed firmware (and the original full
+MPGNN's, with a large virtual flash), runs them under QEMU (or the deployed
+one on a board, ``port=``), and returns::
+
+    firmware_elf, flash_bytes, ram_bytes, stack_peak_bytes,
+    instructions_per_inference, instructions_per_mac,
+    model_size_ratio   fp32 original model bytes / deployed int8 model bytes
+    flash_ratio        original firmware flash / deployed firmware flash
+    sum_rate_ratio     int8 on target / fp32 original (and vs WMMSE, fp32 LR, host C)
+    bit_exact          test vectors equal / total
+
+It writes them to ``build/hil/<target>/hil.json`` and merges them into
+``generated/<target>/report.json`` (``measured.hil``) when that folder exists.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from tinyrrm.export import targets as T
+from tinyrrm.training.fileio import write_text
+from tinyrrm.training.metrics import sum_rate
+from tinyrrm.training.scenes import load as load_scenes
+
+from . import elfsize, prepare
+from .run import build_firmware, infer_scenes, instructions, measure, open_target
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def gen_dir_for(target: str) -> Path:
+    """``generated/<target>`` if generated, else cortex-m4's: the C is the same for every core."""
+    own = Path("generated") / target
+    return own if (own / "model.c").is_file() else Path("generated/cortex-m4")
+
+
+def _macs(report: dict, edges: int, k: int) -> int:
+    m = report["macs"]
+    return report["model"]["steps"] * (edges * m["per_edge"] + k * m["per_node"])
+
+
+def run_hil(target: str, port: str | None = None, hil_dir=None, extra_cflags: str = "", tag: str = "",
+            progress: bool = True) -> dict:
+    t = T.get(target)
+    ref, W, hdir = prepare.load_reference(target, hil_dir)
+    gen = gen_dir_for(target)
+    report = json.loads((gen / "report.json").read_text())
+    out_dir = Path("build/fw") / target / (tag or "deployed")
+    elf = build_firmware(target, gen, out_dir, "lrmpgnn", extra_cflags)
+    scenes = load_scenes(hdir / "scenes.npz")
+    with open_target(target, elf, port) as client:
+        res = measure(client, elf)
+        V, ticks = infer_scenes(client, scenes, progress=progress)
+    stats = res["stats"]
+    from .run import edge_mask
+
+    mask = edge_mask(scenes)
+    per_scene = [instructions(tk, stats) for tk in ticks]
+    macs = [_macs(report, int(m.sum()), scenes.K) for m in mask]
+    rate = {k[2:]: float(sum_rate(scenes.H, v, scenes.noise_var, scenes.weights).mean()) for k, v in W.items()}
+    rate["lrmpgnn_target"] = float(sum_rate(scenes.H, V, scenes.noise_var, scenes.weights).mean())
+    res.update({
+        "target": target, "board": t.board, "qemu_machine": t.qemu_machine if not port else None, "port": port,
+        "firmware_elf": str(elf),
+        "flash_limit_bytes": t.flash, "ram_limit_bytes": t.ram,
+        "generator": {"flash_need_bytes": report["sizes"]["flash_need_bytes"],
+                      "ram_need_bytes": report["sizes"]["ram_need_bytes"],
+                      "arena_bytes": report["sizes"]["arena_bytes"], "weights_bytes": report["sizes"]["weights_bytes"]},
+        "instructions_per_inference": float(np.mean(per_scene)),
+        "instructions_per_inference_each": per_scene,
+        "macs_per_inference": float(np.mean(macs)),
+        "instructions_per_mac": float(np.mean(per_scene) / np.mean(macs)),
+        "sum_rate": rate,
+        "sum_rate_ratio": rate["lrmpgnn_target"] / rate["mpgnn_torch"],
+        "sum_rate_ratio_vs": {"wmmse": rate["lrmpgnn_target"] / rate["wmmse"],
+                              "lrmpgnn_fp32": rate["lrmpgnn_target"] / rate["lrmpgnn_torch"],
+                              "host_c": rate["lrmpgnn_target"] / rate["lrmpgnn_c"]},
+        "max_abs_diff_vs_host_c": float(np.abs(V - W["W_lrmpgnn_c"]).max()),
+        "model_size_ratio": ref["mpgnn"]["bytes_fp32"] / ref["lrmpgnn"]["bytes_int8_deployed"],
+        "n_scenes": scenes.N,
+    })
+    res["bit_exact_fraction"] = res["bit_exact"]["equal"] / res["bit_exact"]["total"]
+    # the original full MPGNN, same core, large virtual flash: whole-firmware flash ratio
+    orig = build_firmware(target, hdir / "gen_mpgnn", Path("build/fw") / target / "original", "mpgnn",
+                          extra_cflags, big_flash=True)
+    osz = elfsize.sizes(orig)
+    res["original_firmware"] = {"elf": str(orig), "flash_bytes": osz["flash"], "ram_static_bytes": osz["ram_static"]}
+    res["flash_ratio"] = osz["flash"] / res["flash_bytes"]
+    res["original_firmware_fits_board"] = osz["flash"] <= t.flash
+    return res
+
+
+def save(res: dict, target: str, hil_dir=None, key: str = "hil") -> Path:
+    """``build/hil/<target>/<key>.json``, and ``measured.<key>`` in ``generated/<target>/report.json``."""
+    from tinyrrm.export import report as R
+
+    out = (Path(hil_dir) if hil_dir else prepare.OUT / target) / f"{key}.json"
+    write_text(out, json.dumps(res, indent=2, sort_keys=True) + "\n")
+    gen = Path("generated") / target
+    if (gen / "report.json").is_file():
+        R.merge_measured(gen, key, summary(res))
+    return out
+
+
+def summary(res: dict) -> dict:
+    """The report.json keys of issue 5 (the full run stays in build/hil)."""
+    keys = ("firmware_elf", "flash_bytes", "ram_bytes", "stack_peak_bytes", "instructions_per_inference",
+            "instructions_per_mac", "macs_per_inference", "model_size_ratio", "flash_ratio", "sum_rate_ratio",
+            "sum_rate_ratio_vs", "bit_exact", "flash_limit_bytes", "ram_limit_bytes", "qemu_machine", "board",
+            "original_firmware", "n_scenes")
+    out = {k: res[k] for k in keys if k in res}
+    out["bit_exact"] = {"equal": res["bit_exact"]["equal"], "total": res["bit_exact"]["total"]}
+    return out
