@@ -150,6 +150,16 @@ def _add_init(a: program.Add) -> dict:
             "act_min": a.act_min, "act_max": a.act_max, "node_first": a.p["node_first"]}
 
 
+def mul_lut(prog: Program) -> np.ndarray:
+    """The mask MUL by the code of 1.0 for every int8 input (TFLM's arithmetic, exact)."""
+    from . import quant
+
+    m = prog.mask_mul
+    a = np.arange(-128, 128, dtype=np.int64)
+    prod = (a - m.in1.zero_point) * (intref.quantized_one(prog) - m.in2.zero_point)
+    return np.clip(quant.mbqm(prod, m.mult, m.shift) + m.out.zero_point, m.act_min, m.act_max).astype(np.int8)
+
+
 def _f(x: float) -> str:
     """A float32 constant that reads back to the same float32."""
     return f"{float(np.float32(x)):.9g}f"
@@ -280,7 +290,7 @@ def build_context(prog: Program, fe, target: targets.Target, tflite_sha: str, co
         "mul": {"mult": prog.mask_mul.mult, "shift": prog.mask_mul.shift, "b": intref.quantized_one(prog),
                 "in1_zp": prog.mask_mul.in1.zero_point, "in2_zp": prog.mask_mul.in2.zero_point,
                 "out_zp": prog.mask_mul.out.zero_point, "act_min": prog.mask_mul.act_min,
-                "act_max": prog.mask_mul.act_max},
+                "act_max": prog.mask_mul.act_max, "lut": mul_lut(prog)},
         "q": {n: {"scale": _f(getattr(prog, n).scale), "zp": getattr(prog, n).zero_point} for n in ("x", "e", "o")},
         "norm": {k: [_f(v) for v in getattr(fe, k)] for k in ("direct_mean", "direct_std", "cross_mean", "cross_std")},
         "vectors": vectors, "vectors_bytes": vec_bytes, "edge_bytes": len(edge_bits(vectors[0].edge)),

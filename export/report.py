@@ -95,7 +95,36 @@ def codegen_markdown(rep: dict, provenance: str) -> str:
     ]
     meas = rep.get("measured")
     if meas:
-        lines += ["## Measured", "", "```json", json.dumps(meas, indent=2, sort_keys=True), "```", ""]
+        lines += ["## Measured", ""]
+        h = meas.get("hil")
+        if h:
+            where = f"QEMU `{h['qemu_machine']}` with `-icount shift=0`" if h.get("qemu_machine") else "a board"
+            orig = h.get("original_firmware", {})
+            lines += [
+                f"On target ({where}; `tinyrrm hil --target {rep['target']['name']}`):",
+                "",
+                "| figure | value |",
+                "| --- | ---: |",
+                f"| test vectors bit-exact with TFLM | {h['bit_exact']['equal']} / {h['bit_exact']['total']} |",
+                f"| firmware flash (.text+.rodata+.data) | {h['flash_bytes']:,} B of {h['flash_limit_bytes']:,} |",
+                f"| firmware RAM (.data+.bss + stack peak {h['stack_peak_bytes']:,} B) | {h['ram_bytes']:,} B of "
+                f"{h['ram_limit_bytes']:,} |",
+                f"| instructions per inference (QEMU icount) | {h['instructions_per_inference']:,.0f} |",
+                f"| instructions per MAC | {h['instructions_per_mac']:.2f} |",
+                f"| model size ratio (fp32 original / deployed int8) | {h['model_size_ratio']:.1f}× |",
+                f"| flash ratio (original firmware {orig.get('flash_bytes', 0):,} B / deployed) | "
+                f"{h.get('flash_ratio', float('nan')):.1f}× |",
+                f"| sum rate, int8 on target / fp32 original MPGNN ({h['n_scenes']} scenes) | "
+                f"{h['sum_rate_ratio']:.4f} |",
+                f"| … / WMMSE, / fp32 LR-MPGNN, / host C | {h['sum_rate_ratio_vs']['wmmse']:.4f}, "
+                f"{h['sum_rate_ratio_vs']['lrmpgnn_fp32']:.4f}, {h['sum_rate_ratio_vs']['host_c']:.6f} |",
+                "",
+                "![flash and RAM against the board; size ratios against the paper](report_hil.png)",
+                "",
+            ]
+        rest = {k: v for k, v in meas.items() if k != "hil"}
+        if rest:
+            lines += ["```json", json.dumps(rest, indent=2, sort_keys=True), "```", ""]
     return "\n".join(lines)
 
 

@@ -231,7 +231,8 @@ def bench(
     test: Path = typer.Option(Path("data/test.npz"), "--test"),
     out: Path = typer.Option(Path("reports/bench.json"), "--out"),
     train_scenes: int = typer.Option(2000, "--train-scenes", help="scenes in the timed training epoch"),
-    parts: str = typer.Option("train,export,codegen", "--parts", help="comma list of: train, export, codegen"),
+    parts: str = typer.Option("train,export,codegen,firmware", "--parts",
+                              help="comma list of: train, export, codegen, firmware"),
     gen_dir: Path = typer.Option(Path("generated/cortex-m4"), "--gen-dir", help="generated C for the codegen part"),
     lrmpgnn: Path = typer.Option(Path("models/lrmpgnn_paper"), "--lrmpgnn", help="model for the export timing"),
 ):
@@ -241,7 +242,7 @@ def bench(
     from tinyrrm.training.fileio import write_text
 
     wanted = {p.strip() for p in parts.split(",") if p.strip()}
-    known = {"train", "export", "codegen"}
+    known = {"train", "export", "codegen", "firmware"}
     if not wanted <= known:
         raise ValueError(f"--parts: unknown part(s) {', '.join(sorted(wanted - known))}")
     rep = json.loads(out.read_text()) if out.is_file() else {}
@@ -257,6 +258,10 @@ def bench(
         from tinyrrm.export.bench_c import codegen_bench
 
         rep["codegen"] = codegen_bench(gen_dir, test)
+    if "firmware" in wanted:
+        from tinyrrm.hil.bench import firmware_bench
+
+        rep["firmware"] = firmware_bench(test)
     write_text(out, json.dumps(rep, indent=2, sort_keys=True) + "\n")
     typer.echo(json.dumps(rep, indent=2, sort_keys=True))
 

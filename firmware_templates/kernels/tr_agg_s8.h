@@ -1,5 +1,5 @@
 /* tr_agg_s8 -- finish the fused max: bias, requantize + ReLU of the wide
- * layer, then the mask MUL by the code of 1.0, once per receiver.
+ * layer, then the mask MUL by the code of 1.0 (a table), once per receiver.
  *
  *   agg[o] = n_src > 0 ? mul(fc(best[o] + bias[o])) : mul->out_zp
  *

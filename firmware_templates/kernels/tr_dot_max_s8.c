@@ -22,18 +22,39 @@ static void tr_dot_max_4(const int8_t *w, int32_t d_out, const int16_t *src, int
     }
 }
 #else
-/* d_in == 4: one weight word per channel, two SMLADs per sender */
+/* d_in == 4, DSP: two channels at a time, so each sender's packed inputs are
+ * loaded once for four SMLADs; the four unpacked weight pairs stay in registers */
 static void tr_dot_max_4(const int8_t *w, int32_t d_out, const int16_t *src, int32_t n_src, int32_t *best)
 {
-    int32_t o;
-    for (o = 0; o < d_out; ++o) {
+    const int16_t *end = src + 4 * n_src;
+    int32_t o = 0;
+    for (; o + 2 <= d_out; o += 2) {
+        const int32_t wa = tr_read_u32(w + 4 * o);
+        const int32_t wb = tr_read_u32(w + 4 * o + 4);
+        const int32_t a02 = tr_sxtb16(wa), a13 = tr_sxtb16_ror8(wa);
+        const int32_t b02 = tr_sxtb16(wb), b13 = tr_sxtb16_ror8(wb);
+        const int16_t *s = src;
+        int32_t s02 = tr_read_u32(s), s13 = tr_read_u32(s + 2);
+        int32_t ma = tr_smlad(a13, s13, tr_smlad(a02, s02, 0));
+        int32_t mb = tr_smlad(b13, s13, tr_smlad(b02, s02, 0));
+        for (s += 4; s < end; s += 4) {
+            int32_t da, db;
+            s02 = tr_read_u32(s);
+            s13 = tr_read_u32(s + 2);
+            da = tr_smlad(a13, s13, tr_smlad(a02, s02, 0));
+            db = tr_smlad(b13, s13, tr_smlad(b02, s02, 0));
+            ma = da > ma ? da : ma;
+            mb = db > mb ? db : mb;
+        }
+        best[o] = ma;
+        best[o + 1] = mb;
+    }
+    for (; o < d_out; ++o) {
         const int32_t w4 = tr_read_u32(w + 4 * o);
-        const int32_t w02 = tr_sxtb16(w4);
-        const int32_t w13 = tr_sxtb16_ror8(w4);
+        const int32_t w02 = tr_sxtb16(w4), w13 = tr_sxtb16_ror8(w4);
         const int16_t *s = src;
         int32_t m = tr_smlad(w13, tr_read_u32(s + 2), tr_smlad(w02, tr_read_u32(s), 0));
-        int32_t j;
-        for (j = 1, s += 4; j < n_src; ++j, s += 4) {
+        for (s += 4; s < end; s += 4) {
             const int32_t d = tr_smlad(w13, tr_read_u32(s + 2), tr_smlad(w02, tr_read_u32(s), 0));
             m = d > m ? d : m;
         }

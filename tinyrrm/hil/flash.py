@@ -28,10 +28,28 @@ class Board:
 
 BOARDS = {b.name: b for b in (
     Board("stm32f4disco", "cortex-m4", "stm32f405", "stm32f407vg",
-          "STM32F4 Discovery (STM32F407VG, ST-LINK/V2 on board); USART2 on PA2/PA3 at 115200"),
+          "STM32F4 Discovery (STM32F407VG, ST-LINK/V2 on board); USART1 on PB6 (TX)/PB7 (RX) at 115200"),
     Board("netduinoplus2", "cortex-m4", "stm32f405", "stm32f405rg",
-          "Netduino Plus 2 (STM32F405RG) with an SWD probe; the same image QEMU's netduinoplus2 runs"),
+          "Netduino Plus 2 (STM32F405RG) with an SWD probe; USART1 on PB6/PB7 at 115200; "
+          "the same image QEMU's netduinoplus2 runs"),
 )}
+
+
+def build(board: Board, gen_dir: Path, out_dir: Path, prefix: str = "lrmpgnn") -> Path:
+    """``firmware.elf`` of the board's port. Calls make itself: run.build_firmware
+    takes tinyrrm targets (cores), a port is not one. Raises HILError with make's
+    "needs X, has Y" line (or its last line) on failure."""
+    from .protocol import HILError
+    from .run import FIRMWARE
+
+    cmd = ["make", "-s", "-C", str(FIRMWARE), f"TARGET={board.port}", f"GEN={Path(gen_dir).resolve()}",
+           f"OUT={Path(out_dir).resolve()}", f"PREFIX={prefix}"]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        lines = [ln for ln in (r.stdout + r.stderr).splitlines() if ln.strip()]
+        needs = [ln for ln in lines if "needs" in ln and "has" in ln]
+        raise HILError(needs[-1] if needs else f"firmware build for {board.port} failed: {lines[-1] if lines else r.returncode}")
+    return Path(out_dir) / "firmware.elf"
 
 
 def command(board: Board, elf: Path) -> list[str]:
@@ -52,11 +70,10 @@ def main(argv=None) -> int:
         print(f"flash: board {board.name} has a {board.target}, not a {a.target}", file=sys.stderr)
         return 2
     from .protocol import HILError
-    from .run import build_firmware
     from .session import gen_dir_for
 
     try:
-        elf = build_firmware(board.port, gen_dir_for(a.target), Path("build/fw") / board.port / "deployed", "lrmpgnn")
+        elf = build(board, gen_dir_for(a.target), Path("build/fw") / board.port / "deployed")
     except HILError as e:
         print(f"flash: {e}", file=sys.stderr)
         return 2

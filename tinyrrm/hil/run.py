@@ -75,7 +75,8 @@ def input_bytes(H: np.ndarray, edge: np.ndarray, k_max: int) -> bytes:
     e = np.zeros((k_max, k_max), bool)
     e[:k, :k] = edge[:k, :k]
     bits = np.packbits(e.reshape(-1), bitorder="little")
-    return struct.pack("<i", k) + h.tobytes() + bits.tobytes()
+    raw = struct.pack("<i", k) + h.tobytes() + bits.tobytes()
+    return raw + bytes(-len(raw) % 4)  # sizeof the C struct: padded to its 4-byte alignment
 
 
 def output_array(body: bytes, k: int, k_max: int, nt: int) -> np.ndarray:

@@ -102,6 +102,14 @@ def save(res: dict, target: str, hil_dir=None, key: str = "hil") -> Path:
     out = (Path(hil_dir) if hil_dir else prepare.OUT / target) / f"{key}.json"
     write_text(out, json.dumps(res, indent=2, sort_keys=True) + "\n")
     gen = Path("generated") / target
+    try:
+        from .plots import hil_figure
+
+        hil_figure(res, out.parent / "report_hil.png")
+        if (gen / "report.json").is_file():
+            hil_figure(res, gen / "report_hil.png")
+    except ImportError:  # the lean image may lack matplotlib: figures are the full environment's job
+        pass
     if (gen / "report.json").is_file():
         R.merge_measured(gen, key, summary(res))
     return out

@@ -4,7 +4,7 @@
  * model_int8.tflite sha256: fc43680d26a032775dcc61c28a4abc3853dc2213f8a338a4d149deffd7f44cd6
  */
 /* tr_agg_s8 -- finish the fused max: bias, requantize + ReLU of the wide
- * layer, then the mask MUL by the code of 1.0, once per receiver.
+ * layer, then the mask MUL by the code of 1.0 (a table), once per receiver.
  *
  *   agg[o] = n_src > 0 ? mul(fc(best[o] + bias[o])) : mul->out_zp
  *

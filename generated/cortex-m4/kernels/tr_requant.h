@@ -10,7 +10,8 @@
  *                           s in [-31, 30]; rounding as MultiplyByQuantizedMultiplier
  *   tr_mbqm_lt1(x, m, s)    the same for s <= 0 (MultiplyByQuantizedMultiplierSmallerThanOneExp)
  *
- * Ranges: x any int32 (x * 2^s must fit int32 when s > 0, as in TFLM).
+ * Ranges: x any int32 (x * 2^s must fit int32 when s > 0, as in TFLM);
+ * m >= 0 (tr_mbqm; TFLM's multipliers are), any m for tr_srdhm.
  */
 #ifndef TR_REQUANT_H
 #define TR_REQUANT_H
@@ -39,11 +40,21 @@ static inline int32_t tr_rdbpot(int32_t x, int32_t e)
     return (x >> e) + (remainder > threshold ? 1 : 0);
 }
 
+/* SRDHM for a multiplier m >= 0 (every TFLM requantization multiplier is):
+ * then INT32_MIN * INT32_MIN cannot occur, and the nudge-and-truncate of
+ * tr_srdhm equals floor((x*m + 2^30) / 2^31), one 64-bit add and shift.
+ * (>> on a negative int64 is arithmetic on GCC and Clang, which we require.) */
+static inline int32_t tr_srdhm_pos(int32_t x, int32_t m)
+{
+    return (int32_t)(((int64_t)x * (int64_t)m + ((int64_t)1 << 30)) >> 31);
+}
+
 static inline int32_t tr_mbqm(int32_t x, int32_t m, int32_t s)
 {
-    const int32_t left = s > 0 ? s : 0;
-    const int32_t right = s > 0 ? 0 : -s;
-    return tr_rdbpot(tr_srdhm((int32_t)((uint32_t)x << left), m), right);
+    if (s > 0) {
+        return tr_srdhm_pos((int32_t)((uint32_t)x << s), m);
+    }
+    return tr_rdbpot(tr_srdhm_pos(x, m), -s);
 }
 
 static inline int32_t tr_mbqm_lt1(int32_t x, int32_t m, int32_t s)

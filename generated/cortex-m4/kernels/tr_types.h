@@ -43,14 +43,13 @@ typedef struct {
     int8_t act_min, act_max;
 } tr_add;
 
-/* MUL by a constant int8 operand (the mask's code of 1.0), per tensor:
- *   y = clamp(out_zp + mbqm((a - in1_zp) * (b - in2_zp), mult, shift), act_min, act_max) */
+/* MUL by a constant int8 operand b (the mask's code of 1.0), per tensor:
+ *   y = clamp(out_zp + mbqm((a - in1_zp) * (b - in2_zp), mult, shift), act_min, act_max)
+ * A function of the int8 a alone, so the generator tabulates it exactly
+ * (TFLM's arithmetic, tested byte for byte): y = lut[a + 128]. */
 typedef struct {
-    int32_t mult;
-    int8_t shift;
-    int8_t b;             /* the constant second operand */
-    int16_t in1_zp, in2_zp, out_zp;
-    int8_t act_min, act_max;
+    const int8_t *lut;    /* [256], indexed by a + 128 */
+    int16_t out_zp;       /* MUL(0-valued a, b): what a masked sender gives */
 } tr_mul;
 
 #endif /* TR_TYPES_H */

@@ -1,0 +1,46 @@
+"""``make bench``'s firmware part: instructions per inference and per MAC on every
+core under QEMU (``-icount shift=0``), DSP path against the portable one."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tinyrrm.export import targets as T
+from tinyrrm.training.scenes import load as load_scenes
+
+from .protocol import HILError
+from .run import build_firmware, edge_mask, infer_scenes, instructions, open_target
+from .session import _macs, gen_dir_for
+
+TARGETS = ("cortex-m3", "cortex-m4", "cortex-m7", "cortex-m33", "cortex-m55")
+
+
+def firmware_bench(test_path, n_scenes: int = 1, targets=TARGETS, progress: bool = True) -> dict:
+    scenes = load_scenes(test_path).subset(slice(0, n_scenes))
+    mask = edge_mask(scenes)
+    out: dict = {"scenes": f"{Path(test_path).name}[:{n_scenes}]", "targets": {}}
+    for name in targets:
+        t = T.get(name)
+        gen = gen_dir_for(name)
+        rep = json.loads((gen / "report.json").read_text())
+        macs = sum(_macs(rep, int(m.sum()), scenes.K) for m in mask) / scenes.N
+        row: dict = {"qemu_machine": t.qemu_machine, "macs_per_inference": macs}
+        paths = [("dsp", "")] if t.dsp else []
+        paths.append(("portable", "-DTR_NO_DSP=1"))
+        for label, flags in paths:
+            try:
+                elf = build_firmware(name, gen, Path("build/fw") / name / f"bench_{label}", "lrmpgnn", flags)
+                with open_target(name, elf) as c:
+                    stats = c.stats()
+                    _, ticks = infer_scenes(c, scenes, progress=progress)
+            except HILError as e:
+                row[label] = {"error": str(e)}
+                continue
+            ins = sum(instructions(tk, stats) for tk in ticks) / len(ticks)
+            row[label] = {"instructions_per_inference": ins, "instructions_per_mac": ins / macs}
+        if "dsp" in row and "instructions_per_inference" in row.get("dsp", {}):
+            row["portable_over_dsp"] = (row["portable"]["instructions_per_inference"]
+                                        / row["dsp"]["instructions_per_inference"])
+        out["targets"][name] = row
+    return out
