@@ -43,11 +43,13 @@ setup: $(VENV)/.installed
 provision:
 	bash docker/provision.sh
 
-test: setup
+# All tests: Python units, host C against TFLite Micro, every core under QEMU
+# (tests/), then the full emulated HIL suite on cortex-m4 (hil_tests/).
+test: setup provision
 	$(BIN)/python -m pytest -q
+	$(MAKE) hil TARGET=cortex-m4
 
-test-all: setup
-	$(BIN)/python -m pytest -q -m "slow or not slow"
+test-all: test
 
 $(TRAIN): | setup
 	$(TINYRRM) scenes --out $@ --n 2000 --K 50 --Nt 2 --seed 1

@@ -20,11 +20,12 @@ def test_firmware_fits_the_reference_board(hil, target):
     t = T.get(target)
     assert hil["flash_bytes"] <= t.flash and hil["ram_bytes"] <= t.ram
     g = hil["generator"]
-    # held against the generator's own figures: the weights and the arena are in the image,
-    # and the generator's flash estimate (weights + code) is not off by more than 25%
-    assert hil["elf"]["rodata"] + hil["elf"]["data"] >= g["weights_bytes"]
+    # held against the generator's own figures: the weights and the arena are in the image, and
+    # the generator's flash estimate (weights + code; the HIL image adds the test vectors) holds to 10%
+    assert hil["elf"]["rodata"] + hil["elf"]["data"] + hil["elf"]["text"] >= g["weights_bytes"] + g["test_vector_bytes"]
     assert hil["elf"]["bss"] >= g["arena_bytes"]
-    assert abs(hil["flash_bytes"] - g["flash_need_bytes"]) <= 0.25 * g["flash_need_bytes"]
+    expected = g["flash_need_bytes"] + g["test_vector_bytes"]
+    assert abs(hil["flash_bytes"] - expected) <= 0.10 * expected
     assert 0 < hil["stack_peak_bytes"] < hil["stats"]["stack_size"]
 
 

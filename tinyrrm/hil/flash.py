@@ -36,20 +36,10 @@ BOARDS = {b.name: b for b in (
 
 
 def build(board: Board, gen_dir: Path, out_dir: Path, prefix: str = "lrmpgnn") -> Path:
-    """``firmware.elf`` of the board's port. Calls make itself: run.build_firmware
-    takes tinyrrm targets (cores), a port is not one. Raises HILError with make's
-    "needs X, has Y" line (or its last line) on failure."""
-    from .protocol import HILError
-    from .run import FIRMWARE
+    """``firmware.elf`` of the board's port (HILError with make's "needs X, has Y" line on failure)."""
+    from .run import build_firmware
 
-    cmd = ["make", "-s", "-C", str(FIRMWARE), f"TARGET={board.port}", f"GEN={Path(gen_dir).resolve()}",
-           f"OUT={Path(out_dir).resolve()}", f"PREFIX={prefix}"]
-    r = subprocess.run(cmd, capture_output=True, text=True)
-    if r.returncode != 0:
-        lines = [ln for ln in (r.stdout + r.stderr).splitlines() if ln.strip()]
-        needs = [ln for ln in lines if "needs" in ln and "has" in ln]
-        raise HILError(needs[-1] if needs else f"firmware build for {board.port} failed: {lines[-1] if lines else r.returncode}")
-    return Path(out_dir) / "firmware.elf"
+    return build_firmware(board.target, gen_dir, out_dir, prefix, port=board.port)
 
 
 def command(board: Board, elf: Path) -> list[str]:

@@ -36,11 +36,13 @@ BUILD = Path("build/fw")
 
 
 def build_firmware(target: str, gen_dir, out_dir=None, prefix: str = "lrmpgnn", extra_cflags: str = "",
-                   big_flash: bool = False) -> Path:
-    """``firmware.elf`` of ``gen_dir`` for ``target``; raises HILError with make's last line on failure."""
-    T.get(target)
-    out = Path(out_dir) if out_dir else BUILD / target
-    cmd = ["make", "-s", "-C", str(FIRMWARE), f"TARGET={target}", f"GEN={Path(gen_dir).resolve()}",
+                   big_flash: bool = False, port: str | None = None) -> Path:
+    """``firmware.elf`` of ``gen_dir`` for ``target`` (a core; ``port`` names a board port
+    such as ``stm32f405`` instead); raises HILError with make's "needs X, has Y" line on failure."""
+    if port is None:
+        T.get(target)
+    out = Path(out_dir) if out_dir else BUILD / (port or target)
+    cmd = ["make", "-s", "-C", str(FIRMWARE), f"TARGET={port or target}", f"GEN={Path(gen_dir).resolve()}",
            f"OUT={out.resolve()}", f"PREFIX={prefix}", f"EXTRA_CFLAGS={extra_cflags}"]
     if big_flash:
         cmd.append("BIG_FLASH=1")

@@ -1,0 +1,79 @@
+"""Emulator tier: the HIL firmware of every core under QEMU (issue 5), fast checks.
+
+The full HIL suite (sum rates, the original model's firmware, reports) is
+``hil_tests/`` (``make hil``); here every core builds, boots and answers.
+"""
+
+import shutil
+
+import numpy as np
+import pytest
+
+from tinyrrm.export import host
+from tinyrrm.export import targets as T
+from tinyrrm.hil import flash
+from tinyrrm.hil import protocol as P
+from tinyrrm.hil.run import build_firmware, open_target
+
+GEN = "generated/cortex-m4"  # the C is the same for every core
+CORES = ["cortex-m3", "cortex-m4", "cortex-m7", "cortex-m33", "cortex-m55"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def tools():
+    for tool in ("arm-none-eabi-gcc", "qemu-system-arm"):
+        if shutil.which(tool) is None:
+            pytest.fail(f"{tool} missing: run docker/provision.sh")
+
+
+@pytest.mark.parametrize("core", CORES)
+def test_every_core_builds_boots_and_is_bit_exact(core, tmp_path):
+    elf = build_firmware(core, GEN, tmp_path / "fw")
+    with open_target(core, elf, timeout=60) as c:
+        info = c.hello()
+        assert info["core"] == core and info.k_max == 50
+        assert info["dsp"] == ("1" if T.get(core).dsp else "0")
+        n, n_exact, mism = c.vectors()
+        assert n == 8 and n_exact == n, mism
+        st = c.stats()
+        assert 0 < st["stack_peak"] < st["stack_size"] and st["calib_ticks"] > 0
+
+
+def test_streamed_core_frames_equal_the_host_build(tmp_path):
+    """CORE frames of random inputs, K below K_MAX included: the target's bytes == host C == TFLM (tests/)."""
+    m = host.HostModel(GEN)
+    elf = build_firmware("cortex-m4", GEN, tmp_path / "fw")
+    rng = np.random.default_rng(11)
+    with open_target("cortex-m4", elf, timeout=60) as c:
+        for k in (50, 17, 1):
+            x = rng.integers(-128, 128, (50, 8), dtype=np.int8)
+            e = rng.integers(-128, 128, (50, 50, 4), dtype=np.int8)
+            edge = rng.random((50, 50)) < 0.3
+            edge[k:], edge[:, k:] = False, False
+            o, ticks = c.core(x, e, host.edge_bits(edge), k)
+            np.testing.assert_array_equal(o[:k], m.core(x, e, edge, k)[:k])
+            assert ticks > 0
+
+
+def test_cortex_m0_fails_at_build_time_with_needs_and_has(tmp_path):
+    with pytest.raises(P.HILError, match=r"firmware for cortex-m0 needs RAM [\d,]+ B, has 16,384 B"):
+        build_firmware("cortex-m0", GEN, tmp_path / "fw")
+
+
+def test_crashed_or_missing_firmware_is_a_clear_error(tmp_path):
+    with pytest.raises(P.HILError, match="no firmware"):
+        with open_target("cortex-m4", tmp_path / "none.elf"):
+            pass
+    junk = tmp_path / "junk.elf"
+    junk.write_bytes(b"\x7fELF junk")
+    with pytest.raises(P.HILError):
+        with open_target("cortex-m4", junk, timeout=5) as c:
+            c.hello()
+
+
+def test_flash_dry_run_prints_the_pyocd_command(capsys):
+    assert flash.main(["--target", "cortex-m4", "--board", "stm32f4disco", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("pyocd flash --target stm32f407vg --format elf ") and "stm32f405" in out
+    assert flash.main(["--target", "cortex-m7", "--board", "stm32f4disco", "--dry-run"]) == 2
+    assert flash.main(["--board", "no-such-board", "--dry-run"]) == 2
