@@ -24,8 +24,15 @@ if ! buildah inspect --type image "$BASE" >/dev/null 2>&1; then
   buildah rm "$ctr" >/dev/null
 fi
 
+# behind a TLS-intercepting proxy pip needs the host's CA bundle: mounted read-only for the build only
+CA_ARGS=()
+HOST_CA="${SSL_CERT_FILE:-/etc/ssl/certs/ca-certificates.crt}"
+if [ -f "$HOST_CA" ]; then
+  CA_ARGS=(--volume "$HOST_CA:/run/host-ca.crt:ro" --build-arg PIP_CERT=/run/host-ca.crt)
+fi
+
 echo "hil-docker: building $IMAGE from docker/Dockerfile (base $BASE)"
-buildah bud -q --isolation chroot --build-arg BASE="$BASE" --build-arg TARGET="$TARGET" \
+buildah bud -q --isolation chroot --build-arg BASE="$BASE" --build-arg TARGET="$TARGET" "${CA_ARGS[@]}" \
   -f docker/Dockerfile -t "$IMAGE" . >/dev/null
 
 echo "hil-docker: running the HIL suite for $TARGET inside the image"

@@ -141,6 +141,7 @@ def _fc_init(f: FC, prefix: str) -> dict:
         "bias": f"{w}.{n}_bias" if f.bias is not None else "0",
         "mult": f"{w}.{n}_mult", "shift": f"{w}.{n}_shift",
         "in_zp": f.inp.zero_point, "out_zp": f.out.zero_point, "act_min": f.act_min, "act_max": f.act_max,
+        "rshift_only": int(bool((f.shift <= 0).all())),
     }
 
 

@@ -16,6 +16,13 @@ void tr_agg_s8(const tr_fc *wide, const tr_mul *mul, const int32_t *best, int32_
         const int32_t n = wide->d_out, zp = wide->out_zp, lo = wide->act_min, hi = wide->act_max;
         const int32_t *bias = wide->bias, *mult = wide->mult;
         const int8_t *shift = wide->shift, *lut = mul->lut + 128;
+        if (wide->rshift_only && bias != 0) {
+            for (o = 0; o < n; ++o) {
+                const int32_t acc = tr_mbqm_rs(best[o] + bias[o], mult[o], -shift[o]) + zp;
+                agg[o] = lut[tr_clamp(acc, lo, hi)];
+            }
+            return;
+        }
         for (o = 0; o < n; ++o) {
             int32_t acc = best[o] + (bias != 0 ? bias[o] : 0);
             acc = tr_clamp(tr_mbqm(acc, mult[o], shift[o]) + zp, lo, hi);

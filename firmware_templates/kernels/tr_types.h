@@ -25,6 +25,7 @@ typedef struct {
     int16_t out_zp;
     int8_t act_min;
     int8_t act_max;
+    int8_t rshift_only;   /* 1: every shift[o] <= 0 (set by the generator): a shorter requantization */
 } tr_fc;
 
 /* ADD, per tensor (TFLM's int8 ADD):

@@ -37,43 +37,43 @@
 
 static const tr_fc FC_MSG1_U_E = {
     &lrmpgnn_weights.msg1_U_e_w[0][0], 0, lrmpgnn_weights.msg1_U_e_mult, lrmpgnn_weights.msg1_U_e_shift,
-    4, 4, -6, -6, -128, 127
+    4, 4, -6, -6, -128, 127, 1
 };
 static const tr_fc FC_MSG1_U_X = {
     &lrmpgnn_weights.msg1_U_x_w[0][0], 0, lrmpgnn_weights.msg1_U_x_mult, lrmpgnn_weights.msg1_U_x_shift,
-    8, 4, 5, 13, -128, 127
+    8, 4, 5, 13, -128, 127, 1
 };
 static const tr_fc FC_MSG1_V = {
     &lrmpgnn_weights.msg1_V_w[0][0], lrmpgnn_weights.msg1_V_bias, lrmpgnn_weights.msg1_V_mult, lrmpgnn_weights.msg1_V_shift,
-    4, 16, -6, -128, -128, 127
+    4, 16, -6, -128, -128, 127, 1
 };
 static const tr_fc FC_MSG2_U = {
     &lrmpgnn_weights.msg2_U_w[0][0], 0, lrmpgnn_weights.msg2_U_mult, lrmpgnn_weights.msg2_U_shift,
-    16, 4, -128, -15, -128, 127
+    16, 4, -128, -15, -128, 127, 1
 };
 static const tr_fc FC_MSG2_V = {
     &lrmpgnn_weights.msg2_V_w[0][0], lrmpgnn_weights.msg2_V_bias, lrmpgnn_weights.msg2_V_mult, lrmpgnn_weights.msg2_V_shift,
-    4, 3072, -15, -128, -128, 127
+    4, 3072, -15, -128, -128, 127, 1
 };
 static const tr_fc FC_UPD1_U_M = {
     &lrmpgnn_weights.upd1_U_m_w[0][0], 0, lrmpgnn_weights.upd1_U_m_mult, lrmpgnn_weights.upd1_U_m_shift,
-    3072, 16, -128, -36, -128, 127
+    3072, 16, -128, -36, -128, 127, 1
 };
 static const tr_fc FC_UPD1_U_X = {
     &lrmpgnn_weights.upd1_U_x_w[0][0], 0, lrmpgnn_weights.upd1_U_x_mult, lrmpgnn_weights.upd1_U_x_shift,
-    8, 16, 5, -12, -128, 127
+    8, 16, 5, -12, -128, 127, 1
 };
 static const tr_fc FC_UPD1_V = {
     &lrmpgnn_weights.upd1_V_w[0][0], lrmpgnn_weights.upd1_V_bias, lrmpgnn_weights.upd1_V_mult, lrmpgnn_weights.upd1_V_shift,
-    16, 576, -12, -128, -128, 127
+    16, 576, -12, -128, -128, 127, 1
 };
 static const tr_fc FC_UPD2_U = {
     &lrmpgnn_weights.upd2_U_w[0][0], 0, lrmpgnn_weights.upd2_U_mult, lrmpgnn_weights.upd2_U_shift,
-    576, 16, -128, -2, -128, 127
+    576, 16, -128, -2, -128, 127, 1
 };
 static const tr_fc FC_UPD2_V = {
     &lrmpgnn_weights.upd2_V_w[0][0], lrmpgnn_weights.upd2_V_bias, lrmpgnn_weights.upd2_V_mult, lrmpgnn_weights.upd2_V_shift,
-    16, 4, -2, 11, -128, 127
+    16, 4, -2, 11, -128, 127, 1
 };
 static const tr_add MSG_ADD = {
     1335504132, 1073741824, 1074399366, -5, 0, -18, 20,

@@ -14,7 +14,8 @@ static inline int8_t tr_requant_one(const tr_fc *p, int32_t acc, int32_t o)
     if (p->bias != 0) {
         acc += p->bias[o];
     }
-    acc = tr_mbqm(acc, p->mult[o], p->shift[o]) + p->out_zp;
+    acc = (p->rshift_only ? tr_mbqm_rs(acc, p->mult[o], -p->shift[o]) : tr_mbqm(acc, p->mult[o], p->shift[o]))
+          + p->out_zp;
     return (int8_t)tr_clamp(acc, p->act_min, p->act_max);
 }
 

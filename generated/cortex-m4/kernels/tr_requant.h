@@ -57,6 +57,14 @@ static inline int32_t tr_mbqm(int32_t x, int32_t m, int32_t s)
     return tr_rdbpot(tr_srdhm_pos(x, m), -s);
 }
 
+/* tr_mbqm for s <= 0 only (e = -s in [0, 31]): no left-shift path to evaluate */
+static inline int32_t tr_mbqm_rs(int32_t x, int32_t m, int32_t e)
+{
+    const int32_t y = tr_srdhm_pos(x, m);
+    const int32_t mask = (int32_t)((1u << e) - 1u);
+    return (y >> e) + ((y & mask) > ((mask >> 1) + (y < 0 ? 1 : 0)) ? 1 : 0);
+}
+
 static inline int32_t tr_mbqm_lt1(int32_t x, int32_t m, int32_t s)
 {
     return tr_rdbpot(tr_srdhm(x, m), -s);
