@@ -198,9 +198,11 @@ def is_current(out_dir, ckpt_dir, calib_path=DEFAULT_CALIB, n_calib: int = DEFAU
     return same_ckpt and same_cal and files_ok
 
 
-def ensure(ckpt_dir, out_dir=None, calib_path=DEFAULT_CALIB, n_calib: int = DEFAULT_N_CALIB,
+def ensure(ckpt_dir, out_dir=None, calib_path=None, n_calib: int = DEFAULT_N_CALIB,
            progress: bool = True) -> Path:
-    """The export folder of ``ckpt_dir``, exporting only if it is missing or stale."""
+    """The export folder of ``ckpt_dir``, exporting only if it is missing or stale
+    (``calib_path`` None: :data:`DEFAULT_CALIB`)."""
+    calib_path = DEFAULT_CALIB if calib_path is None else calib_path
     out = Path(out_dir) if out_dir is not None else default_dir(ckpt_dir)
     if is_current(out, ckpt_dir, calib_path, n_calib):
         return out

@@ -225,7 +225,7 @@ def test_corrupt_tflite_is_one_clear_error(tmp_path):
         tflite_reader.read(b"\x10\x00\x00\x00TFL3" + b"\xff" * 16)
 
 
-@pytest.mark.parametrize("backend", ["onnx", "tflm"])
+@pytest.mark.parametrize("backend", ["onnx", "tflm", "tflite"])
 def test_evaluate_exported_backends(tiny_ckpts, tiny_data, exported, backend, tmp_path, monkeypatch):
     """`tinyrrm evaluate --backend onnx|tflm`: same keys as torch; K below K_MAX runs padded."""
     from tinyrrm.export import backends
@@ -240,7 +240,7 @@ def test_evaluate_exported_backends(tiny_ckpts, tiny_data, exported, backend, tm
     assert {f"W_mpgnn_{backend}", f"W_lrmpgnn_{backend}", "W_wmmse"} <= set(W.files)
     assert W[f"W_lrmpgnn_{backend}"].shape == (16, 6, 2)
     torch_rep = ev.evaluate(tiny_data["test"], tiny_ckpts["full"], tiny_ckpts["lr"], progress=False)
-    tol = 1e-4 if backend == "onnx" else 0.05
+    tol = 1e-4 if backend == "onnx" else 0.05  # int8: a few percent on 16 tiny scenes
     assert rep["sum_rate"][f"lrmpgnn_{backend}"] == pytest.approx(torch_rep["sum_rate"]["lrmpgnn_torch"], rel=tol)
     # fewer active links than the export's K: padded with inactive links
     s = sc.load(tiny_data["test"])

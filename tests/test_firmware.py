@@ -77,3 +77,22 @@ def test_flash_dry_run_prints_the_pyocd_command(capsys):
     assert out.startswith("pyocd flash --target stm32f407vg --format elf ") and "stm32f405" in out
     assert flash.main(["--target", "cortex-m7", "--board", "stm32f4disco", "--dry-run"]) == 2
     assert flash.main(["--board", "no-such-board", "--dry-run"]) == 2
+
+
+def test_evaluate_backend_qemu(tiny_ckpts, tiny_data, tmp_path, monkeypatch):
+    """`tinyrrm evaluate --backend qemu`: both models' firmware under QEMU, same keys and metric."""
+    from tinyrrm.export import stage
+    from tinyrrm.training import evaluate as ev
+
+    monkeypatch.setattr(stage, "DEFAULT_CALIB", tiny_data["train"])
+    monkeypatch.setattr(stage, "BUILD", tmp_path / "export")
+
+    rep = ev.evaluate(tiny_data["test"], tiny_ckpts["full"], tiny_ckpts["lr"], backend="qemu",
+                      out_path=tmp_path / "W.npz", progress=False,
+                      backend_options={"target": "cortex-m4", "port": None})
+    W = np.load(tmp_path / "W.npz")
+    assert W["W_lrmpgnn_qemu"].shape == (16, 6, 2) and np.isfinite(W["W_mpgnn_qemu"]).all()
+    c = ev.evaluate(tiny_data["test"], tiny_ckpts["full"], tiny_ckpts["lr"], backend="c", progress=False)
+    # the same C on the target: only libm's float differences between newlib and glibc remain
+    assert rep["sum_rate"]["lrmpgnn_qemu"] == pytest.approx(c["sum_rate"]["lrmpgnn_c"], rel=1e-4)
+    assert rep["sum_rate"]["mpgnn_qemu"] == pytest.approx(c["sum_rate"]["mpgnn_c"], rel=1e-4)
