@@ -37,7 +37,20 @@ static void tr_dot_max_4(const int8_t *w, int32_t d_out, const int16_t *src, int
         int32_t s02 = tr_read_u32(s), s13 = tr_read_u32(s + 2);
         int32_t ma = tr_smlad(a13, s13, tr_smlad(a02, s02, 0));
         int32_t mb = tr_smlad(b13, s13, tr_smlad(b02, s02, 0));
-        for (s += 4; s < end; s += 4) {
+        s += 4;
+        for (; s + 8 <= end; s += 8) {  /* two senders per pass: half the loop overhead */
+            const int32_t t02 = tr_read_u32(s), t13 = tr_read_u32(s + 2);
+            const int32_t u02 = tr_read_u32(s + 4), u13 = tr_read_u32(s + 6);
+            const int32_t da = tr_smlad(a13, t13, tr_smlad(a02, t02, 0));
+            const int32_t db = tr_smlad(b13, t13, tr_smlad(b02, t02, 0));
+            const int32_t ea = tr_smlad(a13, u13, tr_smlad(a02, u02, 0));
+            const int32_t eb = tr_smlad(b13, u13, tr_smlad(b02, u02, 0));
+            ma = da > ma ? da : ma;
+            mb = db > mb ? db : mb;
+            ma = ea > ma ? ea : ma;
+            mb = eb > mb ? eb : mb;
+        }
+        if (s < end) {
             int32_t da, db;
             s02 = tr_read_u32(s);
             s13 = tr_read_u32(s + 2);
