@@ -297,3 +297,17 @@ def test_model_code_has_no_malloc_and_no_stdio():
         src = p.read_text()
         for bad in ("malloc", "calloc", "free(", "printf", "<stdio.h>", "FILE"):
             assert bad not in src, f"{p.name} uses {bad}"
+
+
+def test_measured_figures_survive_an_identical_regeneration(gen, tmp_path):
+    import json
+
+    from tinyrrm.export import report
+
+    out = codegen.generate(gen["lr"]["export"], "cortex-m4", tmp_path / "g")
+    report.merge_measured(out, "hil", {"flash_bytes": 1})
+    codegen.generate(gen["lr"]["export"], "cortex-m4", out)
+    assert json.loads((out / "report.json").read_text())["measured"]["hil"] == {"flash_bytes": 1}
+    (out / "model.c").write_text("changed by hand")  # the sources differ: the figures no longer apply
+    codegen.generate(gen["lr"]["export"], "cortex-m4", out)
+    assert "measured" not in json.loads((out / "report.json").read_text())
