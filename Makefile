@@ -47,7 +47,8 @@ provision:
 # (tests/), then the full emulated HIL suite on cortex-m4 (hil_tests/).
 test: setup provision
 	$(BIN)/python -m pytest -q
-	$(MAKE) hil TARGET=cortex-m4
+	$(MAKE) hil-prepare TARGET=cortex-m4
+	$(BIN)/python -m pytest -q hil_tests --target cortex-m4
 
 test-all: test
 
@@ -70,7 +71,7 @@ hil-prepare: setup provision $(TRAIN) $(TEST)
 
 # The HIL suite: pytest drives the firmware under QEMU (PORT=/dev/ttyACM0 for a board)
 hil: hil-prepare
-	$(BIN)/python -m pytest -q hil_tests --target $(TARGET) $(if $(PORT),--port $(PORT))
+	$(BIN)/python -m pytest -q hil_tests --target $(TARGET) --update-report $(if $(PORT),--port $(PORT))
 
 hil-docker: hil-prepare
 	bash docker/provision.sh --container

@@ -11,6 +11,8 @@ def pytest_addoption(parser):
     parser.addoption("--target", default="cortex-m4", help="core: cortex-m3, -m4, -m7, -m33, -m55")
     parser.addoption("--port", default=None, help="a real board's serial port instead of QEMU")
     parser.addoption("--hil-dir", default=None, help="folder of tinyrrm hil-prepare (default build/hil/<target>)")
+    parser.addoption("--update-report", action="store_true",
+                     help="also write the figures into generated/<target>/report.* (make hil does)")
 
 
 @pytest.fixture(scope="session")
@@ -29,5 +31,6 @@ def hil(request, target, port):
     from tinyrrm.hil import session
 
     res = session.run_hil(target, port=port, hil_dir=request.config.getoption("--hil-dir"), progress=False)
-    session.save(res, target, request.config.getoption("--hil-dir"))
+    session.save(res, target, request.config.getoption("--hil-dir"),
+                 update_generated=request.config.getoption("--update-report"))
     return res

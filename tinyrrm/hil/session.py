@@ -96,13 +96,16 @@ def run_hil(target: str, port: str | None = None, hil_dir=None, extra_cflags: st
     return res
 
 
-def save(res: dict, target: str, hil_dir=None, key: str = "hil") -> Path:
-    """``build/hil/<target>/<key>.json``, and ``measured.<key>`` in ``generated/<target>/report.json``."""
+def save(res: dict, target: str, hil_dir=None, key: str = "hil", update_generated: bool = True) -> Path:
+    """``build/hil/<target>/<key>.json``, and (``update_generated``) ``measured.<key>`` in
+    ``generated/<target>/report.json``."""
     from tinyrrm.export import report as R
 
     out = (Path(hil_dir) if hil_dir else prepare.OUT / target) / f"{key}.json"
     write_text(out, json.dumps(res, indent=2, sort_keys=True) + "\n")
     gen = Path("generated") / target
+    if not update_generated:
+        gen = Path("/nonexistent")
     try:
         from .plots import hil_figure
 
