@@ -311,3 +311,27 @@ def test_measured_figures_survive_an_identical_regeneration(gen, tmp_path):
     (out / "model.c").write_text("changed by hand")  # the sources differ: the figures no longer apply
     codegen.generate(gen["lr"]["export"], "cortex-m4", out)
     assert "measured" not in json.loads((out / "report.json").read_text())
+
+
+def test_committed_full_size_core_bit_exact_with_tflm():
+    """The deployed model at full size (K=50): random, saturating, sparse and K < K_MAX invokes,
+    every byte of the committed generated C (both kernel paths) equals TFLM's."""
+    g = ROOT / "generated/cortex-m4"
+    blob = (g / "tflm/model_int8.tflite").read_bytes()
+    prog = program.match(tflite_reader.read(blob))
+    ref = tflm.TFLMCore(blob)
+    one = intref.quantized_one(prog)
+    models = (host.HostModel(g), host.HostModel(g, dsp=True))
+    rng = np.random.default_rng(2026)
+    K, nt = prog.K, prog.nt
+    for i in range(16):
+        x = rng.integers(-128, 128, (K, 4 * nt), dtype=np.int8)
+        e = rng.integers(-128, 128, (K, K, 2 * nt), dtype=np.int8)
+        if i % 4 == 1:
+            x, e = np.sign(x).astype(np.int8) * 127, np.where(e < 0, -128, 127).astype(np.int8)
+        k = (K, K, 1, int(rng.integers(2, K)))[i % 4]
+        edge = rng.random((K, K)) < (0.05, 0.5, 1.0, 0.3)[i % 4]
+        edge[k:], edge[:, k:] = False, False
+        want = ref.invoke_int8(x, e, np.where(edge, one, -128).astype(np.int8)[..., None])[:k]
+        for m in models:
+            np.testing.assert_array_equal(m.core(x, e, edge, k)[:k], want)
