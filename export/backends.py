@@ -19,6 +19,7 @@ match).
 
 from __future__ import annotations
 
+import json
 import math
 import warnings
 from pathlib import Path
@@ -27,20 +28,22 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from tinyrrm.training import checkpoint as ckpt
-from tinyrrm.training.models import MPGNN, edge_mask
+from tinyrrm.training.models import MPGNN
 from tinyrrm.training.scenes import Scenes
 
 from . import frontend, onnx_export, stage, tflm
 
 
-def _setup(checkpoint_dir: Path, scenes: Scenes):
+def _model(checkpoint_dir: Path, scenes: Scenes) -> MPGNN:
     model, _ = ckpt.load(checkpoint_dir)
     ckpt.check_compatible(model, scenes.K, scenes.Nt, str(checkpoint_dir))
-    import torch
+    return model
 
-    dist = None if scenes.dist is None else torch.from_numpy(scenes.dist)
-    mask = edge_mask(scenes.K, dist, model.cfg.cut_m, scenes.N).numpy()  # (N, K, K)
-    H, mask = pad_links(frontend.unit_noise(scenes), mask, model.cfg.K)
+
+def _setup(checkpoint_dir: Path, scenes: Scenes):
+    """Model, unit-noise channels and edges padded to the export's K, export folder."""
+    model = _model(checkpoint_dir, scenes)
+    H, mask = pad_links(frontend.unit_noise(scenes), scenes.edge_mask(model.cfg.cut_m), model.cfg.K)
     return model, H, mask, stage.ensure(checkpoint_dir)
 
 
@@ -126,11 +129,9 @@ def tflm_backend(checkpoint_dir: Path, scenes: Scenes) -> np.ndarray:
 def c_backend(checkpoint_dir: Path, scenes: Scenes) -> np.ndarray:
     from . import codegen, host
 
-    model, _, _, out = _setup(checkpoint_dir, scenes)
-    import torch
-
-    dist = None if scenes.dist is None else torch.from_numpy(scenes.dist)
-    mask = edge_mask(scenes.K, dist, model.cfg.cut_m, scenes.N).numpy()
+    model = _model(checkpoint_dir, scenes)
+    out = stage.ensure(checkpoint_dir)
+    mask = scenes.edge_mask(model.cfg.cut_m)  # the C runs K < K_MAX natively: no padding
     H = frontend.unit_noise(scenes)
     gen = codegen.generate(out, "host", C_BUILD / out.name)
     hm = host.HostModel(gen)
@@ -153,14 +154,12 @@ def firmware_for(checkpoint_dir: Path, target: str) -> tuple[Path, str]:
     """
     from tinyrrm.hil.run import build_firmware
 
-    from . import codegen
+    from . import codegen, host
 
     out = stage.ensure(checkpoint_dir)
     sha = stage.read_manifest(out)["files"]["model_int8.tflite"]["sha256"]
     committed = Path("generated") / target
     rep = committed / "report.json"
-    import json
-
     if rep.is_file() and json.loads(rep.read_text())["model"]["tflite_sha256"] == sha:
         gen, big = committed, False
     else:
@@ -171,7 +170,7 @@ def firmware_for(checkpoint_dir: Path, target: str) -> tuple[Path, str]:
         except codegen.FitError:
             codegen.generate(out, "host", gen)
             big = True
-    prefix = "lrmpgnn" if "lrmpgnn" in (gen / "model.h").read_text().split("_MODEL_H")[0] else "mpgnn"
+    prefix = host._prefix(gen)
     elf = build_firmware(target, gen, Path("build/fw") / target / out.name, prefix, big_flash=big)
     return elf, prefix
 
@@ -180,15 +179,14 @@ def qemu_backend(checkpoint_dir: Path, scenes: Scenes, target: str = "cortex-m4"
     """The firmware under QEMU (or, with ``port``, on a board that runs this model's firmware)."""
     from tinyrrm.hil.run import infer_scenes, open_target
 
-    model, _ = ckpt.load(checkpoint_dir)
-    ckpt.check_compatible(model, scenes.K, scenes.Nt, str(checkpoint_dir))
+    model = _model(checkpoint_dir, scenes)
     elf, prefix = firmware_for(checkpoint_dir, target)
     if port:
         with open_target(target, port=port) as client:
             if client.hello()["prefix"] == prefix:
-                return infer_scenes(client, scenes, model.cfg.cut_m or 0.0)[0]
+                return infer_scenes(client, scenes, model.cfg.cut_m)[0]
     with open_target(target, elf) as client:
-        return infer_scenes(client, scenes, model.cfg.cut_m or 0.0)[0]
+        return infer_scenes(client, scenes, model.cfg.cut_m)[0]
 
 BACKENDS = {
     "onnx": onnx_backend,

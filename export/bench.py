@@ -9,7 +9,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 
 from tinyrrm.training import checkpoint as ckpt
 from tinyrrm.training.scenes import load as load_scenes
@@ -20,10 +19,6 @@ from .backends import pad_links
 
 def export_bench(ckpt_dir, calib_path, test_path, n_scenes: int = 20, progress: bool = True) -> dict:
     """Time one full export of ``ckpt_dir`` and TFLM inference on ``n_scenes`` test scenes."""
-    import torch
-
-    from tinyrrm.training.models import edge_mask
-
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()
         out = stage.export_model(ckpt_dir, Path(tmp) / "export", calib_path, progress=progress)
@@ -31,9 +26,7 @@ def export_bench(ckpt_dir, calib_path, test_path, n_scenes: int = 20, progress: 
         blob = (out / "model_int8.tflite").read_bytes()
     model, _ = ckpt.load(ckpt_dir)
     scenes = load_scenes(test_path).subset(slice(0, n_scenes))
-    dist = None if scenes.dist is None else torch.from_numpy(scenes.dist)
-    H, mask = pad_links(frontend.unit_noise(scenes), edge_mask(scenes.K, dist, model.cfg.cut_m, scenes.N).numpy(),
-                        model.cfg.K)
+    H, mask = pad_links(frontend.unit_noise(scenes), scenes.edge_mask(model.cfg.cut_m), model.cfg.K)
     core = tflm.TFLMCore(blob)
     fe = frontend.FrontEnd.of(model)
     frontend.run(fe, core, H[0], mask[0])  # warm-up

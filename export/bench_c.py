@@ -3,13 +3,14 @@
 Valgrind's callgrind counts executed x86-64 instructions (``Ir``) of the
 host build; the program runs one real scene 0 and 1 times, and the
 difference is one inference (front end + all steps), free of start-up
-cost. Deterministic for a given binary. MACs come from the Program and
-the scene's edge count, so the figure per MAC can be read against the
+cost. Deterministic for a given binary. MACs come from the generator's
+report and the scene's edge count, so the figure per MAC can be read against the
 Cortex-M goal of issue 5 (there measured with QEMU's icount).
 """
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -18,8 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import host, program, tflite_reader
+from . import host
 from .render import TEMPLATES
+from .report import macs_per_inference
 
 DRIVER = TEMPLATES / "host" / "infer_main.c"
 
@@ -51,36 +53,24 @@ def host_instructions(gen_dir, H: np.ndarray, edge: np.ndarray) -> dict:
     if shutil.which("valgrind") is None:
         raise host.BuildError("valgrind not found (docker/provision.sh installs it)")
     gen_dir = Path(gen_dir)
-    m = host.HostModel(gen_dir)
-    prog = program.match(tflite_reader.read(gen_dir / "tflm" / "model_int8.tflite"))
+    rep = json.loads((gen_dir / "report.json").read_text())
     with tempfile.TemporaryDirectory() as td:
         tmp = Path(td)
         exe = build_driver(gen_dir, tmp / "infer")
-        inp = m._input(H, edge, H.shape[0])
-        (tmp / "in.bin").write_bytes(bytes(inp))
+        (tmp / "in.bin").write_bytes(host.input_bytes(H, edge, rep["model"]["K_MAX"]))
         base = _callgrind_total(exe, [str(tmp / "in.bin"), "0", str(tmp / "o0.bin")], tmp)
         one = _callgrind_total(exe, [str(tmp / "in.bin"), "1", str(tmp / "o1.bin")], tmp)
     k = H.shape[0]
     e = np.asarray(edge, bool)[:k, :k]
-    macs = _macs(prog, int(e.sum()), k, m.steps)
+    macs = macs_per_inference(rep, int(e.sum()), k)
     per = one - base
     return {"instructions_per_inference": per, "macs_per_inference": macs, "instructions_per_mac": per / macs,
             "edges": int(e.sum()), "k": k, "tool": "valgrind --tool=callgrind (x86-64 Ir, gcc -O2, portable path)"}
 
 
-def _macs(prog: program.Program, edges: int, k: int, steps: int) -> int:
-    per_edge = prog.macs_per_step(1) - prog.macs_per_step(0)
-    per_node = prog.macs_per_step(0) // prog.K
-    return steps * (edges * per_edge + k * per_node)
-
-
-def codegen_bench(gen_dir, test_path, mpgnn_ckpt=None) -> dict:
+def codegen_bench(gen_dir, test_path) -> dict:
     """``make bench``'s codegen part: MACs, host instructions, arenas; merged into the report."""
-    import json
-
-    import torch
-
-    from tinyrrm.training.models import edge_mask
+    from tinyrrm.hil.run import CUT_M
     from tinyrrm.training.scenes import load as load_scenes
 
     from . import frontend, report
@@ -88,8 +78,7 @@ def codegen_bench(gen_dir, test_path, mpgnn_ckpt=None) -> dict:
     gen_dir = Path(gen_dir)
     rep = json.loads((gen_dir / "report.json").read_text())
     s = load_scenes(test_path).subset(slice(0, 1))
-    dist = None if s.dist is None else torch.from_numpy(s.dist)
-    edge = edge_mask(s.K, dist, 500.0, 1).numpy()[0]
+    edge = s.edge_mask(CUT_M)[0]
     fig = host_instructions(gen_dir, frontend.unit_noise(s)[0], edge)
     fig.update({"scene": f"{Path(test_path).name}[0]", "arena_bytes": rep["sizes"]["arena_bytes"],
                 "tflm_arena_bytes_host": rep["tflm"]["arena_bytes_host"],

@@ -179,11 +179,9 @@ class Vector:
 from .host import edge_bits  # noqa: E402  (the ABI's bit order lives with the host build)
 
 
-def test_vectors(prog: Program, tflite_bytes: bytes, scene_inputs: list[tuple], seed: int = 7) -> list[Vector]:
-    """Int8 core inputs with TFLM's outputs: real scenes and the hard cases of issue 4."""
-    from .tflm import TFLMCore
-
-    core = TFLMCore(tflite_bytes)
+def test_vectors(prog: Program, core, scene_inputs: list[tuple], seed: int = 7) -> list[Vector]:
+    """Int8 core inputs with TFLM's outputs (``core``: a :class:`.tflm.TFLMCore`): real scenes
+    and the hard cases of issue 4."""
     K, nt = prog.K, prog.nt
     one = intref.quantized_one(prog)
     rng = np.random.default_rng(seed)
@@ -218,20 +216,17 @@ def test_vectors(prog: Program, tflite_bytes: bytes, scene_inputs: list[tuple], 
     return out
 
 
-def _scene_inputs(export_dir: Path, prog: Program, tflite_bytes: bytes) -> list[tuple]:
+def _scene_inputs(export_dir: Path, prog: Program, core) -> list[tuple]:
     """Core inputs (x_q, e_q, edge) of the first calibration scene at its first and last step.
 
     The trajectory runs as on the target — float front end around the int8
     core under TFLM — so no BLAS enters and the bytes are the same on any machine.
     """
-    import torch
-
     from tinyrrm.training import checkpoint as ckpt
-    from tinyrrm.training.models import edge_mask
     from tinyrrm.training.scenes import load as load_scenes
 
     from . import frontend
-    from .tflm import TFLMCore, quantize
+    from .tflm import quantize
 
     man = stage.read_manifest(export_dir)
     model, _ = ckpt.load(man["checkpoint"]["path"])
@@ -240,12 +235,9 @@ def _scene_inputs(export_dir: Path, prog: Program, tflite_bytes: bytes) -> list[
         raise FileNotFoundError(f"calibration scenes {calib} (named in {export_dir}/export.json) not found; "
                                 "they give the test vectors their real scenes (make data)")
     scenes = load_scenes(calib).subset(slice(0, 1))
-    dist = None if scenes.dist is None else torch.from_numpy(scenes.dist)
-    edge = edge_mask(scenes.K, dist, model.cfg.cut_m, 1).numpy()[0]
+    edge = scenes.edge_mask(model.cfg.cut_m)[0]
     fe = frontend.FrontEnd.of(model)
     seen: list[tuple] = []
-    core = TFLMCore(tflite_bytes)
-
     def step(x, e, m):
         seen.append((quantize(x, prog.x.scale, prog.x.zero_point), quantize(e, prog.e.scale, prog.e.zero_point), edge))
         return core(x, e, m)
@@ -334,7 +326,10 @@ def generate(export_dir, target_name: str, out_dir, prefix: str | None = None, c
     # the command that regenerates this folder (its default --out): no machine-specific paths
     command = command or " ".join(shlex.quote(str(a)) for a in (
         "tinyrrm", "export", "c", "--export-dir", export_dir, "--target", target.name))
-    vectors = test_vectors(prog, blob, _scene_inputs(export_dir, prog, blob))
+    from .tflm import TFLMCore
+
+    core = TFLMCore(blob)  # one interpreter (and host arena) for the scene trajectory and the vectors
+    vectors = test_vectors(prog, core, _scene_inputs(export_dir, prog, core))
     ctx = build_context(prog, fe, target, sha, command, vectors, man["tflm"]["arena"]["total"], prefix)
     files = _render_all(ctx)
     # what codegen read, kept beside its output: regenerating needs only this folder

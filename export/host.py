@@ -12,6 +12,7 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import shutil
+import struct
 import subprocess
 from pathlib import Path
 
@@ -22,6 +23,25 @@ import numpy as np
 def edge_bits(edge: np.ndarray) -> np.ndarray:
     """bool [K, K] -> bytes, row-major, bit (i % 8) of byte i / 8 (LSB first): the C ABI."""
     return np.packbits(np.asarray(edge, bool).reshape(-1), bitorder="little")
+
+
+def input_bytes(H: np.ndarray, edge: np.ndarray, k_max: int) -> bytes:
+    """The ``<prefix>_input`` struct of one scene ``H [k, k, Nt]`` (unit noise), ``edge [k, k]``:
+    i32 k, float h[K_MAX][K_MAX][Nt][2], edge bits, padded to the struct's 4-byte alignment."""
+    k, nt = H.shape[0], H.shape[-1]
+    h = np.zeros((k_max, k_max, nt, 2), np.float32)
+    h[:k, :k, :, 0] = H.real
+    h[:k, :k, :, 1] = H.imag
+    e = np.zeros((k_max, k_max), bool)
+    e[:k, :k] = np.asarray(edge, bool)[:k, :k]
+    raw = struct.pack("<i", k) + h.tobytes() + edge_bits(e).tobytes()
+    return raw + bytes(-len(raw) % 4)
+
+
+def output_array(body: bytes, k: int, k_max: int, nt: int) -> np.ndarray:
+    """The ``<prefix>_output`` struct's bytes -> beamformers ``[k, Nt]`` complex64."""
+    v = np.frombuffer(body, np.float32, k_max * nt * 2).reshape(k_max, nt, 2)[:k]
+    return (v[..., 0] + 1j * v[..., 1]).astype(np.complex64)
 
 BUILD = Path("build/host")
 CFLAGS = ["-std=c99", "-O2", "-ffp-contract=off", "-fPIC", "-shared", "-Wall", "-Wextra", "-Werror",
@@ -125,25 +145,13 @@ class HostModel:
             raise ValueError(f"{self.prefix}_core returned {rc} (k={k})")
         return o
 
-    def _input(self, H: np.ndarray, edge: np.ndarray, k: int):
-        K, nt = self.K, self.nt
-        inp = self.Input()
-        inp.k = int(k)
-        h = np.zeros((K, K, nt, 2), np.float32)
-        kk = H.shape[0]
-        h[:kk, :kk, :, 0] = H.real
-        h[:kk, :kk, :, 1] = H.imag
-        ctypes.memmove(inp.h, h.ctypes.data, h.nbytes)
-        e = np.zeros((K, K), bool)
-        e[: edge.shape[0], : edge.shape[1]] = edge
-        bits = edge_bits(e)
-        ctypes.memmove(inp.edge_bits, bits.ctypes.data, bits.nbytes)
-        return inp
+    def _input(self, H: np.ndarray, edge: np.ndarray):
+        return self.Input.from_buffer_copy(input_bytes(H, edge, self.K))
 
     def features(self, H: np.ndarray, edge: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The C front end's quantized first-step inputs of one scene ``H [k, k, Nt]`` (unit noise)."""
         K, nt = self.K, self.nt
-        inp = self._input(H, edge, H.shape[0])
+        inp = self._input(H, edge)
         x = np.zeros((K, 4 * nt), np.int8)
         e = np.zeros((K, K, 2 * nt), np.int8)
         self._features(ctypes.byref(inp), self._ptr(x, ctypes.c_int8), self._ptr(e, ctypes.c_int8))
@@ -152,10 +160,9 @@ class HostModel:
     def infer(self, H: np.ndarray, edge: np.ndarray) -> np.ndarray:
         """Beamformers ``[k, Nt]`` complex64 of one scene ``H [k, k, Nt]`` (unit noise), ``||v|| <= 1``."""
         k = H.shape[0]
-        inp = self._input(H, edge, k)
+        inp = self._input(H, edge)
         out = self.Output()
         rc = self._infer(ctypes.byref(inp), ctypes.byref(out))
         if rc != 0:
             raise ValueError(f"{self.prefix}_infer returned {rc} (k={k})")
-        v = np.frombuffer(out.v, np.float32).reshape(self.K, self.nt, 2)[:k]
-        return (v[..., 0] + 1j * v[..., 1]).astype(np.complex64)
+        return output_array(bytes(out), k, self.K, self.nt)

@@ -20,6 +20,13 @@ from tinyrrm.training.fileio import write_text
 STATIC_KEYS = ("format", "target", "model", "sizes", "layers", "macs", "tflm", "vectors", "files")
 
 
+def macs_per_inference(rep: dict, edges: int, k: int) -> int:
+    """MACs of one inference (all steps) with ``edges`` active edges among ``k`` links,
+    from a report's ``macs`` (per active edge, per node) and ``model.steps``."""
+    m = rep["macs"]
+    return rep["model"]["steps"] * (edges * m["per_edge"] + k * m["per_node"])
+
+
 def codegen_report(ctx: dict, prog, manifest: dict, files: dict[str, bytes]) -> dict:
     t = ctx["target"]
     K = ctx["K"]

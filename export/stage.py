@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 from tinyrrm.training import checkpoint as ckpt
 from tinyrrm.training.fileio import write_bytes, write_text
-from tinyrrm.training.models import MPGNN, edge_mask
+from tinyrrm.training.models import MPGNN
 from tinyrrm.training.scenes import load as load_scenes
 
 from . import frontend, onnx_export, render, tflite_export, tflite_reader, tflm
@@ -74,8 +74,7 @@ def calibration(model: MPGNN, calib_path, n: int, progress: bool = True) -> tupl
         raise ValueError(f"need at least one calibration scene, got {n}")
     n = min(n, scenes.N)
     H = frontend.unit_noise(scenes)[:n]
-    dist = None if scenes.dist is None else __import__("torch").from_numpy(scenes.dist[:n])
-    mask = edge_mask(scenes.K, dist, model.cfg.cut_m, n).numpy()
+    mask = scenes.edge_mask(model.cfg.cut_m)[:n]
     samples = []
     it = tflite_export.calibration_inputs(model, H, mask)
     for s in tqdm(it, total=n * model.cfg.steps, desc=f"{model.cfg.name} calibration", disable=None if progress else True,

@@ -25,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import os
 import warnings
-from pathlib import Path
 from typing import Iterator
 
 import numpy as np
@@ -49,9 +48,9 @@ class ExportError(ValueError):
 
 @contextlib.contextmanager
 def _quiet_tf():
-    """TensorFlow's C++ logging would bury the progress output."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    import tensorflow as tf  # noqa: F401  (import under the env var)
+    """TensorFlow's Python logging would bury the progress output (its C++ logging is
+    silenced by the environment variables set at import of this module)."""
+    import tensorflow as tf
 
     tf.get_logger().setLevel("ERROR")
     yield tf

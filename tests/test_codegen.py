@@ -31,7 +31,6 @@ def gen(tiny_ckpts, tiny_data, tmp_path_factory):
 def _cases(prog, ref, model, scenes_path, rng):
     """>= 100 core inputs per model: every step of real scenes, then the hard cases."""
     K, nt = prog.K, prog.nt
-    one = intref.quantized_one(prog)
     fe = frontend.FrontEnd.of(model)
     data = prepare(sc.load(scenes_path), model.cfg.cut_m)
     for i in range(len(data)):
@@ -56,7 +55,6 @@ def _cases(prog, ref, model, scenes_path, rng):
         k = int(rng.integers(2, K))
         yield f"k={k}", k, rx, re_, full
         yield "no edges", K, rx, re_, np.zeros((K, K), bool)
-    del one
 
 
 @pytest.mark.parametrize("kind", ["full", "lr"])
@@ -209,8 +207,6 @@ def test_unknown_target_and_misfit_leave_nothing(gen, tmp_path, monkeypatch):
 
 def test_cortex_m0_does_not_fit_the_default_model():
     """The nRF51's 16 KB of RAM cannot hold the K=50 arena: a clear needs/has error."""
-    from tinyrrm.export.size import deployed_bytes_from_checkpoint  # noqa: F401  (import check)
-
     rep = (ROOT / "generated/cortex-m4/report.json")
     if not rep.is_file():
         pytest.fail("generated/cortex-m4 is missing: run `make export TARGET=cortex-m4`")

@@ -42,6 +42,7 @@ import torch
 from torch import nn
 
 from .layers import FullLinear, LowRankLinear, linear_max, make_linear
+from .scenes import edge_mask as _edge_mask
 
 #: hidden widths (msg1 out, msg2 out, upd1 out) of the named architectures.
 #: ``paper`` is fitted to the paper's model-size-ratio table (docs/DESIGN-NOTES.md).
@@ -174,12 +175,8 @@ def norm_stats(H: np.ndarray, companded: bool = True) -> dict[str, np.ndarray]:
 
 
 def edge_mask(K: int, dist: torch.Tensor | None, cut_m: float | None, batch: int) -> torch.Tensor:
-    """Edge mask ``[B, K(recv), K(send)]``: j -> k exists if j != k and dist[k, j] < cut
-    (the link from k's transmitter to j's receiver, whose channel the edge carries)."""
-    mask = ~torch.eye(K, dtype=torch.bool).expand(batch, K, K)
-    if cut_m is not None and dist is not None:
-        mask = mask & (dist < cut_m)
-    return mask.contiguous()
+    """:func:`tinyrrm.training.scenes.edge_mask` as a torch tensor ``[B, K(recv), K(send)]``."""
+    return torch.from_numpy(_edge_mask(K, None if dist is None else dist.cpu().numpy(), cut_m, batch))
 
 
 class MPGNN(nn.Module):

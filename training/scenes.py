@@ -58,6 +58,17 @@ class SceneError(ValueError):
     """Invalid scenes, scene file or generator argument (one-line message)."""
 
 
+def edge_mask(K: int, dist: np.ndarray | None, cut_m: float | None, n: int) -> np.ndarray:
+    """Edge mask ``[n, K(recv), K(send)]`` bool: j -> k exists if j != k and
+    ``dist[k, j] < cut_m`` (the link from k's transmitter to j's receiver, whose
+    channel the edge carries); no cut when ``cut_m`` or ``dist`` is None.
+    The one definition of the graph: training (``models.edge_mask``), export and HIL."""
+    mask = np.broadcast_to(~np.eye(K, dtype=bool), (n, K, K))
+    if cut_m is not None and dist is not None:
+        mask = mask & (np.asarray(dist) < cut_m)
+    return np.ascontiguousarray(mask)
+
+
 @dataclass(frozen=True)
 class Scenes:
     """A batch of N scenes (see the module docstring for the conventions)."""
@@ -79,6 +90,10 @@ class Scenes:
     @property
     def Nt(self) -> int:
         return int(self.H.shape[3])
+
+    def edge_mask(self, cut_m: float | None) -> np.ndarray:
+        """The scenes' graphs, ``[N, K, K]`` bool (see :func:`edge_mask`)."""
+        return edge_mask(self.K, self.dist, cut_m, self.N)
 
     def subset(self, idx) -> Scenes:
         """Scenes selected by ``idx`` (int, slice, index array or bool mask); copies."""

@@ -10,21 +10,23 @@ from tinyrrm.export import targets as T
 from tinyrrm.training.scenes import load as load_scenes
 
 from .protocol import HILError
-from .run import build_firmware, edge_mask, infer_scenes, instructions, open_target
-from .session import _macs, gen_dir_for
+from tinyrrm.export.report import macs_per_inference
+
+from .run import CUT_M, build_firmware, infer_scenes, instructions, open_target
+from .session import gen_dir_for
 
 TARGETS = ("cortex-m3", "cortex-m4", "cortex-m7", "cortex-m33", "cortex-m55")
 
 
 def firmware_bench(test_path, n_scenes: int = 1, targets=TARGETS, progress: bool = True) -> dict:
     scenes = load_scenes(test_path).subset(slice(0, n_scenes))
-    mask = edge_mask(scenes)
+    mask = scenes.edge_mask(CUT_M)
     out: dict = {"scenes": f"{Path(test_path).name}[:{n_scenes}]", "targets": {}}
     for name in targets:
         t = T.get(name)
         gen = gen_dir_for(name)
         rep = json.loads((gen / "report.json").read_text())
-        macs = sum(_macs(rep, int(m.sum()), scenes.K) for m in mask) / scenes.N
+        macs = sum(macs_per_inference(rep, int(m.sum()), scenes.K) for m in mask) / scenes.N
         row: dict = {"qemu_machine": t.qemu_machine, "macs_per_inference": macs}
         paths = [("dsp", "")] if t.dsp else []
         paths.append(("portable", "-DTR_NO_DSP=1"))

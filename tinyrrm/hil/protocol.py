@@ -81,7 +81,7 @@ def read_frame(t: Transport, timeout: float) -> tuple[int, int, bytes]:
             break
         prev = b
     head = _read_exact(t, HEADER.size - 2, left)
-    ftype, seq, length = head[0], head[1], struct.unpack("<I", head[2:6])[0]
+    length = struct.unpack("<I", head[2:6])[0]
     if length > MAX_LENGTH:
         raise HILError(f"response announces {length} bytes: garbled stream")
     rest = _read_exact(t, length + 4, left)

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import contextlib
 import math
-import struct
 import subprocess
 from pathlib import Path
 
 import numpy as np
 
 from tinyrrm.export import targets as T
+from tinyrrm.export.host import input_bytes, output_array
 
 from . import elfsize
 from .protocol import Client, HILError
@@ -68,34 +68,12 @@ def open_target(target: str, elf=None, port: str | None = None, baud: int = 1152
         yield client
 
 
-def input_bytes(H: np.ndarray, edge: np.ndarray, k_max: int) -> bytes:
-    """``<prefix>_input`` struct: i32 k, float h[K_MAX][K_MAX][Nt][2], edge bits (LSB first)."""
-    k, nt = H.shape[0], H.shape[-1]
-    h = np.zeros((k_max, k_max, nt, 2), np.float32)
-    h[:k, :k, :, 0] = H.real
-    h[:k, :k, :, 1] = H.imag
-    e = np.zeros((k_max, k_max), bool)
-    e[:k, :k] = edge[:k, :k]
-    bits = np.packbits(e.reshape(-1), bitorder="little")
-    raw = struct.pack("<i", k) + h.tobytes() + bits.tobytes()
-    return raw + bytes(-len(raw) % 4)  # sizeof the C struct: padded to its 4-byte alignment
+#: the committed models' link cut (ModelConfig.cut_m); the lean HIL image loads no checkpoint
+CUT_M = 500.0
 
 
-def output_array(body: bytes, k: int, k_max: int, nt: int) -> np.ndarray:
-    v = np.frombuffer(body, np.float32, k_max * nt * 2).reshape(k_max, nt, 2)[:k]
-    return (v[..., 0] + 1j * v[..., 1]).astype(np.complex64)
-
-
-def edge_mask(scenes, cut_m: float = 500.0) -> np.ndarray:
-    """The trained models' edges ([n, k, j]: j -> k), numpy only."""
-    K = scenes.K
-    mask = np.broadcast_to(~np.eye(K, dtype=bool), (scenes.N, K, K)).copy()
-    if scenes.dist is not None and cut_m:
-        mask &= scenes.dist < cut_m
-    return mask
-
-
-def infer_scenes(client: Client, scenes, cut_m: float = 500.0, progress: bool = True) -> tuple[np.ndarray, list[int]]:
+def infer_scenes(client: Client, scenes, cut_m: float | None = CUT_M,
+                 progress: bool = True) -> tuple[np.ndarray, list[int]]:
     """Beamformers ``[N, K, Nt]`` (scaled by sqrt(p_max)) of ``scenes`` on the target, and ticks per scene."""
     from tqdm.auto import tqdm
 
@@ -104,7 +82,7 @@ def infer_scenes(client: Client, scenes, cut_m: float = 500.0, progress: bool = 
         raise HILError(f"scenes have K={scenes.K}, Nt={scenes.Nt}; the firmware serves K <= {info.k_max}, "
                        f"Nt={info.nt}")
     H = (scenes.H * math.sqrt(scenes.p_max / scenes.noise_var)).astype(np.complex64)
-    mask = edge_mask(scenes, cut_m)
+    mask = scenes.edge_mask(cut_m)
     V, ticks = [], []
     for i in tqdm(range(scenes.N), desc=f"{info['prefix']} on {info['core']}", leave=False,
                   disable=None if progress else True):

@@ -23,12 +23,13 @@ from pathlib import Path
 import numpy as np
 
 from tinyrrm.export import targets as T
-from tinyrrm.training.fileio import write_text
+from tinyrrm.export.report import macs_per_inference
+from tinyrrm.training.fileio import write_bytes, write_text
 from tinyrrm.training.metrics import sum_rate
 from tinyrrm.training.scenes import load as load_scenes
 
 from . import elfsize, prepare
-from .run import build_firmware, infer_scenes, instructions, measure, open_target
+from .run import CUT_M, build_firmware, infer_scenes, instructions, measure, open_target
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -37,11 +38,6 @@ def gen_dir_for(target: str) -> Path:
     """``generated/<target>`` if generated, else cortex-m4's: the C is the same for every core."""
     own = Path("generated") / target
     return own if (own / "model.c").is_file() else Path("generated/cortex-m4")
-
-
-def _macs(report: dict, edges: int, k: int) -> int:
-    m = report["macs"]
-    return report["model"]["steps"] * (edges * m["per_edge"] + k * m["per_node"])
 
 
 def run_hil(target: str, port: str | None = None, hil_dir=None, extra_cflags: str = "", tag: str = "",
@@ -57,11 +53,8 @@ def run_hil(target: str, port: str | None = None, hil_dir=None, extra_cflags: st
         res = measure(client, elf)
         V, ticks = infer_scenes(client, scenes, progress=progress)
     stats = res["stats"]
-    from .run import edge_mask
-
-    mask = edge_mask(scenes)
     per_scene = [instructions(tk, stats) for tk in ticks]
-    macs = [_macs(report, int(m.sum()), scenes.K) for m in mask]
+    macs = [macs_per_inference(report, int(m.sum()), scenes.K) for m in scenes.edge_mask(CUT_M)]
     rate = {k[2:]: float(sum_rate(scenes.H, v, scenes.noise_var, scenes.weights).mean()) for k, v in W.items()}
     rate["lrmpgnn_target"] = float(sum_rate(scenes.H, V, scenes.noise_var, scenes.weights).mean())
     res.update({
@@ -103,18 +96,17 @@ def save(res: dict, target: str, hil_dir=None, key: str = "hil", update_generate
 
     out = (Path(hil_dir) if hil_dir else prepare.OUT / target) / f"{key}.json"
     write_text(out, json.dumps(res, indent=2, sort_keys=True) + "\n")
-    gen = Path("generated") / target
-    if not update_generated:
-        gen = Path("/nonexistent")
+    png = out.parent / "report_hil.png"
     try:
         from .plots import hil_figure
 
-        hil_figure(res, out.parent / "report_hil.png")
-        if (gen / "report.json").is_file():
-            hil_figure(res, gen / "report_hil.png")
+        hil_figure(res, png)
     except ImportError:  # the lean image may lack matplotlib: figures are the full environment's job
-        pass
-    if (gen / "report.json").is_file():
+        png = None
+    gen = Path("generated") / target
+    if update_generated and (gen / "report.json").is_file():
+        if png is not None:
+            write_bytes(gen / png.name, png.read_bytes())
         R.merge_measured(gen, key, summary(res))
     return out
 
