@@ -141,8 +141,16 @@ def _fc_init(f: FC, prefix: str) -> dict:
         "bias": f"{w}.{n}_bias" if f.bias is not None else "0",
         "mult": f"{w}.{n}_mult", "shift": f"{w}.{n}_shift",
         "in_zp": f.inp.zero_point, "out_zp": f.out.zero_point, "act_min": f.act_min, "act_max": f.act_max,
-        "rshift_only": int(bool((f.shift <= 0).all())),
+        "fast_rq": int(fast_requant(f)),
     }
+
+
+def fast_requant(f: FC) -> bool:
+    """tr_mbqm_fast's precondition for layer ``f``: every shift in [-31, -1] and
+    every accumulator below 2^29 in magnitude (|x - in_zp| <= 255 for int8 x)."""
+    bias = np.abs(f.bias.astype(np.int64)) if f.bias is not None else 0
+    acc_max = bias + 255 * np.abs(f.weight.astype(np.int64)).sum(axis=1)  # [d_out]
+    return bool(((f.shift <= -1) & (f.shift >= -31)).all() and (acc_max < (1 << 29)).all())
 
 
 def _add_init(a: program.Add) -> dict:

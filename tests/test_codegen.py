@@ -331,3 +331,49 @@ def test_committed_full_size_core_bit_exact_with_tflm():
         want = ref.invoke_int8(x, e, np.where(edge, one, -128).astype(np.int8)[..., None])[:k]
         for m in models:
             np.testing.assert_array_equal(m.core(x, e, edge, k)[:k], want)
+
+
+def test_fast_requantization_equals_tflms_rounding(tmp_path):
+    """tr_mbqm_fast (one add and shift) equals TFLM's MultiplyByQuantizedMultiplier
+    (quant.mbqm, itself tested against TFLM) on its whole precondition: shifts
+    -1..-31, |x| < 2^29, exact ties included; tr_sat8 is the int8 clamp."""
+    exe = tmp_path / "requant"
+    subprocess.run(["gcc", *STRICT, "-O2", "-I", str(ROOT / "firmware_templates"), str(ROOT / "tests/c/requant_main.c"),
+                    "-o", str(exe)], check=True)
+    rng = np.random.default_rng(11)
+    rows = []
+    lim = (1 << 29) - 1
+    for e in range(1, 32):
+        m = rng.integers(1 << 30, 1 << 31, 200)
+        x = rng.integers(-lim, lim + 1, 200)
+        rows += list(zip(x, m, [e] * 200))
+        # m = 2^30 halves x exactly, so x = 2 (q 2^e +- 2^(e-1)) + {-2..2} lands on and around ties
+        q = rng.integers(-(lim >> (e + 1)), (lim >> (e + 1)) + 1, 40)
+        for sign in (1, -1):
+            for d in (-2, -1, 0, 1, 2):
+                x = np.clip(2 * (q * (1 << e) + sign * (1 << (e - 1))) + d, -lim, lim)
+                rows += list(zip(x, [1 << 30] * len(x), [e] * len(x)))
+        rows += [(lim, (1 << 31) - 1, e), (-lim, (1 << 31) - 1, e), (0, 1 << 30, e), (-1, 1 << 30, e)]
+    x, m, e = (np.array(c, np.int64) for c in zip(*rows))
+    r = subprocess.run([str(exe)], input="".join(f"{a} {b} {c}\n" for a, b, c in rows),
+                       capture_output=True, text=True, check=True)
+    fast, slow, sat = np.array([ln.split() for ln in r.stdout.splitlines()], np.int64).T
+    want = quant.mbqm(x, m, -e)
+    assert len(fast) == len(rows)
+    np.testing.assert_array_equal(slow, want)
+    np.testing.assert_array_equal(fast, want)
+    np.testing.assert_array_equal(sat, np.clip(x, -128, 127))
+
+
+def test_fast_requantization_flag_follows_its_precondition():
+    """fast_rq is set only where tr_mbqm_fast is exact (shift <= -1, |accumulator| < 2^29)."""
+    w = np.full((2, 4), 127, np.int8)
+    qp = program.QParam(0.1, 0)
+    f = program.FC("t", w, np.zeros(2, np.int32), np.ones(2, np.float32), qp, qp,
+                   np.full(2, 1 << 30), np.array([-1, -3]), -128, 127)
+    assert codegen.fast_requant(f)
+    f.shift = np.array([0, -3])
+    assert not codegen.fast_requant(f)
+    f.shift = np.array([-1, -3])
+    f.bias = np.array([0, (1 << 29) - 255 * 127 * 4], np.int32)
+    assert not codegen.fast_requant(f)

@@ -16,10 +16,9 @@ void tr_agg_s8(const tr_fc *wide, const tr_mul *mul, const int32_t *best, int32_
         const int32_t n = wide->d_out, zp = wide->out_zp, lo = wide->act_min, hi = wide->act_max;
         const int32_t *bias = wide->bias, *mult = wide->mult;
         const int8_t *shift = wide->shift, *lut = mul->lut + 128;
-        if (wide->rshift_only && bias != 0) {
+        if (wide->fast_rq && bias != 0 && lo == -128 && hi == 127) {
             for (o = 0; o < n; ++o) {
-                const int32_t acc = tr_mbqm_rs(best[o] + bias[o], mult[o], -shift[o]) + zp;
-                agg[o] = lut[tr_clamp(acc, lo, hi)];
+                agg[o] = lut[tr_sat8(tr_mbqm_fast(best[o] + bias[o], mult[o], -shift[o]) + zp)];
             }
             return;
         }

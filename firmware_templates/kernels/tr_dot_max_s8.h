@@ -9,6 +9,10 @@
  *
  * Channels outer, senders inner: a weight row is unpacked once and stays in
  * registers while every sender's message meets it. Exact: |dot| <= d_in * 127 * 255.
+ * Speed (d_in == 4, the LR-MPGNN's wide layer): on Thumb-2 DSP cores a pass
+ * over two channels and two senders is 19 instructions for 16 MACs when src
+ * is word-aligned (LDM; otherwise the C loop, 23); the max costs USAT + SUB
+ * on a negated running max instead of CMP + IT + MOV.
  * Bias, requantization and ReLU are monotone and follow once per receiver
  * (tr_agg_s8), which makes max-then-requantize equal TFLM's requantize-then-max.
  */

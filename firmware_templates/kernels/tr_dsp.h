@@ -11,6 +11,7 @@
  *   tr_sxtb16_ror8(x) -> int16x2 {(int8)x[15:8], (int8)x[31:24]}         (SXTB16 x, ROR #8)
  *   tr_smlad(a, b, c) -> c + a.lo*b.lo + a.hi*b.hi  (int16 halves)       (SMLAD)
  *   tr_sadd16(a, b)   -> per-halfword a + b, wrapping                    (SADD16)
+ *   tr_usat31(x)      -> max(x, 0) for any int32 x                       (USAT #31)
  */
 #ifndef TR_DSP_H
 #define TR_DSP_H
@@ -49,6 +50,7 @@ static inline int32_t tr_sxtb16_ror8(int32_t x)
 }
 #define tr_smlad(a, b, c) ((int32_t)__smlad((uint32_t)(a), (uint32_t)(b), (c)))
 #define tr_sadd16(a, b) ((int32_t)__sadd16((uint32_t)(a), (uint32_t)(b)))
+#define tr_usat31(x) ((int32_t)__usat((x), 31))
 #elif TR_USE_DSP
 static inline int32_t tr_pack16(int32_t lo, int32_t hi)
 {
@@ -72,6 +74,7 @@ static inline int32_t tr_sadd16(int32_t a, int32_t b)
 {
     return tr_pack16(tr_lo16(a) + tr_lo16(b), tr_hi16(a) + tr_hi16(b));
 }
+static inline int32_t tr_usat31(int32_t x) { return x > 0 ? x : 0; }
 #endif
 
 #endif /* TR_DSP_H */

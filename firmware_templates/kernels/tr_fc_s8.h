@@ -6,7 +6,10 @@
  *           keeps the row's zero-point-corrected inputs there)
  *
  * Bit-exact with TFLM's reference FullyConnectedPerChannel on both paths.
- * DSP path (TR_USE_DSP): inputs widened once per row, two MACs per SMLAD.
+ * DSP path (TR_USE_DSP): inputs widened once per row, two MACs per SMLAD;
+ * on Thumb-2 with word-aligned rows and scratch, two outputs x eight inputs
+ * per 21-instruction pass (tr_dot2_asm). Requantization by tr_mbqm_fast and
+ * SSAT where the generator set fast_rq and the clamp is [-128, 127].
  */
 #ifndef TR_FC_S8_H
 #define TR_FC_S8_H

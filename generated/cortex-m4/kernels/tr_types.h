@@ -30,7 +30,8 @@ typedef struct {
     int16_t out_zp;
     int8_t act_min;
     int8_t act_max;
-    int8_t rshift_only;   /* 1: every shift[o] <= 0 (set by the generator): a shorter requantization */
+    int8_t fast_rq;       /* 1 (set by the generator): every shift[o] in [-31, -1] and every
+                           * |accumulator| < 2^29, so tr_mbqm_fast requantizes exactly */
 } tr_fc;
 
 /* ADD, per tensor (TFLM's int8 ADD):
