@@ -118,6 +118,9 @@ def codegen_markdown(rep: dict, provenance: str) -> str:
                 f"{h['ram_limit_bytes']:,} |",
                 f"| instructions per inference (QEMU icount) | {h['instructions_per_inference']:,.0f} |",
                 f"| instructions per MAC | {h['instructions_per_mac']:.2f} |",
+                *([f"| … portable C path (`TR_NO_DSP`): per MAC, DSP speed-up | "
+                   f"{h['portable']['instructions_per_mac']:.2f}, {h['portable_over_dsp']:.2f}× |"]
+                  if "portable" in h else []),
                 f"| model size ratio (fp32 original / deployed int8) | {h['model_size_ratio']:.1f}× |",
                 f"| flash ratio (original firmware {orig.get('flash_bytes', 0):,} B / deployed) | "
                 f"{h.get('flash_ratio', float('nan')):.1f}× |",

@@ -12,7 +12,7 @@ from tinyrrm.training.scenes import load as load_scenes
 from .protocol import HILError
 from tinyrrm.export.report import macs_per_inference
 
-from .run import CUT_M, build_firmware, infer_scenes, instructions, open_target
+from .run import CUT_M, path_instructions
 from .session import gen_dir_for
 
 TARGETS = ("cortex-m3", "cortex-m4", "cortex-m7", "cortex-m33", "cortex-m55")
@@ -32,14 +32,11 @@ def firmware_bench(test_path, n_scenes: int = 1, targets=TARGETS, progress: bool
         paths.append(("portable", "-DTR_NO_DSP=1"))
         for label, flags in paths:
             try:
-                elf = build_firmware(name, gen, Path("build/fw") / name / f"bench_{label}", "lrmpgnn", flags)
-                with open_target(name, elf) as c:
-                    stats = c.stats()
-                    _, ticks = infer_scenes(c, scenes, progress=progress)
+                ins = path_instructions(name, gen, Path("build/fw") / name / f"bench_{label}", scenes, flags,
+                                        progress=progress)
             except HILError as e:
                 row[label] = {"error": str(e)}
                 continue
-            ins = sum(instructions(tk, stats) for tk in ticks) / len(ticks)
             row[label] = {"instructions_per_inference": ins, "instructions_per_mac": ins / macs}
         if "dsp" in row and "instructions_per_inference" in row.get("dsp", {}):
             row["portable_over_dsp"] = (row["portable"]["instructions_per_inference"]

@@ -97,6 +97,17 @@ def instructions(ticks: int, stats: dict) -> float:
     return ticks * stats["calib_instructions"] / stats["calib_ticks"]
 
 
+def path_instructions(target: str, gen_dir, out_dir, scenes, extra_cflags: str = "",
+                      progress: bool = False) -> float:
+    """Mean instructions per inference of ``scenes`` on a firmware built with ``extra_cflags``
+    (``-DTR_NO_DSP=1``: the portable C path) under QEMU."""
+    elf = build_firmware(target, gen_dir, out_dir, "lrmpgnn", extra_cflags)
+    with open_target(target, elf) as c:
+        stats = c.stats()
+        _, ticks = infer_scenes(c, scenes, progress=progress)
+    return sum(instructions(tk, stats) for tk in ticks) / len(ticks)
+
+
 def measure(client: Client, elf) -> dict:
     """Vectors, ELF sizes, painted stack: the figures every target reports."""
     info = client.hello()

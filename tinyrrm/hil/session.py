@@ -29,7 +29,7 @@ from tinyrrm.training.metrics import sum_rate
 from tinyrrm.training.scenes import load as load_scenes
 
 from . import elfsize, prepare
-from .run import CUT_M, build_firmware, infer_scenes, instructions, measure, open_target
+from .run import CUT_M, build_firmware, infer_scenes, instructions, measure, open_target, path_instructions
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -79,6 +79,10 @@ def run_hil(target: str, port: str | None = None, hil_dir=None, extra_cflags: st
         "n_scenes": scenes.N,
     })
     res["bit_exact_fraction"] = res["bit_exact"]["equal"] / res["bit_exact"]["total"]
+    if t.dsp and not port:  # the same scenes through the portable C path, for the DSP speed-up
+        ins = path_instructions(target, gen, Path("build/fw") / target / "portable", scenes, "-DTR_NO_DSP=1")
+        res["portable"] = {"instructions_per_inference": ins, "instructions_per_mac": ins / np.mean(macs)}
+        res["portable_over_dsp"] = ins / res["instructions_per_inference"]
     # the original full MPGNN, same core, large virtual flash: whole-firmware flash ratio
     orig = build_firmware(target, hdir / "gen_mpgnn", Path("build/fw") / target / "original", "mpgnn",
                           extra_cflags, big_flash=True)
@@ -116,7 +120,7 @@ def summary(res: dict) -> dict:
     keys = ("firmware_elf", "flash_bytes", "ram_bytes", "stack_peak_bytes", "instructions_per_inference",
             "instructions_per_mac", "macs_per_inference", "model_size_ratio", "flash_ratio", "sum_rate_ratio",
             "sum_rate_ratio_vs", "bit_exact", "flash_limit_bytes", "ram_limit_bytes", "qemu_machine", "board",
-            "original_firmware", "n_scenes")
+            "original_firmware", "n_scenes", "portable", "portable_over_dsp")
     out = {k: res[k] for k in keys if k in res}
     out["bit_exact"] = {"equal": res["bit_exact"]["equal"], "total": res["bit_exact"]["total"]}
     return out
