@@ -174,12 +174,15 @@ def reproduce(
     a2: str = typer.Option("4,16,32,64,128,256,512", "--a2", help="update ranks"),
     seeds: int = typer.Option(1, "--seeds", help="seeds per cell (a few cells always get 3)"),
     sizes_only: bool = typer.Option(False, "--sizes-only", help="train nothing: size table only"),
+    collect: bool = typer.Option(False, "--collect", help="train nothing: report the cells finished so far"),
 ):
-    """Train and measure the paper's rank grid -> reports/paper_grid.*; finished cells are skipped."""
+    """Train and measure the paper's rank grid -> reports/paper_grid.*; finished cells are skipped
+    and the report is rewritten after each one."""
     from tinyrrm.training.grid import reproduce as run
 
     paths = run(train, test, val, out, workers=jobs, ray_address=ray, arch=arch, epochs=epochs,
-                a1s=_int_list(a1, "a1"), a2s=_int_list(a2, "a2"), seeds=seeds, sizes_only=sizes_only)
+                a1s=_int_list(a1, "a1"), a2s=_int_list(a2, "a2"), seeds=seeds, sizes_only=sizes_only,
+                collect_only=collect)
     for p in paths:
         typer.echo(f"wrote {p}")
 

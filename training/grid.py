@@ -68,10 +68,9 @@ def run_cell(job: CellJob, progress: bool = False) -> dict:
     folder = Path(job.out) / "grid" / job.name
     result_path = folder / "result.json"
     ident = dataclasses.asdict(job)
-    if result_path.is_file():
-        done = json.loads(result_path.read_text())
-        if done.get("job") == ident:
-            return done
+    done = finished(job)
+    if done is not None:
+        return done
     head = load_scenes(job.train)
     mcfg = ModelConfig(arch=job.arch, K=head.K, Nt=head.Nt, a1=job.a1, a2=job.a2)
     tcfg = TrainConfig(epochs=job.epochs, batch=job.batch, lr=job.lr, lr_final=job.lr_final, seed=job.seed)
@@ -91,15 +90,34 @@ def plan(train, test, val, out, *, arch="paper", epochs=25, a1s=A1, a2s=A2, seed
                 arch=arch, epochs=epochs)
     n_seeds = max([seeds, *[n for (a, b), n in multi_seed.items() if a in a1s and b in a2s]] or [seeds])
     jobs = [CellJob(None, None, s, **base) for s in range(n_seeds)]
-    for a1 in a1s:
-        for a2 in a2s:
-            for s in range(max(seeds, multi_seed.get((a1, a2), 1))):
-                jobs.append(CellJob(a1, a2, s, **base))
+    # every cell's first seed before any cell's further seeds: a run cut short still covers the grid
+    for s in range(n_seeds):
+        for a1 in a1s:
+            for a2 in a2s:
+                if s < max(seeds, multi_seed.get((a1, a2), 1)):
+                    jobs.append(CellJob(a1, a2, s, **base))
     return jobs
 
 
+def finished(job: CellJob) -> dict | None:
+    """The stored result of ``job`` if its cell has finished with exactly this job, else None."""
+    path = Path(job.out) / "grid" / job.name / "result.json"
+    if not path.is_file():
+        return None
+    done = json.loads(path.read_text())
+    return done if done.get("job") == dataclasses.asdict(job) else None
+
+
 def run_jobs(jobs: list[CellJob], workers: int = 2, ray_address: str | None = None,
-             progress: bool = True) -> list[dict]:
+             progress: bool = True, on_result=None) -> list[dict]:
+    """Results of ``jobs`` (finished cells reused); ``on_result(results_so_far)`` after each one."""
+    results: list[dict] = []
+
+    def add(r: dict) -> None:
+        results.append(r)
+        if on_result is not None:
+            on_result(results)
+
     if ray_address:
         try:
             import ray
@@ -108,24 +126,23 @@ def run_jobs(jobs: list[CellJob], workers: int = 2, ray_address: str | None = No
         ray.init(address=ray_address)
         remote = ray.remote(num_cpus=1)(run_cell)
         refs = [remote.remote(j) for j in jobs]
-        out = []
         with tqdm(total=len(refs), desc="grid cells (ray)", disable=None if progress else True) as bar:
             pending = list(refs)
             while pending:
                 ready, pending = ray.wait(pending, num_returns=1)
-                out.extend(ray.get(ready))
+                for r in ray.get(ready):
+                    add(r)
                 bar.update(len(ready))
-        return out
-    results = []
+        return results
     with tqdm(total=len(jobs), desc="grid cells", disable=None if progress else True) as bar:
         if workers <= 1:
             for j in jobs:
-                results.append(run_cell(j))
+                add(run_cell(j))
                 bar.update()
         else:
             with ProcessPoolExecutor(max_workers=workers) as pool:
                 for fut in as_completed([pool.submit(run_cell, j) for j in jobs]):
-                    results.append(fut.result())
+                    add(fut.result())
                     bar.update()
     return results
 
@@ -171,24 +188,44 @@ def assemble(results: list[dict], a1s=A1, a2s=A2, meta: dict | None = None, arch
 
 
 def reproduce(train, test, val, out_dir, *, workers=2, ray_address=None, arch="paper", epochs=25,
-              a1s=A1, a2s=A2, seeds=1, paper_path=None, progress=True, sizes_only=False) -> list[Path]:
+              a1s=A1, a2s=A2, seeds=1, paper_path=None, progress=True, sizes_only=False,
+              collect_only=False) -> list[Path]:
     """Run the grid and write ``paper_grid.{json,csv,md}`` + heatmaps into ``out_dir``.
 
-    ``sizes_only`` trains nothing: the size table is filled, sum rates stay ``null``.
+    The report is rewritten after every finished cell (once a full-MPGNN
+    reference exists), so a run cut short leaves the cells it measured.
+    ``sizes_only`` trains nothing: the size table is filled, sum rates stay
+    ``null``. ``collect_only`` trains nothing either but reports every cell
+    of the plan that has already finished.
     """
     from .grid_report import write_grid_report
 
     out = Path(out_dir)
     jobs = [] if sizes_only else plan(train, test, val, out, arch=arch, epochs=epochs, a1s=a1s, a2s=a2s,
                                       seeds=seeds)
-    results = run_jobs(jobs, workers, ray_address, progress) if jobs else []
-    grid = assemble(results, a1s, a2s, arch=arch,
-                    meta={"arch": arch, "epochs": None if sizes_only else epochs, "train": str(train),
-                          "test": str(test), "cells_trained": len(jobs)})
     paper_path = Path(paper_path) if paper_path else Path(__file__).resolve().parents[1] / "reference/paper_tables.json"
     paper = json.loads(paper_path.read_text())
-    grid_path = write_text(out / "paper_grid.json", json.dumps(grid, indent=2, sort_keys=True) + "\n")
-    return [grid_path, *write_grid_report(grid, paper, out)]
+    written: list[Path] = []
+
+    def report(results: list[dict]) -> None:
+        if results and not any(r["a1"] is None for r in results):
+            return  # ratios need the full-MPGNN reference first
+        grid = assemble(results, a1s, a2s, arch=arch,
+                        meta={"arch": arch, "epochs": None if sizes_only else epochs, "train": str(train),
+                              "test": str(test), "jobs_planned": len(jobs), "jobs_finished": len(results)})
+        grid_path = write_text(out / "paper_grid.json", json.dumps(grid, indent=2, sort_keys=True) + "\n")
+        written[:] = [grid_path, *write_grid_report(grid, paper, out)]
+
+    if collect_only:
+        done = [r for r in map(finished, jobs) if r is not None]
+        if not any(r["a1"] is None for r in done):
+            raise ValueError(f"no finished full-MPGNN reference cell under {out / 'grid'} yet: nothing to report")
+        report(done)
+    elif jobs:
+        run_jobs(jobs, workers, ray_address, progress, on_result=report)
+    else:
+        report([])
+    return written
 
 
 SVD_CELLS = ((4, 16), (16, 4), (16, 16), (64, 64))
