@@ -175,6 +175,7 @@ def reproduce(
     seeds: int = typer.Option(1, "--seeds", help="seeds per cell (a few cells always get 3)"),
     sizes_only: bool = typer.Option(False, "--sizes-only", help="train nothing: size table only"),
     collect: bool = typer.Option(False, "--collect", help="train nothing: report the cells finished so far"),
+    cells_dir: Path = typer.Option(Path("runs"), "--cells-dir", help="where the cells' checkpoints go (DIR/grid/)"),
 ):
     """Train and measure the paper's rank grid -> reports/paper_grid.*; finished cells are skipped
     and the report is rewritten after each one."""
@@ -182,7 +183,7 @@ def reproduce(
 
     paths = run(train, test, val, out, workers=jobs, ray_address=ray, arch=arch, epochs=epochs,
                 a1s=_int_list(a1, "a1"), a2s=_int_list(a2, "a2"), seeds=seeds, sizes_only=sizes_only,
-                collect_only=collect)
+                collect_only=collect, cells_dir=cells_dir)
     for p in paths:
         typer.echo(f"wrote {p}")
 

@@ -189,8 +189,9 @@ def assemble(results: list[dict], a1s=A1, a2s=A2, meta: dict | None = None, arch
 
 def reproduce(train, test, val, out_dir, *, workers=2, ray_address=None, arch="paper", epochs=25,
               a1s=A1, a2s=A2, seeds=1, paper_path=None, progress=True, sizes_only=False,
-              collect_only=False) -> list[Path]:
-    """Run the grid and write ``paper_grid.{json,csv,md}`` + heatmaps into ``out_dir``.
+              collect_only=False, cells_dir=None) -> list[Path]:
+    """Run the grid and write ``paper_grid.{json,csv,md}`` + heatmaps into ``out_dir``;
+    the cells (checkpoints, ``result.json``) live in ``<cells_dir>/grid/`` (default ``out_dir``).
 
     The report is rewritten after every finished cell (once a full-MPGNN
     reference exists), so a run cut short leaves the cells it measured.
@@ -201,7 +202,8 @@ def reproduce(train, test, val, out_dir, *, workers=2, ray_address=None, arch="p
     from .grid_report import write_grid_report
 
     out = Path(out_dir)
-    jobs = [] if sizes_only else plan(train, test, val, out, arch=arch, epochs=epochs, a1s=a1s, a2s=a2s,
+    cells = Path(cells_dir) if cells_dir else out
+    jobs = [] if sizes_only else plan(train, test, val, cells, arch=arch, epochs=epochs, a1s=a1s, a2s=a2s,
                                       seeds=seeds)
     paper_path = Path(paper_path) if paper_path else Path(__file__).resolve().parents[1] / "reference/paper_tables.json"
     paper = json.loads(paper_path.read_text())
@@ -219,7 +221,7 @@ def reproduce(train, test, val, out_dir, *, workers=2, ray_address=None, arch="p
     if collect_only:
         done = [r for r in map(finished, jobs) if r is not None]
         if not any(r["a1"] is None for r in done):
-            raise ValueError(f"no finished full-MPGNN reference cell under {out / 'grid'} yet: nothing to report")
+            raise ValueError(f"no finished full-MPGNN reference cell under {cells / 'grid'} yet: nothing to report")
         report(done)
     elif jobs:
         run_jobs(jobs, workers, ray_address, progress, on_result=report)
