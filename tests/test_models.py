@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from tinyrrm.training.layers import FullLinear, LowRankLinear, linear_max
+from tinyrrm.training.layers import FullLinear, LowRankLinear, linear_max, matmul
 from tinyrrm.training.models import (
     MPGNN, ModelConfig, edge_mask, model_bytes, norm_stats, svd_truncate, to_real,
 )
@@ -46,24 +46,90 @@ CASES = [  # (N, D, m, n, chunk, p_edge)
     (7, 5, 3, 6, 1, 0.5),
     (9, 6, 4, 10, 4, 0.3),
     (5, 8, 2, 3, 16, 0.9),
+    (40, 12, 5, 9, 16, 0.4),  # chunks of rows with unequal degrees: padded slots
+    (37, 20, 16, 70, 3, 0.2),  # more than _LinearMax.ROWS rows with neighbours: several backward blocks
 ]
 
 
-@pytest.mark.parametrize("N,D,m,n,chunk,p", CASES)
-def test_linear_max_fused_equals_reference(N, D, m, n, chunk, p):
-    g = torch.Generator().manual_seed(N * D)
+def _linear_max_case(N, D, m, n, p, seed):
+    g = torch.Generator().manual_seed(seed)
     x = torch.randn(N, D, m, dtype=torch.float64, generator=g, requires_grad=True)
     w = torch.randn(m, n, dtype=torch.float64, generator=g, requires_grad=True)
     mask = torch.rand(N, D, generator=g) < p
     mask[0] = False  # a receiver without neighbours
+    mask[-1] = False
+    mask[-1, D // 2] = True  # a receiver with a single neighbour
+    return x, w, mask
+
+
+@pytest.mark.parametrize("N,D,m,n,chunk,p", CASES)
+def test_linear_max_fused_equals_reference(N, D, m, n, chunk, p):
+    x, w, mask = _linear_max_case(N, D, m, n, p, seed=N * D)
     outs, grads = [], []
     for fused in (True, False):
         y = linear_max(x, w, mask, chunk, fused)
         outs.append(y)
         grads.append(torch.autograd.grad(torch.relu(y + 0.3).pow(2).sum(), (x, w)))
-    assert torch.equal(outs[0], outs[1])
+    assert torch.allclose(outs[0], outs[1], rtol=0, atol=1e-12)  # chunked products may round differently
     assert torch.isneginf(outs[0][0]).all()
+    with torch.no_grad():  # no backward to come: maxima only
+        assert torch.equal(linear_max(x, w, mask, chunk), outs[0])
     for a, b in zip(*grads):
+        assert torch.allclose(a, b, atol=1e-12)
+    assert not grads[0][0][0].any()  # nothing reaches the rows of a receiver without neighbours
+    assert not grads[0][0][~mask].any()  # nor masked (or padded) senders
+
+
+@pytest.mark.parametrize("N,D,m,n,chunk,p", CASES[1:4])
+def test_linear_max_gradcheck(N, D, m, n, chunk, p):
+    x, w, mask = _linear_max_case(N, D, m, n, p, seed=N + D)
+    empty = ~mask.any(dim=1, keepdim=True)  # -inf rows: finite differences need a finite output
+    torch.autograd.gradcheck(lambda a, b: linear_max(a, b, mask, chunk).masked_fill(empty, 0.0), (x, w))
+
+
+def test_linear_max_gradient_of_one_input_and_no_edges():
+    x, w, mask = _linear_max_case(9, 6, 4, 10, 0.5, seed=3)
+    g = torch.randn(9, 10, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+    g = g.masked_fill(~mask.any(dim=1, keepdim=True), 0.0)
+    gx, = torch.autograd.grad(linear_max(x, w.detach(), mask), x, g)
+    gx_ref, = torch.autograd.grad(linear_max(x, w.detach(), mask, fused=False), x, g)
+    assert torch.allclose(gx, gx_ref, atol=1e-12)
+    gw, = torch.autograd.grad(linear_max(x.detach(), w, mask), w, g)
+    gw_ref, = torch.autograd.grad(linear_max(x.detach(), w, mask, fused=False), w, g)
+    assert torch.allclose(gw, gw_ref, atol=1e-12)
+    none = torch.zeros_like(mask)  # no receiver has a neighbour: -inf everywhere, zero gradients
+    y = linear_max(x, w, none)
+    assert torch.isneginf(y).all()
+    gx, gw = torch.autograd.grad(y, (x, w), torch.ones_like(y))
+    assert not gx.any() and not gw.any()
+
+
+def test_linear_max_tie_goes_to_first_neighbour():
+    gen = torch.Generator().manual_seed(5)
+    x = torch.randn(2, 4, 3, dtype=torch.float64, generator=gen)
+    x[:, 3] = x[:, 1]  # senders 1 and 3 give equal products for every output
+    x[:, 1] += 10.0  # ... and the largest ones (for w > 0)
+    x[:, 3] += 10.0
+    x.requires_grad_()
+    w = torch.rand(3, 5, dtype=torch.float64, generator=gen) + 0.5
+    mask = torch.ones(2, 4, dtype=torch.bool)
+    mask[1, 1] = False  # row 1: sender 3 alone attains the max
+    y = linear_max(x, w, mask)
+    assert torch.allclose(y, linear_max(x, w, mask, fused=False), rtol=0, atol=1e-12)
+    gx, = torch.autograd.grad(y.sum(), x)
+    assert torch.allclose(gx[0, 1], w.sum(1)) and not gx[0, 3].any()  # the whole gradient to the first
+    assert torch.allclose(gx[1, 3], w.sum(1)) and not gx[1, 1].any()
+
+
+@pytest.mark.parametrize("shape", [(6, 40, 4), (6, 40, 8), (6, 3, 4), (6, 40, 12)])
+def test_matmul_narrow_factor(shape):
+    M, k, n = shape
+    x = torch.randn(2, M, k, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(k, n, dtype=torch.float64, requires_grad=True)
+    g = torch.randn(2, M, n, dtype=torch.float64)
+    y = matmul(x, w)
+    assert torch.allclose(y, x @ w, atol=1e-12)
+    for a, b in zip(torch.autograd.grad(y, (x, w), g), torch.autograd.grad(x @ w, (x, w), g)):
         assert torch.allclose(a, b, atol=1e-12)
 
 
@@ -72,6 +138,8 @@ def test_dense_equals_pyg(ranks):
     torch.manual_seed(1)
     K, B = 7, 3
     model = MPGNN(ModelConfig(arch="tiny", K=K, Nt=2, a1=ranks[0], a2=ranks[1])).double()
+    with torch.no_grad():  # the zero-initialised residual branch would hide the messages
+        model.upd2.factors()[-1].normal_(0.0, 0.5)
     H = torch.complex(torch.randn(B, K, K, 2), torch.randn(B, K, K, 2)).to(torch.complex128)
     dist = torch.rand(B, K, K) * 1000
     mask = edge_mask(K, dist, 500.0, B)
@@ -79,8 +147,13 @@ def test_dense_equals_pyg(ranks):
     v = model(H, mask)
     v_pyg = model.forward_pyg(*model.to_pyg(H, mask))
     assert torch.allclose(to_real(v).reshape(B * K, -1), v_pyg, atol=1e-12)
-    model.fused = False
-    assert torch.allclose(model(H, mask), v, atol=1e-12)
+    params = list(model.parameters())
+    grads = torch.autograd.grad(to_real(v).square().sum(), params)
+    model.fused = False  # plain torch ops, every factor applied as trained (rank >= width collapses when fused)
+    v_ref = model(H, mask)
+    assert torch.allclose(v_ref, v, atol=1e-12)
+    for g, g_ref in zip(grads, torch.autograd.grad(to_real(v_ref).square().sum(), params)):
+        assert torch.allclose(g, g_ref, atol=1e-10)
 
 
 def test_dense_equals_pyg_with_scaled_wide_messages(monkeypatch):

@@ -83,6 +83,7 @@ def train(
     compand: bool = typer.Option(True, "--compand/--no-compand", help="log-companded channel features"),
     residual: bool = typer.Option(True, "--residual/--no-residual", help="update net predicts a correction"),
     scale_agg: bool = typer.Option(True, "--scale-agg/--no-scale-agg", help="scale wide messages to 64-wide variance"),
+    threads: Optional[int] = typer.Option(None, "--threads", help="torch threads (1 for a background run)"),
 ):
     """Train an MPGNN (no ranks) or LR-MPGNN (--a1/--a2)."""
     from tinyrrm.training import scenes as sc
@@ -96,7 +97,7 @@ def train(
     mcfg = ModelConfig(arch=arch, K=head.K, Nt=head.Nt, a1=a1, a2=a2, cut_m=cut or None, compand=compand,
                        residual=residual, scale_agg=scale_agg)
     tcfg = TrainConfig(epochs=epochs, batch=batch, lr=lr, lr_final=lr_final, seed=seed, mode=mode,
-                       init=str(init) if init else None, augment=augment)
+                       init=str(init) if init else None, augment=augment, threads=threads)
     path = run(scenes, out, mcfg, tcfg, val_path=val, resume=resume)
     typer.echo(f"wrote {path}")
 

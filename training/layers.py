@@ -16,7 +16,20 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+
+
+def matmul(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """``x · w``, with a narrow ``w`` (at most 8 columns, more rows) read as a
+    column-major copy: MKL's kernel for a row-major narrow right factor is
+    2-4x slower, forward and backward (e.g. upd1's ``U`` at rank 4).
+
+    Shapes: x ``[..., k]``, w ``[k, n]`` -> ``[..., n]``.
+    """
+    if w.shape[1] <= 8 < w.shape[0]:
+        w = w.t().contiguous().t()
+    return x @ w
 
 
 class FullLinear(nn.Module):
@@ -42,9 +55,7 @@ class FullLinear(nn.Module):
         return self.weight
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.addmm(self.bias, x.reshape(-1, self.d_in), self.weight).reshape(
-            *x.shape[:-1], self.d_out
-        )
+        return matmul(x, self.weight) + self.bias
 
 
 class LowRankLinear(nn.Module):
@@ -79,8 +90,7 @@ class LowRankLinear(nn.Module):
         return self.U @ self.V
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        t = x.reshape(-1, self.d_in) @ self.U  # (n, r)
-        return torch.addmm(self.bias, t, self.V).reshape(*x.shape[:-1], self.d_out)
+        return matmul(matmul(x, self.U), self.V) + self.bias
 
     @classmethod
     def from_full(cls, layer: FullLinear, rank: int) -> "LowRankLinear":
@@ -122,62 +132,93 @@ class _LinearMax(torch.autograd.Function):
     repeating its first neighbour, which leaves the max unchanged), so a
     distance-cut graph costs its real edge count, not ``N·D``.
 
-    Forward keeps only the maxima (``amax`` is ~50x faster on CPU than ``max``
-    with indices along a middle axis). Backward recomputes each chunk's
-    product, sends the gradient to the positions equal to the max (padding
-    excluded) and runs two matmuls; memory ``O(chunk · D · d_out)``, cost four
-    forward matmuls. Exact ties between distinct neighbours each receive the
-    full gradient (``torch.amax`` splits it); they only occur between
-    all-zero ReLU rows, whose gradient the ReLU discards either way.
+    Forward keeps, besides the maxima, the flat index of the edge that attains
+    each one: ``max_pool2d`` over the chunk's ``[c, Dc, d_out]`` product viewed
+    channels-last reduces the middle axis vectorised along ``d_out`` and
+    returns both (``torch.max`` with indices along that axis is ~20x slower).
+    A padded slot is the same edge as its row's first neighbour, so every
+    index names a real edge. With ``arg_max=False`` (no backward to come) it
+    keeps only the maxima (``amax``). For ``m < 8`` the products run over
+    zero-padded ``m = 8``, which MKL does faster.
+
+    Backward needs no product, only the ``N·d_out`` arg-max edges instead of
+    all ``E·d_out`` candidates: ``gx`` adds ``g[i, o]·W[:, o]`` onto the
+    arg-max edge of ``(i, o)`` (``index_add_`` in blocks of rows; for
+    ``m <= NARROW`` one weighted ``bincount`` per column of ``x``, faster for
+    rows that short), ``gW[:, o]`` is the ``g[:, o]``-weighted sum of the
+    arg-max rows of ``x`` (``embedding_bag``, one bag per output). Reused
+    buffers avoid a page fault per chunk or block.
+
+    Ties: when distinct neighbours attain a maximum exactly, the whole
+    gradient goes to the first of them in column order (``max_pool2d`` keeps
+    the first maximum; ``torch.amax``, the unfused reference, splits it
+    evenly). Exact ties need equal products, e.g. all-zero ReLU rows, whose
+    gradient the ReLU discards either way.
     """
 
-    @staticmethod
-    def _plan(mask, chunk):
-        deg = mask.sum(dim=1)  # (N,)
-        order = torch.argsort(deg, descending=True, stable=True)  # (N,)
-        nbr = torch.argsort((~mask).to(torch.int8), dim=1, stable=True)  # (N, D) valid first
-        pos = torch.arange(mask.shape[1])
-        nbr = torch.where(pos < deg[:, None], nbr, nbr[:, :1])  # pad with the first neighbour
-        for s in range(0, mask.shape[0], chunk):
-            rows = order[s : s + chunk]  # (c,)
-            rows = rows[deg[rows] > 0]  # rows without neighbours keep -inf
-            if rows.numel() == 0:
-                break
-            cols = nbr[rows, : int(deg[rows[0]])]  # (c, Dc)
-            yield rows, cols, deg[rows]
+    ROWS = 16  # rows per gx block in backward: its (ROWS, d_out, m) scatter source stays in cache
+    NARROW = 4  # up to this many columns of x, gx is one weighted bincount per column instead
 
     @staticmethod
-    def forward(ctx, x, w, mask, chunk):  # x (N, D, m), w (m, n), mask (N, D) bool
-        out = x.new_full((x.shape[0], w.shape[1]), float("-inf"))  # (N, n)
-        for rows, cols, _ in _LinearMax._plan(mask, chunk):
-            out[rows] = torch.matmul(x[rows[:, None], cols], w).amax(dim=1)  # (c, Dc, n) -> (c, n)
-        ctx.save_for_backward(x, w, mask, out)
-        ctx.chunk = chunk
+    def forward(ctx, x, w, mask, chunk, arg_max):  # x (N, D, m), w (m, n), mask (N, D) bool
+        N, D, m = x.shape
+        n = w.shape[1]
+        deg = mask.sum(dim=1)  # (N,)
+        order = torch.argsort(deg, descending=True, stable=True)  # (N,)
+        rows = order[: int(torch.count_nonzero(deg))]  # (R,) rows with a neighbour; the others keep -inf
+        nbr = torch.argsort((~mask).to(torch.int8), dim=1, stable=True)  # (N, D) valid first
+        nbr = torch.where(torch.arange(D) < deg[:, None], nbr, nbr[:, :1])  # pad with the first neighbour
+        edge = nbr + torch.arange(N)[:, None] * D  # (N, D) flat index into x.reshape(N·D, m)
+        xf, wf = x.reshape(N * D, m), w  # operands of the products
+        if m < 8:  # MKL multiplies over zero-padded K = 8 ~1.4x faster than over K < 8
+            xf, wf = F.pad(xf, (0, 8 - m)), F.pad(w, (0, 0, 0, 8 - m))
+        out = x.new_empty(N, n).index_fill_(0, order[rows.numel() :], float("-inf"))  # (N, n)
+        arg = torch.empty(rows.numel(), n, dtype=torch.long) if arg_max else None  # (R, n) edge of each maximum
+        buf = x.new_empty(chunk * (int(deg[rows[0]]) if rows.numel() else 0) * n)  # products of one chunk
+        for s in range(0, rows.numel(), chunk):
+            r = rows[s : s + chunk]  # (c,)
+            e = edge[r, : int(deg[r[0]])]  # (c, Dc)
+            c, dc = e.shape
+            z = torch.matmul(xf[e], wf, out=buf[: c * dc * n].view(c, dc, n))  # (c, Dc, n)
+            if arg is None:  # no backward to come: the maxima suffice
+                out[r] = z.amax(dim=1)
+                continue
+            v, a = F.max_pool2d(z[:, None].permute(0, 3, 1, 2), (1, dc), return_indices=True)  # (c, n, 1, 1)
+            out[r] = v.view(c, n)
+            torch.gather(e, 1, a.view(c, n), out=arg[s : s + c])
+        ctx.save_for_backward(x, w, rows, arg)
         return out
 
     @staticmethod
     def backward(ctx, g):  # g (N, n)
-        x, w, mask, out = ctx.saved_tensors
-        m = x.shape[2]
-        gx = torch.zeros_like(x) if ctx.needs_input_grad[0] else None
-        gw = torch.zeros_like(w) if ctx.needs_input_grad[1] else None
-        for rows, cols, deg in _LinearMax._plan(mask, ctx.chunk):
-            xc = x[rows[:, None], cols]  # (c, Dc, m)
-            big = torch.matmul(xc, w)  # (c, Dc, n) recomputed products
-            big.eq_(out[rows][:, None, :]).mul_(g[rows][:, None, :])  # gradient at the arg-max
-            real = torch.arange(cols.shape[1]) < deg[:, None]  # (c, Dc) not padding
-            if not real.all():
-                big.mul_(real.to(big.dtype)[..., None])
-            if gx is not None:
-                # accumulate: a padded duplicate (zero gradient) must not overwrite its original
-                gx.index_put_((rows[:, None].expand_as(cols), cols), torch.matmul(big, w.t()), accumulate=True)
-            if gw is not None:
-                gw.addmm_(xc.reshape(-1, m).t(), big.reshape(-1, big.shape[2]))
-        return gx, gw, None, None
+        x, w, rows, arg = ctx.saved_tensors
+        N, D, m = x.shape
+        gv = g.index_select(0, rows)  # (R, n) gradient of each maximum
+        gx = gw = None
+        if ctx.needs_input_grad[0]:
+            gx = x.new_zeros(N * D, m)
+            if m <= _LinearMax.NARROW and rows.numel():
+                src = torch.empty_like(gv)  # (R, n)
+                for k in range(m):  # column k of gx: g[i, o]·W[k, o] summed per arg-max edge
+                    gx[:, k] = torch.bincount(arg.view(-1), torch.mul(gv, w[k], out=src).view(-1), N * D)
+            else:
+                wt = w.t().contiguous()  # (n, m)
+                src = x.new_empty(_LinearMax.ROWS, *wt.shape)  # (ROWS, n, m)
+                for s in range(0, rows.numel(), _LinearMax.ROWS):
+                    b = min(_LinearMax.ROWS, rows.numel() - s)
+                    torch.mul(gv[s : s + b, :, None], wt, out=src[:b])  # (b, n, m): g[i, o]·W[:, o]
+                    gx.index_add_(0, arg[s : s + b].reshape(-1), src[:b].view(-1, m))
+            gx = gx.view(N, D, m)
+        if ctx.needs_input_grad[1]:
+            gw = torch.zeros_like(w)
+            if rows.numel():  # bag o: the rows arg[:, o] of x, weighted by gv[:, o] -> gW[:, o]
+                gw = F.embedding_bag(arg.t().contiguous(), x.reshape(N * D, m), mode="sum",
+                                     per_sample_weights=gv.t().contiguous()).t()  # (m, n)
+        return gx, gw, None, None, None
 
 
 def linear_max(
-    x: torch.Tensor, w: torch.Tensor, mask: torch.Tensor, chunk: int = 8, fused: bool = True
+    x: torch.Tensor, w: torch.Tensor, mask: torch.Tensor, chunk: int = 16, fused: bool = True
 ) -> torch.Tensor:
     """``out[i] = max over d with mask[i, d] of x[i, d] · w``; ``-inf`` where no d is valid.
 
@@ -185,9 +226,12 @@ def linear_max(
         x: ``[N, D, m]``, w: ``[m, n]``, mask: ``[N, D]`` bool -> ``[N, n]``.
 
     ``fused=False`` is the plain reference (materialises ``[N, D, n]``), used
-    for export tracing and to test the fused kernel.
+    for export tracing and to test the fused kernel; the two agree up to
+    rounding, except that an exact tie sends the whole gradient to one of the
+    tied neighbours in the fused kernel (see :class:`_LinearMax`).
     """
     if not fused:
         z = torch.matmul(x, w).masked_fill(~mask[..., None], float("-inf"))
         return z.amax(dim=1)
-    return _LinearMax.apply(x.contiguous(), w, mask.contiguous(), int(chunk))
+    arg_max = torch.is_grad_enabled() and (x.requires_grad or w.requires_grad)
+    return _LinearMax.apply(x.contiguous(), w, mask.contiguous(), int(chunk), arg_max)

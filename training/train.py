@@ -154,6 +154,7 @@ def train(
     # what a resumed run must share with the saved one; with a constant lr the
     # epoch count is not part of it, so a finished run can be continued longer
     tident = dataclasses.asdict(cfg)
+    tident.pop("threads")  # how many cores ran it is not what was trained
     if cfg.lr_final is None:
         tident.pop("epochs")
     ident = {"model": model_cfg.to_dict(), "train": tident, "data_sha256": data_hash}
@@ -163,7 +164,9 @@ def train(
     state_path = out / STATE
     if resume and state_path.is_file():
         st = torch.load(state_path, weights_only=False)
-        if st.get("ident") == ident:
+        saved = st.get("ident") or {}
+        saved.get("train", {}).pop("threads", None)  # states saved before threads left the identity
+        if saved == ident:
             model.load_state_dict(st["model"])
             opt.load_state_dict(st["opt"])
             if sched is not None:
