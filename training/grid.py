@@ -89,9 +89,10 @@ def plan(train, test, val, out, *, arch="paper", epochs=25, a1s=A1, a2s=A2, seed
     base = dict(train=str(train), val=None if val is None else str(val), test=str(test), out=str(out),
                 arch=arch, epochs=epochs)
     n_seeds = max([seeds, *[n for (a, b), n in multi_seed.items() if a in a1s and b in a2s]] or [seeds])
-    jobs = [CellJob(None, None, s, **base) for s in range(n_seeds)]
-    # every cell's first seed before any cell's further seeds: a run cut short still covers the grid
+    jobs = []
+    # seed by seed (the full reference first): a run cut short still covers the grid
     for s in range(n_seeds):
+        jobs.append(CellJob(None, None, s, **base))
         for a1 in a1s:
             for a2 in a2s:
                 if s < max(seeds, multi_seed.get((a1, a2), 1)):
