@@ -170,7 +170,7 @@ def reproduce(
     jobs: int = typer.Option(2, "--jobs", help="local worker processes (one torch thread each)"),
     ray: Optional[str] = typer.Option(None, "--ray", help="Ray cluster ADDRESS: run the cells there"),
     arch: str = typer.Option("paper", "--arch"),
-    epochs: int = typer.Option(25, "--epochs"),
+    epochs: int = typer.Option(30, "--epochs"),
     a1: str = typer.Option("4,16,32,64", "--a1", help="message ranks"),
     a2: str = typer.Option("4,16,32,64,128,256,512", "--a2", help="update ranks"),
     seeds: int = typer.Option(1, "--seeds", help="seeds per cell (a few cells always get 3)"),

@@ -44,8 +44,8 @@ class CellJob:
     test: str
     out: str
     arch: str = "paper"
-    epochs: int = 25
-    batch: int = 32
+    epochs: int = 30
+    batch: int = 8  # 250 steps an epoch: batch 32 (63) stayed at MRT for 7+ epochs (DESIGN-NOTES §8)
     lr: float = 1e-3
     lr_final: float | None = 1e-5
 
@@ -83,7 +83,7 @@ def run_cell(job: CellJob, progress: bool = False) -> dict:
     return res
 
 
-def plan(train, test, val, out, *, arch="paper", epochs=25, a1s=A1, a2s=A2, seeds=1,
+def plan(train, test, val, out, *, arch="paper", epochs=30, a1s=A1, a2s=A2, seeds=1,
          multi_seed=MULTI_SEED) -> list[CellJob]:
     """All jobs of a grid run: full MPGNN references (one per seed) and every cell."""
     base = dict(train=str(train), val=None if val is None else str(val), test=str(test), out=str(out),
@@ -188,7 +188,7 @@ def assemble(results: list[dict], a1s=A1, a2s=A2, meta: dict | None = None, arch
     }
 
 
-def reproduce(train, test, val, out_dir, *, workers=2, ray_address=None, arch="paper", epochs=25,
+def reproduce(train, test, val, out_dir, *, workers=2, ray_address=None, arch="paper", epochs=30,
               a1s=A1, a2s=A2, seeds=1, paper_path=None, progress=True, sizes_only=False,
               collect_only=False, cells_dir=None) -> list[Path]:
     """Run the grid and write ``paper_grid.{json,csv,md}`` + heatmaps into ``out_dir``;
