@@ -16,6 +16,11 @@ def test_plan_covers_grid_and_seeds(tmp_path):
     assert sum(j.a1 is None for j in jobs) == 3
     assert sum((j.a1, j.a2) == (16, 4) for j in jobs) == 3
     assert sum((j.a1, j.a2) == (16, 8) for j in jobs) == 1
+    # within a seed: smallest model first (the deployment candidates), so (16, 4) before (4, 16)
+    jobs = grid.plan("tr.npz", "te.npz", None, tmp_path, a1s=(4, 16), a2s=(4, 16))
+    assert [(j.a1, j.a2) for j in jobs if j.seed == 0] == [(None, None), (4, 4), (16, 4), (4, 16), (16, 16)]
+    sizes = grid.size_ratios("paper", (4, 16), (4, 16))
+    assert sizes[0][0] > sizes[1][0] > sizes[0][1] > sizes[1][1]
 
 
 def test_grid_runs_skips_and_assembles(tiny_data, tmp_path):
