@@ -99,3 +99,21 @@ def test_sizes_only_report_trains_nothing(tmp_path):
     assert g["sum_rate_ratio"]["rows"][0] == [None] * 7
     assert g["model_size_ratio"]["rows"][0][0] == pytest.approx(55.31, abs=0.01)  # paper: 58.82
     assert not (tmp_path / "grid").exists()
+
+
+def test_targets_name_failing_cells_and_the_deployment_pick():
+    a1s, a2s = (4, 16), (4, 16, 32)
+    mean = [[0.90, 0.98, None],
+            [0.99, 0.96, 0.975]]
+    t = grid.targets(mean, a1s, a2s, arch="paper")
+    wide = t["a1_a2_ge_16"]
+    assert (wide["cells"], wide["measured"], wide["passing"]) == (2, 2, 1)
+    assert wide["failing"] == [[16, 16, 0.96]]
+    assert t["a1_4_a2_4"] == {"threshold": 0.95, "ratio": 0.90, "pass": False}
+    dep = t["deployment"]
+    # only (4, 4), (4, 16), (16, 4) are 60x below the fp32 full MPGNN in int8 (DESIGN-NOTES §9)
+    assert [(c["a1"], c["a2"]) for c in dep["candidates"]] == [(4, 4), (4, 16), (16, 4)]
+    assert all(c["int8_shrink"] >= 60 for c in dep["candidates"])
+    assert dep["best"] == [16, 4] and dep["all_measured"]
+    mean[1][0] = None
+    assert grid.targets(mean, a1s, a2s)["deployment"]["best"] == [4, 16]

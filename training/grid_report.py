@@ -231,6 +231,7 @@ def _md_text(grid: dict, paper: dict) -> str:
             lo, hi = min(ns), max(ns)
             out.append(f"Seeds per cell: {lo}" + (f"\u2013{hi}" if hi != lo else "") + ".")
         out.append("")
+    out += _md_targets(grid.get("targets"))
     out += [
         "Legend: rows are a1 (rank of the message network), columns a2 (rank of the "
         "update network); each cell is `ours (paper)`, `ours\u00b1std` when the spread "
@@ -238,6 +239,30 @@ def _md_text(grid: dict, paper: dict) -> str:
         "",
     ]
     return "\n".join(out)
+
+
+def _md_targets(t: dict | None) -> list[str]:
+    """The targets section: which measured cells pass, and the deployment rule's pick."""
+    if not t:
+        return []
+    wide, c44, dep = t["a1_a2_ge_16"], t["a1_4_a2_4"], t["deployment"]
+    out = ["## Targets", ""]
+    line = (f"- Sum-rate ratio \u2265 {wide['threshold']} in every cell with a1, a2 \u2265 16: "
+            f"{wide['passing']}/{wide['measured']} measured cells pass ({wide['cells']} cells in all)")
+    fails = ", ".join(f"({a1}, {a2}) {v:.3f}" for a1, a2, v in wide["failing"])
+    out.append(line + (f"; below: {fails}." if fails else "."))
+    r = c44["ratio"]
+    verdict = "not measured" if r is None else f"{r:.3f}, " + ("met" if c44["pass"] else "missed")
+    out.append(f"- Sum-rate ratio \u2265 {c44['threshold']} at (4, 4): {verdict}.")
+    cands = ", ".join(f"({c['a1']}, {c['a2']}) {c['int8_shrink']:.0f}\u00d7 "
+                      + (_MISSING if c["sum_rate_ratio"] is None else f"{c['sum_rate_ratio']:.3f}")
+                      for c in dep["candidates"])
+    best = dep["best"]
+    pick = (_MISSING if best is None else f"({best[0]}, {best[1]})") + (
+        "" if dep["all_measured"] else " among the measured candidates")
+    out.append(f"- Deployment ({dep['rule']}): candidates {cands or 'none'}; pick {pick}.")
+    out.append("")
+    return out
 
 
 def _png_bytes(key: str, grid: dict, paper: dict) -> bytes:
