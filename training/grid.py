@@ -67,7 +67,6 @@ def run_cell(job: CellJob, progress: bool = False) -> dict:
     torch.set_num_threads(1)
     folder = Path(job.out) / "grid" / job.name
     result_path = folder / "result.json"
-    ident = dataclasses.asdict(job)
     done = finished(job)
     if done is not None:
         return done
@@ -77,7 +76,7 @@ def run_cell(job: CellJob, progress: bool = False) -> dict:
     ck = train(job.train, folder, mcfg, tcfg, val_path=job.val, progress=progress)
     model, _ = load_ckpt(ck)
     rate = mean_sum_rate(model, prepare(load_scenes(job.test), mcfg.cut_m))
-    res = {"job": ident, "name": job.name, "a1": job.a1, "a2": job.a2, "seed": job.seed,
+    res = {"job": dataclasses.asdict(job), "name": job.name, "a1": job.a1, "a2": job.a2, "seed": job.seed,
            "test_rate": rate, "bytes_fp32": model_bytes(model), "bytes_int8": model_bytes(model, "int8")}
     write_text(result_path, json.dumps(res, indent=2, sort_keys=True) + "\n")
     return res

@@ -7,11 +7,10 @@ import json
 from pathlib import Path
 
 from tinyrrm.export import targets as T
+from tinyrrm.export.report import macs_per_inference
 from tinyrrm.training.scenes import load as load_scenes
 
 from .protocol import HILError
-from tinyrrm.export.report import macs_per_inference
-
 from .run import CUT_M, path_instructions
 from .session import gen_dir_for
 
@@ -28,11 +27,12 @@ def firmware_bench(test_path, n_scenes: int = 1, targets=TARGETS, progress: bool
         rep = json.loads((gen / "report.json").read_text())
         macs = sum(macs_per_inference(rep, int(m.sum()), scenes.K) for m in mask) / scenes.N
         row: dict = {"qemu_machine": t.qemu_machine, "macs_per_inference": macs}
-        paths = [("dsp", "")] if t.dsp else []
-        paths.append(("portable", "-DTR_NO_DSP=1"))
-        for label, flags in paths:
+        # the folders `make hil` builds into: make finds those firmwares up to date
+        paths = [("dsp", "deployed", "")] if t.dsp else []
+        paths.append(("portable", "portable", "-DTR_NO_DSP=1"))
+        for label, folder, flags in paths:
             try:
-                ins = path_instructions(name, gen, Path("build/fw") / name / f"bench_{label}", scenes, flags,
+                ins = path_instructions(name, gen, Path("build/fw") / name / folder, scenes, flags,
                                         progress=progress)
             except HILError as e:
                 row[label] = {"error": str(e)}
