@@ -16,7 +16,7 @@ TRAIN   := $(DATA)/train.npz
 TEST    := $(DATA)/test.npz
 VAL     := $(DATA)/val.npz
 
-.PHONY: help setup provision test test-all export firmware hil hil-prepare hil-docker flash train-default ablation \
+.PHONY: help setup provision test export firmware hil hil-prepare hil-docker flash train-default ablation \
         deploy-probe reproduce bench data clean
 help:
 	@echo "make export TARGET=cortex-m4   main job on the committed default models"
@@ -50,7 +50,6 @@ test: setup provision
 	$(MAKE) hil-prepare TARGET=cortex-m4
 	$(BIN)/python -m pytest -q hil_tests --target cortex-m4
 
-test-all: test
 
 $(TRAIN): | setup
 	$(TINYRRM) scenes --out $@ --n 2000 --K 50 --Nt 2 --seed 1

@@ -15,6 +15,14 @@ def run(*args):
     return runner.invoke(app, [str(a) for a in args])
 
 
+def one_error(r, needle: str) -> None:
+    """Exit 2, nothing on stdout, exactly one ``tinyrrm: error: …`` line on stderr naming ``needle``."""
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert r.exit_code == 2, r.output
+    assert r.stdout.strip() == "", r.stdout
+    assert len(lines) == 1 and lines[0].startswith("tinyrrm: error:") and needle in lines[0], r.stderr
+
+
 def test_scenes_command(tmp_path):
     r = run("scenes", "--out", tmp_path / "s.npz", "--n", 3, "--K", 4, "--Nt", 2, "--seed", 1)
     assert r.exit_code == 0, r.output
@@ -24,6 +32,7 @@ def test_scenes_command(tmp_path):
 
 BAD_SCENES = {  # name -> (array dict, text the error must contain)
     "nan": ({"H": np.full((2, 3, 3, 2), np.nan, np.complex64)}, "NaN"),
+    "inf": ({"H": np.full((2, 3, 3, 2), np.inf, np.complex64)}, "Inf"),
     "real": ({"H": np.ones((2, 3, 3, 2), np.float32)}, "complex"),
     "shape": ({"H": np.ones((2, 3, 4, 2), np.complex64)}, "[N, K, K, Nt]"),
 }
@@ -36,25 +45,92 @@ def test_evaluate_bad_scene_file(tiny_ckpts, tmp_path, case):
     out = tmp_path / "w.npz"
     r = run("evaluate", "--scenes", tmp_path / "bad.npz", "--mpgnn", tiny_ckpts["full"],
             "--lrmpgnn", tiny_ckpts["lr"], "--out", out)
-    assert r.exit_code == 2
-    lines = [ln for ln in r.output.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("tinyrrm: error:") and needle in lines[0], r.output
+    one_error(r, needle)
     assert not out.exists()
 
 
-def test_train_bad_rank(tiny_data, tmp_path):
-    r = run("train", "--scenes", tiny_data["train"], "--out", tmp_path / "ck", "--arch", "tiny",
-            "--a1", 0, "--a2", 4)
-    assert r.exit_code == 2 and "--a1 must be a positive rank" in r.output
+@pytest.mark.parametrize("case", sorted(BAD_SCENES))
+def test_train_bad_scene_file(tmp_path, case):
+    arrays, needle = BAD_SCENES[case]
+    np.savez(tmp_path / "bad.npz", **arrays)
+    one_error(run("train", "--scenes", tmp_path / "bad.npz", "--out", tmp_path / "ck", "--arch", "tiny"), needle)
     assert not (tmp_path / "ck").exists()
+
+
+def test_missing_scene_file(tiny_ckpts, tmp_path):
+    r = run("evaluate", "--scenes", tmp_path / "nope.npz", "--mpgnn", tiny_ckpts["full"],
+            "--lrmpgnn", tiny_ckpts["lr"], "--out", tmp_path / "w.npz")
+    one_error(r, "nope.npz")
+    assert not (tmp_path / "w.npz").exists()
+
+
+@pytest.mark.parametrize("a1, a2, needle", [(0, 4, "--a1 must be a positive rank, got 0"),
+                                            (4, 0, "--a2 must be a positive rank, got 0"),
+                                            (-3, 4, "--a1 must be a positive rank, got -3")])
+def test_train_bad_rank(tiny_data, tmp_path, a1, a2, needle):
+    r = run("train", "--scenes", tiny_data["train"], "--out", tmp_path / "ck", "--arch", "tiny",
+            "--a1", a1, "--a2", a2)
+    one_error(r, needle)
+    assert not (tmp_path / "ck").exists()
+
+
+@pytest.mark.parametrize("args, needle", [
+    (("reproduce", "--a1", "0,4", "--sizes-only"), "rank"),
+    (("reproduce", "--a2", "4,x", "--sizes-only"), "4,x"),
+    (("svd-study", "--cells", "0:4"), "a1:a2 pairs"),
+])
+def test_grid_commands_bad_ranks(tmp_path, args, needle):
+    one_error(run(*args, "--out", tmp_path / "o"), needle)
+    assert not (tmp_path / "o").exists()
 
 
 def test_train_corrupt_init_checkpoint(tiny_data, tmp_path):
     (tmp_path / "junk").mkdir()
     r = run("train", "--scenes", tiny_data["train"], "--out", tmp_path / "ck", "--arch", "tiny",
             "--a1", 2, "--a2", 2, "--mode", "svd", "--init", tmp_path / "junk", "--epochs", 0)
-    assert r.exit_code == 2 and "not a checkpoint" in r.output
+    one_error(r, "not a checkpoint")
     assert not (tmp_path / "ck").exists()
+
+
+def test_train_svd_init_of_another_K(tiny_ckpts, tmp_path):
+    from tinyrrm.training import scenes as sc
+
+    p = sc.save(sc.generate(4, 5, 2, 0), tmp_path / "k5.npz")
+    r = run("train", "--scenes", p, "--out", tmp_path / "ck", "--arch", "tiny", "--a1", 2, "--a2", 2,
+            "--mode", "svd", "--init", tiny_ckpts["full"], "--epochs", 0)
+    one_error(r, "K=6")
+    assert not (tmp_path / "ck").exists()
+
+
+def test_train_corrupt_training_state_is_one_line(tiny_data, tmp_path):
+    """A damaged train_state.pt in --out (a killed disk, a copy cut short) is named, not a traceback."""
+    ck = tmp_path / "ck"
+    ck.mkdir()
+    (ck / "train_state.pt").write_bytes(b"PK\x03\x04 not really a zip")
+    r = run("train", "--scenes", tiny_data["train"], "--out", ck, "--arch", "tiny", "--epochs", 1)
+    one_error(r, "corrupt training state")
+    assert sorted(x.name for x in ck.iterdir()) == ["train_state.pt"]
+
+
+DAMAGE = {  # how a checkpoint folder is broken -> text the error must contain
+    "missing weights": (lambda d: (d / "weights.safetensors").unlink(), "not a checkpoint"),
+    "config not JSON": (lambda d: (d / "config.json").write_text("{not json"), "corrupt"),
+    "weights cut short": (lambda d: (d / "weights.safetensors").write_bytes(
+        (d / "weights.safetensors").read_bytes()[:100]), "corrupt"),
+}
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGE))
+def test_evaluate_corrupt_checkpoint(tiny_data, tiny_ckpts, tmp_path, damage):
+    import shutil
+
+    broken = shutil.copytree(tiny_ckpts["lr"], tmp_path / "broken")
+    harm, needle = DAMAGE[damage]
+    harm(broken)
+    r = run("evaluate", "--scenes", tiny_data["test"], "--mpgnn", tiny_ckpts["full"], "--lrmpgnn", broken,
+            "--out", tmp_path / "w.npz")
+    one_error(r, needle)
+    assert not (tmp_path / "w.npz").exists()
 
 
 def test_evaluate_json(tiny_data, tiny_ckpts):
@@ -70,7 +146,33 @@ def test_evaluate_k_above_checkpoint(tiny_ckpts, tmp_path):
 
     p = sc.save(sc.generate(2, 9, 2, 0), tmp_path / "k9.npz")
     r = run("evaluate", "--scenes", p, "--mpgnn", tiny_ckpts["full"], "--lrmpgnn", tiny_ckpts["lr"])
-    assert r.exit_code == 2 and "K=9" in r.output
+    one_error(r, "K=9")
+
+
+def test_evaluate_nt_other_than_checkpoint(tiny_ckpts, tmp_path):
+    from tinyrrm.training import scenes as sc
+
+    p = sc.save(sc.generate(2, 6, 3, 0), tmp_path / "nt3.npz")
+    r = run("evaluate", "--scenes", p, "--mpgnn", tiny_ckpts["full"], "--lrmpgnn", tiny_ckpts["lr"],
+            "--out", tmp_path / "w.npz")
+    one_error(r, "Nt=3")
+    assert not (tmp_path / "w.npz").exists()
+
+
+def test_console_script_error_goes_to_stderr(tmp_path):
+    """The installed `tinyrrm` script itself: exit 2, one line on stderr, nothing on stdout."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    exe = Path(sys.executable).with_name("tinyrrm")
+    np.savez(tmp_path / "bad.npz", H=np.full((2, 3, 3, 2), np.nan, np.complex64))
+    r = subprocess.run([str(exe), "train", "--scenes", str(tmp_path / "bad.npz"), "--out", str(tmp_path / "ck")],
+                       capture_output=True, text=True)
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert r.returncode == 2 and r.stdout == "" and len(lines) == 1, r.stderr
+    assert lines[0].startswith("tinyrrm: error:") and "NaN" in lines[0]
+    assert not (tmp_path / "ck").exists()
 
 
 def test_history_table(tiny_ckpts):
@@ -81,8 +183,7 @@ def test_history_table(tiny_ckpts):
 
 
 def test_export_unknown_target():
-    r = run("export", "target", "--target", "cortex-m99")
-    assert r.exit_code == 2 and "unknown target 'cortex-m99'" in r.output
+    one_error(run("export", "target", "--target", "cortex-m99"), "unknown target 'cortex-m99'")
 
 
 def test_size_json_ratios(tiny_ckpts):
@@ -94,15 +195,16 @@ def test_size_json_ratios(tiny_ckpts):
 
 
 def test_export_bad_input_is_one_line(tiny_ckpts, tmp_path):
-    r = run("export", "model", "--checkpoint", tmp_path / "nope", "--out", tmp_path / "o")
-    assert r.exit_code == 2 and "not a checkpoint" in r.output and not (tmp_path / "o").exists()
+    one_error(run("export", "model", "--checkpoint", tmp_path / "nope", "--out", tmp_path / "o"), "not a checkpoint")
+    assert not (tmp_path / "o").exists()
     bad = tmp_path / "bad"
     bad.mkdir()
     (bad / "config.json").write_text("{not json")
     (bad / "weights.safetensors").write_bytes(b"\0")
-    r = run("export", "model", "--checkpoint", bad, "--out", tmp_path / "o")
-    assert r.exit_code == 2 and "corrupt" in r.output and not (tmp_path / "o").exists()
+    one_error(run("export", "model", "--checkpoint", bad, "--out", tmp_path / "o"), "corrupt")
+    assert not (tmp_path / "o").exists()
     r = run("export", "onnx", "--checkpoint", tiny_ckpts["lr"], "--opset", "9", "--out", tmp_path / "o")
-    assert r.exit_code == 2 and "unsupported ONNX opset 9" in r.output and not (tmp_path / "o").exists()
-    r = run("export", "c", "--export-dir", tmp_path / "nothing", "--out", tmp_path / "o")
-    assert r.exit_code == 2 and "no export" in r.output and not (tmp_path / "o").exists()
+    one_error(r, "unsupported ONNX opset 9")
+    assert not (tmp_path / "o").exists()
+    one_error(run("export", "c", "--export-dir", tmp_path / "nothing", "--out", tmp_path / "o"), "no export")
+    assert not (tmp_path / "o").exists()

@@ -3,6 +3,7 @@
 import json
 import shutil
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +13,8 @@ from tinyrrm.export import core, frontend, onnx_export, stage, tflite_reader, tf
 from tinyrrm.training import checkpoint as ckpt
 from tinyrrm.training import scenes as sc
 from tinyrrm.training.train import prepare
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -70,6 +73,24 @@ def test_onnx_matches_torch_on_100_scenes(tiny_ckpts, scenes100):
             ref = model.propagate(x, d, e, data.mask).numpy()
         got = onnx_export.ORTModel(blob)(x.numpy(), d.numpy(), e.numpy(), data.mask.numpy())
         assert np.abs(got - ref).max() <= 1e-5
+
+
+@pytest.mark.parametrize("name", ["mpgnn_paper", "lrmpgnn_paper"])
+def test_onnx_matches_torch_for_the_committed_models(name, tmp_path):
+    """README's "<= 1e-5 on 100 scenes": the full-size default models, not only the tiny ones."""
+    model, _ = ckpt.load(ROOT / "models" / name)
+    blob = onnx_export.to_onnx(model)
+    data = prepare(sc.generate(100, model.cfg.K, model.cfg.Nt, 21), model.cfg.cut_m)
+    ort = onnx_export.ORTModel(blob)
+    worst = 0.0
+    for i in range(0, 100, 10):  # 10 scenes at a time: the full model's messages are [10, 50, 50, 3072]
+        H, mask = data.H[i:i + 10], data.mask[i:i + 10]
+        with torch.no_grad():
+            x, d, e = model.features(H)
+            ref = model.propagate(x, d, e, mask).numpy()
+        got = ort(x.numpy(), d.numpy(), e.numpy(), mask.numpy())
+        worst = max(worst, float(np.abs(got - ref).max()))
+    assert worst <= 1e-5
 
 
 def test_onnx_bad_opset(tiny_ckpts):

@@ -163,16 +163,21 @@ def train(
     best = (-math.inf, None)
     state_path = out / STATE
     if resume and state_path.is_file():
-        st = torch.load(state_path, weights_only=False)
-        saved = st.get("ident") or {}
-        saved.get("train", {}).pop("threads", None)  # states saved before threads left the identity
-        if saved == ident:
-            model.load_state_dict(st["model"])
-            opt.load_state_dict(st["opt"])
-            if sched is not None:
-                sched.load_state_dict(st["sched"])
-            torch.set_rng_state(st["rng"])
-            start, history, best = st["epoch"], st["history"], st["best"]
+        try:  # weights_only: tensors and plain containers, no arbitrary pickled objects
+            st = torch.load(state_path, weights_only=True)
+            saved = st.get("ident") or {}
+            saved.get("train", {}).pop("threads", None)  # states saved before threads left the identity
+            if saved == ident:
+                model.load_state_dict(st["model"])
+                opt.load_state_dict(st["opt"])
+                if sched is not None:
+                    sched.load_state_dict(st["sched"])
+                torch.set_rng_state(st["rng"])
+                start, history, best = st["epoch"], st["history"], st["best"]
+        except Exception as e:  # torch raises pickle, zip and key errors of many kinds
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise ckpt.CheckpointError(f"{state_path}: corrupt training state ({first}); "
+                                       "delete it or pass --no-resume") from None
             if progress:
                 print(f"resuming {model_cfg.name} at epoch {start}/{cfg.epochs}")
 
