@@ -124,6 +124,8 @@ def codegen_markdown(rep: dict, provenance: str) -> str:
                 f"| model size ratio (fp32 original / deployed int8) | {h['model_size_ratio']:.1f}× |",
                 f"| flash ratio (original firmware {orig.get('flash_bytes', 0):,} B / deployed) | "
                 f"{h.get('flash_ratio', float('nan')):.1f}× |",
+                *([f"| original firmware's own test vectors bit-exact | {orig['bit_exact']['equal']} / "
+                   f"{orig['bit_exact']['total']} |"] if "bit_exact" in orig else []),
                 f"| sum rate, int8 on target / fp32 original MPGNN ({h['n_scenes']} scenes) | "
                 f"{h['sum_rate_ratio']:.4f} |",
                 f"| … / WMMSE, / fp32 LR-MPGNN, / host C | {h['sum_rate_ratio_vs']['wmmse']:.4f}, "

@@ -24,16 +24,18 @@ def test_firmware_fits_the_reference_board(hil, target):
     assert hil["elf"]["rodata"] + hil["elf"]["data"] + hil["elf"]["text"] >= g["weights_bytes"] + g["test_vector_bytes"]
     assert hil["elf"]["bss"] >= g["arena_bytes"]
     expected = g["flash_need_bytes"] + g["test_vector_bytes"]
-    assert abs(hil["flash_bytes"] - expected) <= 0.10 * expected
+    assert abs(hil["flash_bytes"] - expected) <= 0.03 * expected  # 0.8% on cortex-m4
     assert 0 < hil["stack_peak_bytes"] < hil["stats"]["stack_size"]
 
 
 def test_sum_rate_on_target(hil):
     r = hil["sum_rate_ratio_vs"]
     assert r["host_c"] == pytest.approx(1.0, abs=1e-3)  # the same C; only float libm may differ
-    assert r["lrmpgnn_fp32"] >= 0.98  # int8 vs the fp32 LR-MPGNN on a few scenes
-    assert hil["sum_rate_ratio"] >= 0.9  # int8 LR-MPGNN on target vs the fp32 original
-    assert r["wmmse"] > 0.8
+    assert r["lrmpgnn_fp32"] >= 0.99  # int8 vs the fp32 LR-MPGNN (issue 3's budget)
+    # int8 LR-MPGNN on target vs the fp32 original: issue 2's 0.97 times issue 3's 0.99
+    assert hil["sum_rate_ratio"] >= 0.96
+    # vs WMMSE: 0.95 (MPGNN) x 0.96, and far above MRT (0.78 of WMMSE on the test scenes)
+    assert r["wmmse"] >= 0.91
 
 
 def test_instructions_are_measured(hil):
@@ -41,9 +43,14 @@ def test_instructions_are_measured(hil):
     assert hil["stats"]["calib_ticks"] > 0
 
 
-def test_60x_size_target(hil):
+def test_60x_size_target(hil, port):
     assert hil["model_size_ratio"] >= 60
-    assert hil["flash_ratio"] > 1  # reported: the original's whole firmware over the deployed one
+    orig = hil["original_firmware"]
+    assert hil["flash_ratio"] == pytest.approx(orig["flash_bytes"] / hil["flash_bytes"])
+    # the original image holds the full MPGNN's int8 weights (16x the deployed ones)
+    assert orig["flash_bytes"] - hil["flash_bytes"] >= 12 * hil["generator"]["weights_bytes"]
+    if not port:
+        assert orig["bit_exact"]["equal"] == orig["bit_exact"]["total"] >= 8
 
 
 def test_bad_frames_get_error_frames_and_the_target_keeps_serving(target, port, hil):
@@ -67,16 +74,31 @@ def test_bad_frames_get_error_frames_and_the_target_keeps_serving(target, port, 
         assert c.hello().fields == info.fields
 
 
+SILENT_S = """\
+    .syntax unified
+    .thumb
+    .text
+    .word 0x20001000        @ initial stack pointer
+    .word reset             @ reset vector (Thumb bit set by .thumb_func)
+    .thumb_func
+reset:
+    b reset                 @ boots, never touches the UART
+"""
+
+
 def test_silent_target_gives_up_within_its_timeout(target, tmp_path):
-    """A firmware that never answers (QEMU runs, the UART stays silent) -> a clear error, no hang."""
+    """A firmware that boots and never answers (QEMU runs, the UART stays silent) -> a clear error, no hang."""
+    import subprocess
     import time
 
     if target != "cortex-m4":
         pytest.skip("one core is enough for the harness's own timeout")
+    (tmp_path / "silent.S").write_text(SILENT_S)
     elf = tmp_path / "silent.elf"
-    elf.write_bytes(b"\x7fELF not really")  # QEMU refuses it: the harness must say so
+    subprocess.run(["arm-none-eabi-gcc", "-mcpu=cortex-m4", "-mthumb", "-nostdlib", "-Wl,-Ttext=0x0",
+                    "-Wl,-e,reset", str(tmp_path / "silent.S"), "-o", str(elf)], check=True)
     t0 = time.monotonic()
-    with pytest.raises(P.HILError):
+    with pytest.raises(P.HILError, match="no complete response within 5 s .*QEMU still running"):
         with open_target(target, elf, timeout=5) as c:
             c.hello()
     assert time.monotonic() - t0 < 40

@@ -9,6 +9,7 @@ an :class:`HILError` with QEMU's own last words, never a hang.
 
 from __future__ import annotations
 
+import re
 import shutil
 import socket
 import subprocess
@@ -58,9 +59,16 @@ class Qemu:
         return self.client
 
     def last_words(self) -> str:
+        """QEMU's stderr in one line: its own message ("qemu: fatal: Lockup ...") and the PC of
+        a register dump, else the last line it printed."""
         self.log.seek(0)
-        text = self.log.read().decode(errors="replace").strip()
-        return f"QEMU said: {text[-400:]}" if text else "QEMU printed nothing"
+        lines = [ln.strip() for ln in self.log.read().decode(errors="replace").splitlines() if ln.strip()]
+        if not lines:
+            return "QEMU printed nothing"
+        own = [ln for ln in lines if ln.lower().startswith("qemu")]
+        pc = [m.group(1) for ln in lines for m in [re.search(r"\bR15=([0-9a-fA-F]{8})", ln)] if m]
+        said = (own[-1] if own else lines[-1])[:300]
+        return f"QEMU said: {said}" + (f" (pc=0x{pc[-1]})" if pc else "")
 
     def __exit__(self, *exc) -> None:
         if getattr(self, "transport", None) is not None:
@@ -83,6 +91,11 @@ class _GuardedClient(Client):
         except TargetError:
             raise
         except (HILError, ConnectionError) as e:
-            code = self.qemu.proc.poll() if self.qemu.proc else None
+            code = None
+            if self.qemu.proc is not None:
+                try:  # a crashing QEMU closes the socket a moment before it exits
+                    code = self.qemu.proc.wait(timeout=2)
+                except subprocess.TimeoutExpired:
+                    pass
             state = f"QEMU exited with code {code}" if code is not None else "QEMU still running"
             raise HILError(f"{e} [{state}; {self.qemu.last_words()}]") from None

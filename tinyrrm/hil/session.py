@@ -88,14 +88,19 @@ def run_hil(target: str, port: str | None = None, hil_dir=None, extra_cflags: st
                           extra_cflags, big_flash=True)
     osz = elfsize.sizes(orig)
     res["original_firmware"] = {"elf": str(orig), "flash_bytes": osz["flash"], "ram_static_bytes": osz["ram_static"]}
+    if not port:  # it runs too: its own TFLM goldens, bit-exact (a board's flash may not hold it)
+        with open_target(target, orig) as c:
+            n, n_exact, _ = c.vectors()
+        res["original_firmware"]["bit_exact"] = {"equal": n_exact, "total": n}
     res["flash_ratio"] = osz["flash"] / res["flash_bytes"]
     res["original_firmware_fits_board"] = osz["flash"] <= t.flash
     return res
 
 
 def save(res: dict, target: str, hil_dir=None, key: str = "hil", update_generated: bool = True) -> Path:
-    """``build/hil/<target>/<key>.json``, and (``update_generated``) ``measured.<key>`` in
-    ``generated/<target>/report.json``."""
+    """``build/hil/<target>/<key>.json``, and (``update_generated``, what ``make hil`` does) the
+    summary in ``reports/<key>/<target>.json`` (every core's committed figures) and as
+    ``measured.<key>`` in ``generated/<target>/report.json`` when that target is generated."""
     from tinyrrm.export import report as R
 
     out = (Path(hil_dir) if hil_dir else prepare.OUT / target) / f"{key}.json"
@@ -108,6 +113,9 @@ def save(res: dict, target: str, hil_dir=None, key: str = "hil", update_generate
     except ImportError:  # the lean image may lack matplotlib: figures are the full environment's job
         png = None
     gen = Path("generated") / target
+    if update_generated:
+        write_text(Path("reports") / key / f"{target}.json",
+                   json.dumps({"target": target, **summary(res)}, indent=2, sort_keys=True) + "\n")
     if update_generated and (gen / "report.json").is_file():
         if png is not None:
             write_bytes(gen / png.name, png.read_bytes())
