@@ -149,6 +149,16 @@ def test_evaluate_k_above_checkpoint(tiny_ckpts, tmp_path):
     one_error(r, "K=9")
 
 
+def test_evaluate_fewer_pairs_than_checkpoint(tiny_ckpts, tmp_path):
+    """K below the checkpoint's K is served (weights are shared over pairs); K above is an error."""
+    from tinyrrm.training import scenes as sc
+
+    p = sc.save(sc.generate(2, 4, 2, 0), tmp_path / "k4.npz")
+    r = run("evaluate", "--scenes", p, "--mpgnn", tiny_ckpts["full"], "--lrmpgnn", tiny_ckpts["lr"], "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["sum_rate"]["lrmpgnn_torch"] > 0
+
+
 def test_evaluate_nt_other_than_checkpoint(tiny_ckpts, tmp_path):
     from tinyrrm.training import scenes as sc
 
