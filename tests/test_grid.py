@@ -117,3 +117,17 @@ def test_targets_name_failing_cells_and_the_deployment_pick():
     assert dep["best"] == [16, 4] and dep["all_measured"]
     mean[1][0] = None
     assert grid.targets(mean, a1s, a2s)["deployment"]["best"] == [4, 16]
+
+
+def test_status_shows_done_started_and_waiting_jobs(tiny_data, tmp_path):
+    jobs = grid.plan(tiny_data["train"], tiny_data["test"], None, tmp_path, arch="tiny", epochs=2,
+                     a1s=(2,), a2s=(2, 3), multi_seed={})
+    grid.run_jobs(jobs[:2], workers=1, progress=False)  # the full reference and (2, 2)
+    st = grid.status(jobs)
+    assert [r["state"] for r in st["jobs"]] == ["done", "done", "waiting"]
+    assert st["jobs"][1]["epochs"] == 2 and st["jobs"][1]["s_per_epoch"] > 0 and st["jobs"][1]["test_rate"] > 0
+    # (2, 3) has the message rank of a timed job: its two epochs are estimated from (2, 2)'s
+    assert st["cpu_hours_left"] * 3600 == pytest.approx(2 * st["jobs"][1]["s_per_epoch"])
+    assert st["jobs_without_estimate"] == 0
+    text = grid.format_status(st)
+    assert "2/3 jobs done" in text and "a1-2_a2-3_seed-0" in text

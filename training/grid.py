@@ -113,6 +113,66 @@ def finished(job: CellJob) -> dict | None:
     return done if done.get("job") == dataclasses.asdict(job) else None
 
 
+def status(jobs: list[CellJob]) -> dict:
+    """Where a grid run stands: per job its state (``done``, ``started``, ``waiting``), epochs,
+    best validation rate, seconds per epoch; and the CPU time left, estimated from the epoch
+    times seen so far for the same message rank (the per-edge cost; the update rank barely counts)."""
+    import torch
+
+    from .train import STATE
+
+    rows, per_a1 = [], {}
+    for job in jobs:
+        folder = Path(job.out) / "grid" / job.name
+        row = {"name": job.name, "a1": job.a1, "a2": job.a2, "seed": job.seed, "epochs": 0,
+               "of": job.epochs, "val_rate": None, "s_per_epoch": None, "test_rate": None}
+        done = finished(job)
+        if done is not None:
+            row.update(state="done", epochs=job.epochs, test_rate=done["test_rate"])
+        elif (folder / STATE).is_file():
+            row["state"] = "started"
+        else:
+            row["state"] = "waiting"
+        if (folder / STATE).is_file():
+            try:
+                hist = torch.load(folder / STATE, weights_only=True).get("history") or []
+            except Exception:  # being rewritten this instant, or damaged: shown without epochs
+                hist = []
+            if hist:
+                secs = [h["seconds"] for h in hist]
+                vals = [h["val_rate"] for h in hist if "val_rate" in h]  # none without --val
+                row.update(epochs=len(hist), val_rate=max(vals) if vals else None,
+                           s_per_epoch=sum(secs) / len(secs))
+                per_a1.setdefault(job.a1, []).extend(secs)
+        rows.append(row)
+    left = 0.0
+    unknown = 0
+    for row in rows:
+        if row["state"] == "done":
+            continue
+        seen = per_a1.get(row["a1"])
+        if not seen:
+            unknown += 1
+            continue
+        left += (row["of"] - row["epochs"]) * (row["s_per_epoch"] or sum(seen) / len(seen))
+    return {"jobs": rows, "done": sum(r["state"] == "done" for r in rows), "total": len(rows),
+            "cpu_hours_left": left / 3600, "jobs_without_estimate": unknown}
+
+
+def format_status(st: dict) -> str:
+    """``status`` as a plain-text table."""
+    out = [f"{'job':<22} {'state':<8} {'epochs':>7} {'best val':>9} {'s/epoch':>8} {'test':>8}"]
+    for r in st["jobs"]:
+        f = lambda v, fmt: "-" if v is None else format(v, fmt)  # noqa: E731
+        out.append(f"{r['name']:<22} {r['state']:<8} {str(r['epochs']) + '/' + str(r['of']):>7} "
+                   f"{f(r['val_rate'], '9.2f')} {f(r['s_per_epoch'], '8.0f')} {f(r['test_rate'], '8.2f')}")
+    tail = f"{st['done']}/{st['total']} jobs done; about {st['cpu_hours_left']:.1f} CPU-hours left"
+    if st["jobs_without_estimate"]:
+        tail += f" (+ {st['jobs_without_estimate']} jobs of a message rank not timed yet)"
+    out.append(tail)
+    return "\n".join(out)
+
+
 def run_jobs(jobs: list[CellJob], workers: int = 2, ray_address: str | None = None,
              progress: bool = True, on_result=None) -> list[dict]:
     """Results of ``jobs`` (finished cells reused); ``on_result(results_so_far)`` after each one."""
