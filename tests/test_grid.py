@@ -131,3 +131,18 @@ def test_status_shows_done_started_and_waiting_jobs(tiny_data, tmp_path):
     assert st["jobs_without_estimate"] == 0
     text = grid.format_status(st)
     assert "2/3 jobs done" in text and "a1-2_a2-3_seed-0" in text
+
+
+def test_grid_runs_on_a_local_ray_cluster(tiny_data, tmp_path):
+    """--ray ADDRESS for real: a local Ray instance runs the cells; results match the job plan."""
+    import ray
+
+    jobs = grid.plan(tiny_data["train"], tiny_data["test"], None, tmp_path, arch="tiny", epochs=1,
+                     a1s=(2,), a2s=(2, 3), multi_seed={})
+    try:
+        res = grid.run_jobs(jobs, ray_address="local", progress=False)
+    finally:
+        ray.shutdown()
+    assert sorted(r["name"] for r in res) == sorted(j.name for j in jobs)
+    assert all((tmp_path / "grid" / j.name / "result.json").is_file() for j in jobs)
+    assert all(r["test_rate"] > 0 for r in res)
