@@ -146,3 +146,23 @@ def test_grid_runs_on_a_local_ray_cluster(tiny_data, tmp_path):
     assert sorted(r["name"] for r in res) == sorted(j.name for j in jobs)
     assert all((tmp_path / "grid" / j.name / "result.json").is_file() for j in jobs)
     assert all(r["test_rate"] > 0 for r in res)
+
+
+def test_plain_update_cells_are_their_own_jobs(tiny_data, tmp_path):
+    """--no-residual: separate cells (*_plain); results stored before the field existed count as residual."""
+    kw = dict(arch="tiny", epochs=1, a1s=(2,), a2s=(2,), multi_seed={})
+    res_jobs = grid.plan(tiny_data["train"], tiny_data["test"], None, tmp_path, **kw)
+    plain = grid.plan(tiny_data["train"], tiny_data["test"], None, tmp_path, residual=False, **kw)
+    assert [j.name for j in plain] == ["full_seed-0_plain", "a1-2_a2-2_seed-0_plain"]
+    grid.run_jobs(res_jobs, workers=1, progress=False)
+    assert all(grid.finished(j) is None for j in plain)
+    path = tmp_path / "grid" / res_jobs[1].name / "result.json"
+    doc = json.loads(path.read_text())
+    assert doc["job"].pop("residual") is True
+    path.write_text(json.dumps(doc))
+    assert grid.finished(res_jobs[1]) is not None
+    from tinyrrm.training.checkpoint import load
+
+    r = grid.run_jobs(plain[1:], workers=1, progress=False)[0]
+    assert r["name"] == "a1-2_a2-2_seed-0_plain"
+    assert load(tmp_path / "grid" / r["name"])[0].cfg.residual is False

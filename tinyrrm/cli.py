@@ -177,6 +177,8 @@ def reproduce(
     sizes_only: bool = typer.Option(False, "--sizes-only", help="train nothing: size table only"),
     collect: bool = typer.Option(False, "--collect", help="train nothing: report the cells finished so far"),
     status: bool = typer.Option(False, "--status", help="train nothing: each job's epochs and the CPU time left"),
+    residual: bool = typer.Option(True, "--residual/--no-residual",
+                                  help="residual update (ours) or the paper's plain one (cells named *_plain)"),
     cells_dir: Path = typer.Option(Path("runs"), "--cells-dir", help="where the cells' checkpoints go (DIR/grid/)"),
 ):
     """Train and measure the paper's rank grid -> reports/paper_grid.*; finished cells are skipped
@@ -187,12 +189,12 @@ def reproduce(
         from tinyrrm.training import grid
 
         jobs = grid.plan(train, test, val, cells_dir, arch=arch, epochs=epochs, a1s=_int_list(a1, "a1"),
-                         a2s=_int_list(a2, "a2"), seeds=seeds)
+                         a2s=_int_list(a2, "a2"), seeds=seeds, residual=residual)
         typer.echo(grid.format_status(grid.status(jobs)))
         return
     paths = run(train, test, val, out, workers=jobs, ray_address=ray, arch=arch, epochs=epochs,
                 a1s=_int_list(a1, "a1"), a2s=_int_list(a2, "a2"), seeds=seeds, sizes_only=sizes_only,
-                collect_only=collect, cells_dir=cells_dir)
+                collect_only=collect, cells_dir=cells_dir, residual=residual)
     for p in paths:
         typer.echo(f"wrote {p}")
 

@@ -48,11 +48,12 @@ class CellJob:
     batch: int = 8  # 250 steps an epoch: batch 32 (63) stayed at MRT for 7+ epochs (DESIGN-NOTES §8)
     lr: float = 1e-3
     lr_final: float | None = 1e-5
+    residual: bool = True  # False: the paper's plain update v <- P(f_upd(...)) (DESIGN-NOTES §8)
 
     @property
     def name(self) -> str:
         kind = "full" if self.a1 is None else f"a1-{self.a1}_a2-{self.a2}"
-        return f"{kind}_seed-{self.seed}"
+        return f"{kind}_seed-{self.seed}" + ("" if self.residual else "_plain")
 
 
 def run_cell(job: CellJob, progress: bool = False) -> dict:
@@ -71,7 +72,7 @@ def run_cell(job: CellJob, progress: bool = False) -> dict:
     if done is not None:
         return done
     head = load_scenes(job.train)
-    mcfg = ModelConfig(arch=job.arch, K=head.K, Nt=head.Nt, a1=job.a1, a2=job.a2)
+    mcfg = ModelConfig(arch=job.arch, K=head.K, Nt=head.Nt, a1=job.a1, a2=job.a2, residual=job.residual)
     tcfg = TrainConfig(epochs=job.epochs, batch=job.batch, lr=job.lr, lr_final=job.lr_final, seed=job.seed)
     ck = train(job.train, folder, mcfg, tcfg, val_path=job.val, progress=progress)
     model, _ = load_ckpt(ck)
@@ -83,13 +84,13 @@ def run_cell(job: CellJob, progress: bool = False) -> dict:
 
 
 def plan(train, test, val, out, *, arch="paper", epochs=30, a1s=A1, a2s=A2, seeds=1,
-         multi_seed=MULTI_SEED) -> list[CellJob]:
+         multi_seed=MULTI_SEED, residual: bool = True) -> list[CellJob]:
     """All jobs of a grid run: full MPGNN references (one per seed) and every cell.
 
     Seed by seed, the full reference first, then the cells from the smallest model to the largest.
     """
     base = dict(train=str(train), val=None if val is None else str(val), test=str(test), out=str(out),
-                arch=arch, epochs=epochs)
+                arch=arch, epochs=epochs, residual=residual)
     n_seeds = max([seeds, *[n for (a, b), n in multi_seed.items() if a in a1s and b in a2s]] or [seeds])
     # smallest model first: the cells a deployment can choose from (int8 bytes 60x below the
     # full fp32 MPGNN) are the smallest ones, and they are the cheapest to train
@@ -110,7 +111,8 @@ def finished(job: CellJob) -> dict | None:
     if not path.is_file():
         return None
     done = json.loads(path.read_text())
-    return done if done.get("job") == dataclasses.asdict(job) else None
+    stored = {"residual": True, **(done.get("job") or {})}  # cells finished before the field existed
+    return done if stored == dataclasses.asdict(job) else None
 
 
 def status(jobs: list[CellJob]) -> dict:
@@ -286,7 +288,7 @@ def assemble(results: list[dict], a1s=A1, a2s=A2, meta: dict | None = None, arch
 
 def reproduce(train, test, val, out_dir, *, workers=2, ray_address=None, arch="paper", epochs=30,
               a1s=A1, a2s=A2, seeds=1, paper_path=None, progress=True, sizes_only=False,
-              collect_only=False, cells_dir=None) -> list[Path]:
+              collect_only=False, cells_dir=None, residual: bool = True) -> list[Path]:
     """Run the grid and write ``paper_grid.{json,csv,md}`` + heatmaps into ``out_dir``;
     the cells (checkpoints, ``result.json``) live in ``<cells_dir>/grid/`` (default ``out_dir``).
 
@@ -301,7 +303,7 @@ def reproduce(train, test, val, out_dir, *, workers=2, ray_address=None, arch="p
     out = Path(out_dir)
     cells = Path(cells_dir) if cells_dir else out
     jobs = [] if sizes_only else plan(train, test, val, cells, arch=arch, epochs=epochs, a1s=a1s, a2s=a2s,
-                                      seeds=seeds)
+                                      seeds=seeds, residual=residual)
     paper_path = Path(paper_path) if paper_path else Path(__file__).resolve().parents[1] / "reference/paper_tables.json"
     paper = json.loads(paper_path.read_text())
     written: list[Path] = []
@@ -310,7 +312,8 @@ def reproduce(train, test, val, out_dir, *, workers=2, ray_address=None, arch="p
         if results and not any(r["a1"] is None for r in results):
             return  # ratios need the full-MPGNN reference first
         grid = assemble(results, a1s, a2s, arch=arch,
-                        meta={"arch": arch, "epochs": None if sizes_only else epochs, "train": str(train),
+                        meta={"arch": arch, "epochs": None if sizes_only else epochs, "residual": residual,
+                              "train": str(train),
                               "test": str(test), "jobs_planned": len(jobs), "jobs_finished": len(results)})
         grid_path = write_text(out / "paper_grid.json", json.dumps(grid, indent=2, sort_keys=True) + "\n")
         written[:] = [grid_path, *write_grid_report(grid, paper, out)]
