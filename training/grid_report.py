@@ -226,7 +226,7 @@ def _md_text(grid: dict, paper: dict) -> str:
             else:
                 out.append("Max |ours/paper \u2212 1|: no cell measured on both sides.")
         out.append(f"Measured cells: {n_meas}/{n_total}.")
-        ns = [v for v in _cells(o_t, "n_seeds").values()]
+        ns = [v for v in _cells(o_t, "n_seeds").values() if v]  # 0: not measured
         if ns:
             lo, hi = min(ns), max(ns)
             out.append(f"Seeds per cell: {lo}" + (f"\u2013{hi}" if hi != lo else "") + ".")
