@@ -177,8 +177,8 @@ def reproduce(
     sizes_only: bool = typer.Option(False, "--sizes-only", help="train nothing: size table only"),
     collect: bool = typer.Option(False, "--collect", help="train nothing: report the cells finished so far"),
     status: bool = typer.Option(False, "--status", help="train nothing: each job's epochs and the CPU time left"),
-    residual: bool = typer.Option(True, "--residual/--no-residual",
-                                  help="residual update (ours) or the paper's plain one (cells named *_plain)"),
+    residual: bool = typer.Option(False, "--residual/--no-residual",
+                                  help="our residual update instead of the paper's plain one (cells *_plain)"),
     cells_dir: Path = typer.Option(Path("runs"), "--cells-dir", help="where the cells' checkpoints go (DIR/grid/)"),
 ):
     """Train and measure the paper's rank grid -> reports/paper_grid.*; finished cells are skipped
