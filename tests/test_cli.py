@@ -200,8 +200,20 @@ def test_size_json_ratios(tiny_ckpts):
     r = run("size", "--mpgnn", tiny_ckpts["full"], "--lrmpgnn", tiny_ckpts["lr"], "--json", "--no-export")
     assert r.exit_code == 0, r.output
     rep = json.loads(r.stdout)
-    assert rep["ratio"]["fp32_over_int8"] == pytest.approx(rep["mpgnn"]["bytes_fp32"] / rep["lrmpgnn"]["bytes_int8"])
     assert [L["layer"] for L in rep["lrmpgnn"]["layers"]] == ["msg1", "msg2", "upd1", "upd2"]
+    # byte counts from the weight files themselves: fp32 = 4 per parameter; int8 = 1 per weight, 4 per bias
+    from safetensors.numpy import load_file
+
+    def counted(ck):
+        t = {k: v for k, v in load_file(str(ck / "weights.safetensors")).items() if not k.startswith("norm_")}
+        n_b = sum(v.size for k, v in t.items() if k.endswith(".bias"))
+        n_w = sum(v.size for k, v in t.items() if not k.endswith(".bias"))
+        return 4 * (n_w + n_b), n_w + 4 * n_b
+
+    full32, _ = counted(tiny_ckpts["full"])
+    lr32, lr8 = counted(tiny_ckpts["lr"])
+    assert (rep["mpgnn"]["bytes_fp32"], rep["lrmpgnn"]["bytes_fp32"], rep["lrmpgnn"]["bytes_int8"]) == (full32, lr32, lr8)
+    assert rep["ratio"]["fp32_over_int8"] == pytest.approx(full32 / lr8)
 
 
 def test_export_bad_input_is_one_line(tiny_ckpts, tmp_path):
