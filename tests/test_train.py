@@ -47,11 +47,14 @@ def test_same_seed_gives_identical_weights(tiny_data, tmp_path):
     assert (a / "weights.safetensors").read_bytes() == (b / "weights.safetensors").read_bytes()
 
 
-def test_resume_continues_exactly(tiny_data, tmp_path):
-    """A finished (or interrupted) constant-lr run continues where it stopped."""
+def test_resume_continues_exactly(tiny_data, tmp_path, capsys):
+    """A finished (or interrupted) constant-lr run continues where it stopped, and says so."""
     two = train(tiny_data["train"], tmp_path / "two", TINY, TrainConfig(epochs=2, batch=16), progress=False)
     train(tiny_data["train"], tmp_path / "res", TINY, TrainConfig(epochs=1, batch=16), progress=False)
-    res = train(tiny_data["train"], tmp_path / "res", TINY, TrainConfig(epochs=2, batch=16), progress=False)
+    capsys.readouterr()
+    res = train(tiny_data["train"], tmp_path / "res", TINY, TrainConfig(epochs=2, batch=16), progress=True)
+    out = capsys.readouterr().out
+    assert "resuming " in out and "at epoch 1/2" in out, out
     assert (two / "weights.safetensors").read_bytes() == (res / "weights.safetensors").read_bytes()
     _, doc = ckpt.load(res)
     assert [h["epoch"] for h in doc["history"]] == [1, 2]

@@ -178,8 +178,8 @@ def train(
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise ckpt.CheckpointError(f"{state_path}: corrupt training state ({first}); "
                                        "delete it or pass --no-resume") from None
-            if progress:
-                print(f"resuming {model_cfg.name} at epoch {start}/{cfg.epochs}")
+        if progress and start:
+            print(f"resuming {model_cfg.name} at epoch {start}/{cfg.epochs}")
 
     if cfg.epochs == 0 or start >= cfg.epochs:
         if best[1] is None:
