@@ -183,18 +183,17 @@ def reproduce(
 ):
     """Train and measure the paper's rank grid -> reports/paper_grid.*; finished cells are skipped
     and the report is rewritten after each one."""
-    from tinyrrm.training.grid import reproduce as run
+    from tinyrrm.training import grid
 
+    a1s, a2s = _int_list(a1, "a1"), _int_list(a2, "a2")
     if status:
-        from tinyrrm.training import grid
-
-        jobs = grid.plan(train, test, val, cells_dir, arch=arch, epochs=epochs, a1s=_int_list(a1, "a1"),
-                         a2s=_int_list(a2, "a2"), seeds=seeds, residual=residual)
-        typer.echo(grid.format_status(grid.status(jobs)))
+        plan = grid.plan(train, test, val, cells_dir, arch=arch, epochs=epochs, a1s=a1s, a2s=a2s, seeds=seeds,
+                         residual=residual)
+        typer.echo(grid.format_status(grid.status(plan)))
         return
-    paths = run(train, test, val, out, workers=jobs, ray_address=ray, arch=arch, epochs=epochs,
-                a1s=_int_list(a1, "a1"), a2s=_int_list(a2, "a2"), seeds=seeds, sizes_only=sizes_only,
-                collect_only=collect, cells_dir=cells_dir, residual=residual)
+    paths = grid.reproduce(train, test, val, out, workers=jobs, ray_address=ray, arch=arch, epochs=epochs,
+                           a1s=a1s, a2s=a2s, seeds=seeds, sizes_only=sizes_only, collect_only=collect,
+                           cells_dir=cells_dir, residual=residual)
     for p in paths:
         typer.echo(f"wrote {p}")
 

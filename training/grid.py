@@ -131,14 +131,12 @@ def status(jobs: list[CellJob]) -> dict:
         folder = Path(job.out) / "grid" / job.name
         row = {"name": job.name, "a1": job.a1, "a2": job.a2, "seed": job.seed, "epochs": 0,
                "of": job.epochs, "val_rate": None, "s_per_epoch": None, "test_rate": None}
-        done = finished(job)
+        done, has_state = finished(job), (folder / STATE).is_file()
         if done is not None:
             row.update(state="done", epochs=job.epochs, test_rate=done["test_rate"])
-        elif (folder / STATE).is_file():
-            row["state"] = "started"
         else:
-            row["state"] = "waiting"
-        if (folder / STATE).is_file():
+            row["state"] = "started" if has_state else "waiting"
+        if has_state:
             try:
                 hist = torch.load(folder / STATE, weights_only=True).get("history") or []
             except Exception:  # being rewritten this instant, or damaged: shown without epochs

@@ -114,12 +114,13 @@ def save(res: dict, target: str, hil_dir=None, key: str = "hil", update_generate
         png = None
     gen = Path("generated") / target
     if update_generated:
+        brief = summary(res)
         write_text(Path("reports") / key / f"{target}.json",
-                   json.dumps({"target": target, **summary(res)}, indent=2, sort_keys=True) + "\n")
-    if update_generated and (gen / "report.json").is_file():
-        if png is not None:
-            write_bytes(gen / png.name, png.read_bytes())
-        R.merge_measured(gen, key, summary(res))
+                   json.dumps({"target": target, **brief}, indent=2, sort_keys=True) + "\n")
+        if (gen / "report.json").is_file():
+            if png is not None:
+                write_bytes(gen / png.name, png.read_bytes())
+            R.merge_measured(gen, key, brief)
     return out
 
 
