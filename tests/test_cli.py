@@ -1,6 +1,7 @@
 """The CLI: one clear error line and exit 2 for bad input, nothing half-written."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -189,7 +190,34 @@ def test_history_table(tiny_ckpts):
     r = run("history", tiny_ckpts["full"], tiny_ckpts["lr"])
     assert r.exit_code == 0, r.output
     lines = r.output.splitlines()
-    assert lines[0].startswith("epoch") and len(lines) == 1 + 3
+    assert lines[0].split()[:3] == ["epoch", "full", "lr"] and len(lines) == 1 + 3
+    doc = json.loads((tiny_ckpts["lr"] / "config.json").read_text())
+    assert float(lines[-1].split()[2]) == pytest.approx(doc["history"][-1]["val_rate"], abs=5e-4)
+
+
+def test_history_png(tiny_ckpts, tmp_path):
+    a, b = tmp_path / "a.png", tmp_path / "b.png"
+    r = run("history", tiny_ckpts["full"], tiny_ckpts["lr"], "--png", a)
+    assert r.exit_code == 0, r.output
+    assert run("history", tiny_ckpts["full"], tiny_ckpts["lr"], "--png", b).exit_code == 0
+    assert a.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and a.read_bytes() == b.read_bytes()
+
+
+def test_history_labels_and_empty(tiny_ckpts, tmp_path):
+    from tinyrrm.training import history as hi
+
+    # two folders of the same name are told apart by their paths
+    twin = tmp_path / "x" / "full"
+    shutil.copytree(tiny_ckpts["full"], twin)
+    assert list(hi.read([tiny_ckpts["full"], twin])) == [str(tiny_ckpts["full"]), str(twin)]
+    # a checkpoint without epochs (svd truncation, --epochs 0) has nothing to draw: one error, no file
+    bare = tmp_path / "bare"
+    shutil.copytree(tiny_ckpts["full"], bare)
+    doc = json.loads((bare / "config.json").read_text())
+    doc["history"] = []
+    (bare / "config.json").write_text(json.dumps(doc))
+    one_error(run("history", bare, "--png", tmp_path / "c.png"), "no training history")
+    assert not (tmp_path / "c.png").exists()
 
 
 def test_export_unknown_target():

@@ -138,26 +138,19 @@ def _int_list(text: str, name: str) -> tuple[int, ...]:
 def history(
     checkpoints: list[Path] = typer.Argument(..., help="checkpoint folders"),
     as_json: bool = typer.Option(False, "--json"),
+    png: Optional[Path] = typer.Option(None, "--png", help="also draw the learning curves to this PNG"),
 ):
     """Per-epoch training and validation sum rate of checkpoints, side by side."""
-    from tinyrrm.training import checkpoint as ck
+    from tinyrrm.training import history as hi
+    from tinyrrm.training.fileio import write_bytes
 
-    runs = {}
-    for path in checkpoints:
-        _, doc = ck.load(path)
-        runs[str(path)] = doc.get("history", [])
+    runs = hi.read(checkpoints)
+    if png is not None:
+        write_bytes(png, hi.png_bytes(runs))
     if as_json:
         typer.echo(json.dumps(runs, indent=2, sort_keys=True))
         return
-    n = max((len(h) for h in runs.values()), default=0)
-    names = list(runs)
-    typer.echo("epoch  " + "  ".join(f"{Path(p).name[:22]:>22}" for p in names) + "   (val sum rate, bits/s/Hz)")
-    for e in range(n):
-        cells = []
-        for p in names:
-            h = runs[p]
-            cells.append(f"{h[e].get('val_rate', h[e]['train_rate']):>22.3f}" if e < len(h) else f"{'':>22}")
-        typer.echo(f"{e + 1:>5}  " + "  ".join(cells))
+    typer.echo(hi.format_table(runs), nl=False)
 
 
 @app.command()
