@@ -93,6 +93,17 @@ def test_train_corrupt_init_checkpoint(tiny_data, tmp_path):
     assert not (tmp_path / "ck").exists()
 
 
+@pytest.mark.parametrize("extra, needle", [
+    ([], "plain update (--no-residual)"),  # the residual form starts at MRT already
+    (["--no-residual", "--a1", 2, "--a2", 2], "a2 >= 2*Nt = 4"),
+])
+def test_train_mrt_start_misuse(tiny_data, tmp_path, extra, needle):
+    r = run("train", "--scenes", tiny_data["train"], "--out", tmp_path / "ck", "--arch", "tiny",
+            "--epochs", 1, "--mrt-start", *extra)
+    one_error(r, needle)
+    assert not (tmp_path / "ck").exists()
+
+
 def test_train_svd_init_of_another_K(tiny_ckpts, tmp_path):
     from tinyrrm.training import scenes as sc
 

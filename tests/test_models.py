@@ -220,3 +220,39 @@ def test_layer_table_counts():
     assert rows["msg1"]["params"] == 3 * 20 + 8
     assert rows["upd2"]["bytes_int8"] == 2 * (8 + 4) + 4 * 4
     assert model_bytes(m) == 4 * sum(p.numel() for p in m.parameters())
+
+
+@pytest.mark.parametrize("ranks", [(None, None), (4, 4), (2, 6)])
+def test_mrt_start_passes_the_beam_through_and_learns_everywhere(ranks, monkeypatch):
+    """The plain update starts exactly at MRT, and every update weight gets a gradient at once."""
+    from tinyrrm.training import models
+    from tinyrrm.training.metrics import sum_rate_torch
+    from tinyrrm.training.models import mrt_start_
+
+    # an update width above 2·2Nt = 8, so that hidden units beyond the pass-through exist
+    monkeypatch.setitem(models.ARCHS, "tiny12", (8, 16, 12))
+    torch.manual_seed(0)
+    cfg = ModelConfig(arch="tiny12", K=5, Nt=2, a1=ranks[0], a2=ranks[1], residual=False, cut_m=None)
+    model = mrt_start_(MPGNN(cfg))
+    H = torch.complex(torch.randn(3, 5, 5, 2), torch.randn(3, 5, 5, 2))
+    v = model(H, edge_mask(5, None, None, 3))
+    h_dir = H[:, torch.arange(5), torch.arange(5)]
+    mrt = h_dir / h_dir.abs().pow(2).sum(-1, keepdim=True).sqrt()
+    torch.testing.assert_close(v, mrt, rtol=0, atol=1e-6)
+    # as with the residual form's zero last factor, the pass-through's neighbours in upd1 see a
+    # gradient from the second step on (once upd2's other rows have moved off zero)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    for _ in range(2):
+        opt.zero_grad()
+        (-sum_rate_torch(H, model(H, edge_mask(5, None, None, 3))).mean()).backward()
+        opt.step()
+    for name in ("upd1", "upd2"):
+        for f in getattr(model, name).factors():
+            assert f.grad is not None and f.grad.abs().sum(0).gt(0).all(), name  # no dead column
+
+
+def test_mrt_start_needs_room_for_the_beam():
+    from tinyrrm.training.models import mrt_start_
+
+    with pytest.raises(ValueError, match="a2 >= 2\\*Nt = 4"):
+        mrt_start_(MPGNN(ModelConfig(arch="tiny", K=5, Nt=2, a1=4, a2=2, residual=False)))

@@ -161,3 +161,28 @@ def test_finetune_mode(tiny_data, tiny_ckpts, tmp_path):
               TrainConfig(epochs=1, mode="finetune", init=str(tiny_ckpts["lr"])), progress=False)
     with pytest.raises(ValueError, match="needs --init"):
         TrainConfig(mode="finetune")
+
+
+def test_mrt_start_is_for_plain_scratch_training(tiny_data, tiny_ckpts, tmp_path):
+    plain = ModelConfig(arch="tiny", K=6, Nt=2, residual=False)
+    out = train(tiny_data["train"], tmp_path / "m", plain, TrainConfig(epochs=1, batch=16, mrt_start=True),
+                val_path=tiny_data["val"], progress=False)
+    assert ckpt.load(out)[1]["train"]["mrt_start"] is True
+    with pytest.raises(ValueError, match="plain update"):
+        train(tiny_data["train"], tmp_path / "r", TINY, TrainConfig(epochs=1, mrt_start=True), progress=False)
+    assert not (tmp_path / "r").exists()
+    with pytest.raises(ValueError, match="mode 'scratch' only"):
+        TrainConfig(mode="svd", init=str(tiny_ckpts["full"]), mrt_start=True)
+
+
+def test_resume_of_a_state_saved_before_mrt_start(tiny_data, tmp_path, capsys):
+    """Grid cells running when the field arrived resume instead of starting over."""
+    cfg = TrainConfig(epochs=2, batch=16)
+    train(tiny_data["train"], tmp_path / "old", TINY, TrainConfig(epochs=1, batch=16), progress=False)
+    state_path = tmp_path / "old" / "train_state.pt"
+    st = torch.load(state_path, weights_only=True)
+    del st["ident"]["train"]["mrt_start"]
+    torch.save(st, state_path)
+    capsys.readouterr()
+    train(tiny_data["train"], tmp_path / "old", TINY, cfg, progress=True)
+    assert "at epoch 1/2" in capsys.readouterr().out

@@ -82,6 +82,8 @@ def train(
     resume: bool = typer.Option(True, "--resume/--no-resume"),
     compand: bool = typer.Option(True, "--compand/--no-compand", help="log-companded channel features"),
     residual: bool = typer.Option(True, "--residual/--no-residual", help="update net predicts a correction"),
+    mrt_start: bool = typer.Option(False, "--mrt-start/--random-start",
+                                   help="plain update: start it as a pass-through of the beam (MRT)"),
     scale_agg: bool = typer.Option(True, "--scale-agg/--no-scale-agg", help="scale wide messages to 64-wide variance"),
     threads: Optional[int] = typer.Option(None, "--threads", help="torch threads (1 for a background run)"),
 ):
@@ -97,7 +99,8 @@ def train(
     mcfg = ModelConfig(arch=arch, K=head.K, Nt=head.Nt, a1=a1, a2=a2, cut_m=cut or None, compand=compand,
                        residual=residual, scale_agg=scale_agg)
     tcfg = TrainConfig(epochs=epochs, batch=batch, lr=lr, lr_final=lr_final, seed=seed, mode=mode,
-                       init=str(init) if init else None, augment=augment, threads=threads)
+                       init=str(init) if init else None, augment=augment, threads=threads,
+                       mrt_start=mrt_start)
     path = run(scenes, out, mcfg, tcfg, val_path=val, resume=resume)
     typer.echo(f"wrote {path}")
 

@@ -341,6 +341,48 @@ def model_bytes(model: MPGNN, dtype: str = "fp32") -> int:
     return sum(r[f"bytes_{dtype}"] for r in model.layer_table())
 
 
+def mrt_start_(model: MPGNN) -> MPGNN:
+    """Initialise the update net of a plain-update model so that it passes the current beam
+    through: ``f_upd([x_k, s·m̄_k]) = v_k`` at the start, so training starts exactly at MRT as
+    with the residual form, but in the plain form (DESIGN-NOTES §4). In place; returns ``model``.
+
+    With n = 2·Nt: the first n coordinates of upd1's product read the n beam entries of x_k;
+    hidden units 0..2n-1 are ``relu(±v_i)``; upd2 takes ``relu(v_i) - relu(-v_i) = v_i`` from them,
+    and its other coordinates start at zero (as the residual form's last factor). Every other
+    weight keeps its random initialisation and learns from the first step. Needs a2 >= n and
+    an update width of at least 2n.
+    """
+    n = 2 * model.cfg.Nt
+    u1, u2 = model.upd1, model.upd2
+    if (u1.rank is not None and u1.rank < n) or (u2.rank is not None and u2.rank < n) or u1.d_out < 2 * n:
+        raise ValueError(f"the MRT start needs update rank a2 >= 2*Nt = {n} and an update width >= {2 * n}; "
+                         f"got a2={model.cfg.a2}, width {u1.d_out}")
+    eye = torch.eye(n)
+    pm = torch.cat([eye, -eye], dim=1)  # [n, 2n]: hidden 0..2n-1 = (+v, -v)
+    with torch.no_grad():
+        f = u1.factors()
+        if len(f) == 1:  # W [d_in, u1]: columns 0..2n-1 read +-v only
+            f[0][:, : 2 * n] = 0
+            f[0][:n, : 2 * n] = pm
+        else:  # U [d_in, r]: coordinates 0..n-1 = v; V [r, u1]: hidden 0..2n-1 from them only
+            f[0][:, :n] = 0
+            f[0][:n, :n] = eye
+            f[1][:, : 2 * n] = 0
+            f[1][:n, : 2 * n] = pm
+        u1.bias[: 2 * n] = 0
+        g = u2.factors()
+        if len(g) == 1:  # W [u1, n]
+            g[0].zero_()
+            g[0][: 2 * n] = pm.t()
+        else:  # U [u1, r]: coordinate i = h_i - h_{n+i}; V [r, n]: those n coordinates to the output
+            g[0][:, :n] = 0
+            g[0][: 2 * n, :n] = pm.t()
+            g[1].zero_()
+            g[1][:n] = eye
+        u2.bias.zero_()
+    return model
+
+
 def svd_truncate(full: MPGNN, a1: int, a2: int) -> MPGNN:
     """LR-MPGNN whose every layer is the truncated SVD of ``full``'s (no retraining)."""
     if full.cfg.low_rank:

@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 from . import checkpoint as ckpt
 from .fileio import atomic_write
 from .metrics import sum_rate_torch
-from .models import MPGNN, ModelConfig, edge_mask, norm_stats, svd_truncate
+from .models import MPGNN, ModelConfig, edge_mask, mrt_start_, norm_stats, svd_truncate
 from .scenes import Scenes
 from .scenes import load as load_scenes
 
@@ -54,12 +54,15 @@ class TrainConfig:
     init: str | None = None  # checkpoint for modes "svd" (full MPGNN) and "finetune" (same model)
     threads: int | None = None
     augment: bool = False  # random receiver phases and transmitter unitaries per batch
+    mrt_start: bool = False  # plain update only: initialise it to pass the beam through (models.mrt_start_)
 
     def __post_init__(self):
         if self.mode not in ("scratch", "svd", "finetune"):
             raise ValueError(f"mode must be 'scratch', 'svd' or 'finetune', got {self.mode!r}")
         if self.mode in ("svd", "finetune") and not self.init:
             raise ValueError(f"mode {self.mode!r} needs --init CHECKPOINT")
+        if self.mrt_start and self.mode != "scratch":
+            raise ValueError(f"the MRT start is an initialisation: mode 'scratch' only, not {self.mode!r}")
         if self.epochs < 0 or self.batch < 1 or not self.lr > 0:
             raise ValueError(f"need epochs >= 0, batch >= 1, lr > 0; got {self.epochs}, {self.batch}, {self.lr}")
 
@@ -143,6 +146,10 @@ def train(
     else:
         stats = norm_stats(data.H.numpy(), model_cfg.compand)
         model = MPGNN(model_cfg, stats)
+        if cfg.mrt_start:
+            if model_cfg.residual:
+                raise ValueError("the MRT start is for the plain update (--no-residual); the residual one starts at MRT already")
+            mrt_start_(model)
 
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     steps_per_epoch = math.ceil(len(data) / cfg.batch)
@@ -167,6 +174,7 @@ def train(
             st = torch.load(state_path, weights_only=True)
             saved = st.get("ident") or {}
             saved.get("train", {}).pop("threads", None)  # states saved before threads left the identity
+            saved.get("train", {}).setdefault("mrt_start", False)  # states saved before the field existed
             if saved == ident:
                 model.load_state_dict(st["model"])
                 opt.load_state_dict(st["opt"])
