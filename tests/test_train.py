@@ -186,3 +186,48 @@ def test_resume_of_a_state_saved_before_mrt_start(tiny_data, tmp_path, capsys):
     capsys.readouterr()
     train(tiny_data["train"], tmp_path / "old", TINY, cfg, progress=True)
     assert "at epoch 1/2" in capsys.readouterr().out
+
+
+def _overshoot(model, data) -> float:
+    model.train()
+    with torch.enable_grad():
+        model(data.H, data.mask)
+    return float(model.overshoot)
+
+
+def test_clip_penalty_pulls_a_saturated_update_back(tiny_data, tiny_ckpts, tmp_path):
+    """An update far beyond unit power (power_scale flat: no gradient for power control) is
+    pulled back by --clip-penalty and not without it."""
+    model, doc = ckpt.load(tiny_ckpts["full"])
+    with torch.no_grad():
+        model.upd2.bias += 1.5
+    sat = ckpt.save(model, tmp_path / "sat", {k: v for k, v in doc.items() if k not in ("format", "model")})
+    data = prepare(sc.load(tiny_data["train"]), model.cfg.cut_m)
+    before = _overshoot(model, data)
+    after = {}
+    for w in (0.0, 1.0):
+        out = train(tiny_data["train"], tmp_path / f"ft{w}", model.cfg,
+                    TrainConfig(epochs=3, batch=16, lr=0.02, mode="finetune", init=str(sat), clip_penalty=w),
+                    progress=False)
+        after[w] = _overshoot(ckpt.load(out)[0], data)
+    assert before > 1 and after[1.0] < 0.5 * before and after[1.0] < 0.5 * after[0.0], (before, after)
+    with pytest.raises(ValueError, match="clip_penalty must be >= 0"):
+        TrainConfig(clip_penalty=-1.0)
+
+
+def test_overshoot_is_the_mean_squared_excess_over_steps():
+    from tinyrrm.training.models import MPGNN, edge_mask
+
+    torch.manual_seed(0)
+    model = MPGNN(ModelConfig(arch="tiny", K=4, Nt=2, residual=False, cut_m=None))
+    H = torch.complex(torch.randn(2, 4, 4, 2), torch.randn(2, 4, 4, 2))
+    norms = []
+    scale = model.power_scale
+    model.power_scale = lambda o: (norms.append(o.norm(dim=-1)), scale(o))[1]
+    with torch.no_grad():
+        model.upd2.bias += 2.0
+    model.train()
+    model(H, edge_mask(4, None, None, 2))
+    want = sum(float((n - 1).clamp_min(0).pow(2).mean()) for n in norms)
+    assert len(norms) == 3 and want > 0
+    assert float(model.overshoot) == pytest.approx(want, rel=1e-5)

@@ -85,6 +85,8 @@ def train(
     mrt_start: bool = typer.Option(False, "--mrt-start/--random-start",
                                    help="plain update: start it as a pass-through of the beam (MRT)"),
     scale_agg: bool = typer.Option(True, "--scale-agg/--no-scale-agg", help="scale wide messages to 64-wide variance"),
+    clip_penalty: float = typer.Option(0.0, "--clip-penalty",
+                                       help="weight of a loss term on update outputs beyond unit power"),
     threads: Optional[int] = typer.Option(None, "--threads", help="torch threads (1 for a background run)"),
 ):
     """Train an MPGNN (no ranks) or LR-MPGNN (--a1/--a2)."""
@@ -100,7 +102,7 @@ def train(
                        residual=residual, scale_agg=scale_agg)
     tcfg = TrainConfig(epochs=epochs, batch=batch, lr=lr, lr_final=lr_final, seed=seed, mode=mode,
                        init=str(init) if init else None, augment=augment, threads=threads,
-                       mrt_start=mrt_start)
+                       mrt_start=mrt_start, clip_penalty=clip_penalty)
     path = run(scenes, out, mcfg, tcfg, val_path=val, resume=resume)
     typer.echo(f"wrote {path}")
 

@@ -243,6 +243,9 @@ class MPGNN(nn.Module):
         o = self.upd2(torch.relu(t + self.upd1.bias))
         if self.cfg.residual:
             o = o + x[..., : o.shape[-1]]
+        if self.training and torch.is_grad_enabled():
+            # how far beyond unit power the update reaches, where power_scale is flat (train.py)
+            self.overshoot = self.overshoot + (o.norm(dim=-1) - 1.0).clamp_min(0.0).pow(2).mean()
         return self.power_scale(o)
 
     # ---- dense form -------------------------------------------------------
@@ -258,6 +261,8 @@ class MPGNN(nn.Module):
         """
         B, K = x.shape[:2]
         nt = d.shape[-1] // 2
+        if self.training:
+            self.overshoot = x.new_zeros(())  # summed over the steps by update() (train.py's clip penalty)
         f1 = self._edge_factors(self.msg1)  # [W] or [U, V]; rows: [x_j (4Nt), e_jk (2Nt)]
         f2 = self._edge_factors(self.msg2)
         # edge part of msg1 once for all steps, in msg1's first-factor space

@@ -55,6 +55,7 @@ class TrainConfig:
     threads: int | None = None
     augment: bool = False  # random receiver phases and transmitter unitaries per batch
     mrt_start: bool = False  # plain update only: initialise it to pass the beam through (models.mrt_start_)
+    clip_penalty: float = 0.0  # weight of the update's squared excess over unit power (see train())
 
     def __post_init__(self):
         if self.mode not in ("scratch", "svd", "finetune"):
@@ -63,6 +64,8 @@ class TrainConfig:
             raise ValueError(f"mode {self.mode!r} needs --init CHECKPOINT")
         if self.mrt_start and self.mode != "scratch":
             raise ValueError(f"the MRT start is an initialisation: mode 'scratch' only, not {self.mode!r}")
+        if not self.clip_penalty >= 0:
+            raise ValueError(f"clip_penalty must be >= 0, got {self.clip_penalty}")
         if self.epochs < 0 or self.batch < 1 or not self.lr > 0:
             raise ValueError(f"need epochs >= 0, batch >= 1, lr > 0; got {self.epochs}, {self.batch}, {self.lr}")
 
@@ -174,7 +177,8 @@ def train(
             st = torch.load(state_path, weights_only=True)
             saved = st.get("ident") or {}
             saved.get("train", {}).pop("threads", None)  # states saved before threads left the identity
-            saved.get("train", {}).setdefault("mrt_start", False)  # states saved before the field existed
+            saved.get("train", {}).setdefault("mrt_start", False)  # states saved before the fields existed
+            saved.get("train", {}).setdefault("clip_penalty", 0.0)
             if saved == ident:
                 model.load_state_dict(st["model"])
                 opt.load_state_dict(st["opt"])
@@ -212,15 +216,20 @@ def train(
             H, m, w = data.H[idx], data.mask[idx], data.weights[idx]
             if cfg.augment:
                 H = augment(H, gen)
-            loss = -sum_rate_torch(H, model(H, m), 1.0, w).mean()
+            rate = sum_rate_torch(H, model(H, m), 1.0, w).mean()
+            loss = -rate
+            if cfg.clip_penalty:
+                # power_scale is flat beyond unit power: an update stuck there gets no gradient
+                # for power control. Pulling its norm back to 1 leaves every beam unchanged.
+                loss = loss + cfg.clip_penalty * model.overshoot
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             if sched is not None:
                 sched.step()
-            running += loss.item() * len(idx)
-            bar.set_postfix(rate=f"{-loss.item():.3f}")
-        rec = {"epoch": epoch + 1, "train_rate": -running / len(data), "seconds": time.perf_counter() - t0}
+            running += rate.item() * len(idx)
+            bar.set_postfix(rate=f"{rate.item():.3f}")
+        rec = {"epoch": epoch + 1, "train_rate": running / len(data), "seconds": time.perf_counter() - t0}
         if val is not None:
             rec["val_rate"] = mean_sum_rate(model, val)
             if rec["val_rate"] > best[0]:
