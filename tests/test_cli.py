@@ -79,6 +79,8 @@ def test_train_bad_rank(tiny_data, tmp_path, a1, a2, needle):
     (("reproduce", "--a1", "0,4", "--sizes-only"), "rank"),
     (("reproduce", "--a2", "4,x", "--sizes-only"), "4,x"),
     (("svd-study", "--cells", "0:4"), "a1:a2 pairs"),
+    (("reproduce", "--clip-penalty", "-1", "--status"), "--clip-penalty must be >= 0"),
+    (("train", "--scenes", "x.npz", "--clip-penalty", "-1"), "clip_penalty must be >= 0"),
 ])
 def test_grid_commands_bad_ranks(tmp_path, args, needle):
     one_error(run(*args, "--out", tmp_path / "o"), needle)

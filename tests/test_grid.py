@@ -151,8 +151,8 @@ def test_grid_runs_on_a_local_ray_cluster(tiny_data, tmp_path):
 def test_plain_update_cells_are_their_own_jobs(tiny_data, tmp_path):
     """Plain and residual cells are separate jobs (*_plain); results stored before the field existed count as residual."""
     kw = dict(arch="tiny", epochs=1, a1s=(2,), a2s=(2,), multi_seed={})
-    res_jobs = grid.plan(tiny_data["train"], tiny_data["test"], None, tmp_path, residual=True, **kw)
-    plain = grid.plan(tiny_data["train"], tiny_data["test"], None, tmp_path, residual=False, **kw)
+    res_jobs = grid.plan(tiny_data["train"], tiny_data["test"], None, tmp_path, residual=True, clip_penalty=0.0, **kw)
+    plain = grid.plan(tiny_data["train"], tiny_data["test"], None, tmp_path, residual=False, clip_penalty=0.0, **kw)
     assert [j.name for j in plain] == ["full_seed-0_plain", "a1-2_a2-2_seed-0_plain"]
     grid.run_jobs(res_jobs, workers=1, progress=False)
     assert all(grid.finished(j) is None for j in plain)
@@ -166,3 +166,23 @@ def test_plain_update_cells_are_their_own_jobs(tiny_data, tmp_path):
     r = grid.run_jobs(plain[1:], workers=1, progress=False)[0]
     assert r["name"] == "a1-2_a2-2_seed-0_plain"
     assert load(tmp_path / "grid" / r["name"])[0].cfg.residual is False
+
+
+def test_clip_penalty_cells_are_their_own_jobs(tiny_data, tmp_path):
+    """The grid's default recipe trains with the clip penalty in cells of their own (*_clip0.1);
+    results stored before the field existed count as trained without it."""
+    kw = dict(arch="tiny", epochs=1, a1s=(2,), a2s=(4,), multi_seed={}, residual=False)
+    clip = grid.plan(tiny_data["train"], tiny_data["test"], None, tmp_path, **kw)
+    bare = grid.plan(tiny_data["train"], tiny_data["test"], None, tmp_path, clip_penalty=0.0, **kw)
+    assert grid.CLIP_PENALTY == 0.1 and [j.name for j in clip] == ["full_seed-0_plain_clip0.1",
+                                                                   "a1-2_a2-4_seed-0_plain_clip0.1"]
+    r = grid.run_jobs(bare[1:], workers=1, progress=False)[0]
+    path = tmp_path / "grid" / r["name"] / "result.json"
+    doc = json.loads(path.read_text())
+    assert doc["job"].pop("clip_penalty") == 0.0
+    path.write_text(json.dumps(doc))
+    assert grid.finished(bare[1]) is not None and grid.finished(clip[1]) is None
+    r = grid.run_jobs(clip[1:], workers=1, progress=False)[0]
+    from tinyrrm.training.checkpoint import load
+
+    assert load(tmp_path / "grid" / r["name"])[1]["train"]["clip_penalty"] == 0.1

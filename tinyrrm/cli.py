@@ -97,12 +97,12 @@ def train(
     _rank(a1, "a1"), _rank(a2, "a2")
     if (a1 is None) != (a2 is None):
         raise ValueError("give both --a1 and --a2 for an LR-MPGNN, or neither for the full MPGNN")
-    head = sc.load(scenes)
-    mcfg = ModelConfig(arch=arch, K=head.K, Nt=head.Nt, a1=a1, a2=a2, cut_m=cut or None, compand=compand,
-                       residual=residual, scale_agg=scale_agg)
     tcfg = TrainConfig(epochs=epochs, batch=batch, lr=lr, lr_final=lr_final, seed=seed, mode=mode,
                        init=str(init) if init else None, augment=augment, threads=threads,
                        mrt_start=mrt_start, clip_penalty=clip_penalty)
+    head = sc.load(scenes)
+    mcfg = ModelConfig(arch=arch, K=head.K, Nt=head.Nt, a1=a1, a2=a2, cut_m=cut or None, compand=compand,
+                       residual=residual, scale_agg=scale_agg)
     path = run(scenes, out, mcfg, tcfg, val_path=val, resume=resume)
     typer.echo(f"wrote {path}")
 
@@ -177,6 +177,9 @@ def reproduce(
     status: bool = typer.Option(False, "--status", help="train nothing: each job's epochs and the CPU time left"),
     residual: bool = typer.Option(False, "--residual/--no-residual",
                                   help="our residual update instead of the paper's plain one (cells *_plain)"),
+    clip_penalty: Optional[float] = typer.Option(None, "--clip-penalty",
+                                                 help="weight of the loss on update outputs beyond unit power "
+                                                      "[default: the grid's 0.1; 0 for cells without it]"),
     cells_dir: Path = typer.Option(Path("runs"), "--cells-dir", help="where the cells' checkpoints go (DIR/grid/)"),
 ):
     """Train and measure the paper's rank grid -> reports/paper_grid.*; finished cells are skipped
@@ -184,14 +187,17 @@ def reproduce(
     from tinyrrm.training import grid
 
     a1s, a2s = _int_list(a1, "a1"), _int_list(a2, "a2")
+    clip = grid.CLIP_PENALTY if clip_penalty is None else clip_penalty
+    if not clip >= 0:
+        raise ValueError(f"--clip-penalty must be >= 0, got {clip}")
     if status:
         plan = grid.plan(train, test, val, cells_dir, arch=arch, epochs=epochs, a1s=a1s, a2s=a2s, seeds=seeds,
-                         residual=residual)
+                         residual=residual, clip_penalty=clip)
         typer.echo(grid.format_status(grid.status(plan)))
         return
     paths = grid.reproduce(train, test, val, out, workers=jobs, ray_address=ray, arch=arch, epochs=epochs,
                            a1s=a1s, a2s=a2s, seeds=seeds, sizes_only=sizes_only, collect_only=collect,
-                           cells_dir=cells_dir, residual=residual)
+                           cells_dir=cells_dir, residual=residual, clip_penalty=clip)
     for p in paths:
         typer.echo(f"wrote {p}")
 

@@ -33,6 +33,9 @@ A2 = (4, 16, 32, 64, 128, 256, 512)
 #: the grid's update form: the paper's plain one. At 30 epochs it is at least as good as our
 #: residual one in every cell probed and far better with a rank-4 update net (DESIGN-NOTES §8)
 RESIDUAL = False
+#: weight of the clip penalty (train.py): a plain update that starts beyond unit power, where the
+#: power scaling is flat, can stay there; (32, 4) did for 20+ epochs without it (DESIGN-NOTES §4)
+CLIP_PENALTY = 0.1
 #: cells measured over several seeds for the spread (the deployed cell, the paper's best, extremes)
 MULTI_SEED = {(4, 4): 3, (4, 16): 3, (16, 4): 3, (64, 64): 3}
 
@@ -52,11 +55,13 @@ class CellJob:
     lr: float = 1e-3
     lr_final: float | None = 1e-5
     residual: bool = True  # False: the paper's plain update v <- P(f_upd(...)) (DESIGN-NOTES §8)
+    clip_penalty: float = 0.0  # train.py's loss term on update outputs beyond unit power
 
     @property
     def name(self) -> str:
         kind = "full" if self.a1 is None else f"a1-{self.a1}_a2-{self.a2}"
-        return f"{kind}_seed-{self.seed}" + ("" if self.residual else "_plain")
+        return (f"{kind}_seed-{self.seed}" + ("" if self.residual else "_plain")
+                + (f"_clip{self.clip_penalty:g}" if self.clip_penalty else ""))
 
 
 def run_cell(job: CellJob, progress: bool = False) -> dict:
@@ -76,7 +81,8 @@ def run_cell(job: CellJob, progress: bool = False) -> dict:
         return done
     head = load_scenes(job.train)
     mcfg = ModelConfig(arch=job.arch, K=head.K, Nt=head.Nt, a1=job.a1, a2=job.a2, residual=job.residual)
-    tcfg = TrainConfig(epochs=job.epochs, batch=job.batch, lr=job.lr, lr_final=job.lr_final, seed=job.seed)
+    tcfg = TrainConfig(epochs=job.epochs, batch=job.batch, lr=job.lr, lr_final=job.lr_final, seed=job.seed,
+                       clip_penalty=job.clip_penalty)
     ck = train(job.train, folder, mcfg, tcfg, val_path=job.val, progress=progress)
     model, _ = load_ckpt(ck)
     rate = mean_sum_rate(model, prepare(load_scenes(job.test), mcfg.cut_m))
@@ -87,13 +93,13 @@ def run_cell(job: CellJob, progress: bool = False) -> dict:
 
 
 def plan(train, test, val, out, *, arch="paper", epochs=30, a1s=A1, a2s=A2, seeds=1,
-         multi_seed=MULTI_SEED, residual: bool = RESIDUAL) -> list[CellJob]:
+         multi_seed=MULTI_SEED, residual: bool = RESIDUAL, clip_penalty: float = CLIP_PENALTY) -> list[CellJob]:
     """All jobs of a grid run: full MPGNN references (one per seed) and every cell.
 
     Seed by seed, the full reference first, then the cells from the smallest model to the largest.
     """
     base = dict(train=str(train), val=None if val is None else str(val), test=str(test), out=str(out),
-                arch=arch, epochs=epochs, residual=residual)
+                arch=arch, epochs=epochs, residual=residual, clip_penalty=clip_penalty)
     n_seeds = max([seeds, *[n for (a, b), n in multi_seed.items() if a in a1s and b in a2s]] or [seeds])
     # smallest model first: the cells a deployment can choose from (int8 bytes 60x below the
     # full fp32 MPGNN) are the smallest ones, and they are the cheapest to train
@@ -114,7 +120,7 @@ def finished(job: CellJob) -> dict | None:
     if not path.is_file():
         return None
     done = json.loads(path.read_text())
-    stored = {"residual": True, **(done.get("job") or {})}  # cells finished before the field existed
+    stored = {"residual": True, "clip_penalty": 0.0, **(done.get("job") or {})}  # cells finished before the fields existed
     return done if stored == dataclasses.asdict(job) else None
 
 
@@ -164,10 +170,11 @@ def status(jobs: list[CellJob]) -> dict:
 
 def format_status(st: dict) -> str:
     """``status`` as a plain-text table."""
-    out = [f"{'job':<22} {'state':<8} {'epochs':>7} {'best val':>9} {'s/epoch':>8} {'test':>8}"]
+    w = max([22, *(len(r["name"]) for r in st["jobs"])])
+    out = [f"{'job':<{w}} {'state':<8} {'epochs':>7} {'best val':>9} {'s/epoch':>8} {'test':>8}"]
     for r in st["jobs"]:
         f = lambda v, fmt: "-" if v is None else format(v, fmt)  # noqa: E731
-        out.append(f"{r['name']:<22} {r['state']:<8} {str(r['epochs']) + '/' + str(r['of']):>7} "
+        out.append(f"{r['name']:<{w}} {r['state']:<8} {str(r['epochs']) + '/' + str(r['of']):>7} "
                    f"{f(r['val_rate'], '9.2f')} {f(r['s_per_epoch'], '8.0f')} {f(r['test_rate'], '8.2f')}")
     tail = f"{st['done']}/{st['total']} jobs done; about {st['cpu_hours_left']:.1f} CPU-hours left"
     if st["jobs_without_estimate"]:
@@ -289,7 +296,8 @@ def assemble(results: list[dict], a1s=A1, a2s=A2, meta: dict | None = None, arch
 
 def reproduce(train, test, val, out_dir, *, workers=2, ray_address=None, arch="paper", epochs=30,
               a1s=A1, a2s=A2, seeds=1, paper_path=None, progress=True, sizes_only=False,
-              collect_only=False, cells_dir=None, residual: bool = RESIDUAL) -> list[Path]:
+              collect_only=False, cells_dir=None, residual: bool = RESIDUAL,
+              clip_penalty: float = CLIP_PENALTY) -> list[Path]:
     """Run the grid and write ``paper_grid.{json,csv,md}`` + heatmaps into ``out_dir``;
     the cells (checkpoints, ``result.json``) live in ``<cells_dir>/grid/`` (default ``out_dir``).
 
@@ -304,7 +312,7 @@ def reproduce(train, test, val, out_dir, *, workers=2, ray_address=None, arch="p
     out = Path(out_dir)
     cells = Path(cells_dir) if cells_dir else out
     jobs = [] if sizes_only else plan(train, test, val, cells, arch=arch, epochs=epochs, a1s=a1s, a2s=a2s,
-                                      seeds=seeds, residual=residual)
+                                      seeds=seeds, residual=residual, clip_penalty=clip_penalty)
     paper_path = Path(paper_path) if paper_path else Path(__file__).resolve().parents[1] / "reference/paper_tables.json"
     paper = json.loads(paper_path.read_text())
     written: list[Path] = []
@@ -314,7 +322,7 @@ def reproduce(train, test, val, out_dir, *, workers=2, ray_address=None, arch="p
             return  # ratios need the full-MPGNN reference first
         grid = assemble(results, a1s, a2s, arch=arch,
                         meta={"arch": arch, "epochs": None if sizes_only else epochs, "residual": residual,
-                              "train": str(train),
+                              "clip_penalty": clip_penalty, "train": str(train),
                               "test": str(test), "jobs_planned": len(jobs), "jobs_finished": len(results)})
         grid_path = write_text(out / "paper_grid.json", json.dumps(grid, indent=2, sort_keys=True) + "\n")
         written[:] = [grid_path, *write_grid_report(grid, paper, out)]
