@@ -1,0 +1,67 @@
+"""Probe (not part of the toolchain): an LR-MPGNN whose update net sees x_k through a full-rank path.
+
+The paper's LR-MPGNN factorises the update net's first layer as a whole, so with rank a2 the
+update sees ``[x_k, s·m̄_k]`` only through a2 linear features. This probe gives x_k (4·Nt reals:
+current beam and direct channel) its own full-rank weights and keeps the message part low-rank:
+
+    upd1([x_k, s·m̄_k]) = x_k · W_x + ((s·m̄_k) · U_m) · V + b,   W_x: [4·Nt, u1]
+
+(+4,608 parameters at Nt = 2 with the ``paper`` widths). Training otherwise follows the grid's
+recipe (plain update, clip penalty 0.1, 30 epochs, batch 8, cosine lr 1e-3 -> 1e-5). It writes
+a checkpoint folder whose weights ``tinyrrm`` cannot load (the extra tensor); read its history
+with ``tinyrrm history`` or config.json. DESIGN-NOTES §4 has the result:
+
+    tinyrrm scenes --n 400 --seed 1 --out probe/train400.npz
+    tinyrrm scenes --n 100 --seed 3 --out probe/val100.npz
+    python docs/probes/x_path_probe.py --scenes probe/train400.npz --val probe/val100.npz --out probe/xpath44
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+import torch
+from torch import nn
+
+import tinyrrm.training.train as tr
+from tinyrrm.training.layers import matmul
+from tinyrrm.training.models import MPGNN, ModelConfig
+
+
+class XPathMPGNN(MPGNN):
+    def __init__(self, cfg: ModelConfig, stats=None):
+        super().__init__(cfg, stats)
+        d_x = 4 * cfg.Nt
+        # Var as nn.Linear's default initialisation (see layers.LowRankLinear)
+        self.upd1_x = nn.Parameter(torch.randn(d_x, self.upd1.d_out) / math.sqrt(3 * d_x))
+
+    def update(self, x: torch.Tensor, agg: torch.Tensor) -> torch.Tensor:
+        U, V = self.upd1.factors()
+        _, u_m = U.split([x.shape[-1], agg.shape[-1]])  # the x rows of U are unused
+        t = matmul(matmul(agg, u_m) * self.cfg.agg_scale, V) + matmul(x, self.upd1_x)  # [..., u1]
+        o = self.upd2(torch.relu(t + self.upd1.bias))  # [..., 2Nt]
+        if self.training and torch.is_grad_enabled():
+            self.overshoot = self.overshoot + (o.norm(dim=-1) - 1.0).clamp_min(0.0).pow(2).mean()
+        return self.power_scale(o)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--scenes", required=True)
+    ap.add_argument("--val", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--a1", type=int, default=4)
+    ap.add_argument("--a2", type=int, default=4)
+    ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--seed", type=int, default=0)
+    a = ap.parse_args()
+    tr.MPGNN = XPathMPGNN  # train() builds its model through this name
+    cfg = ModelConfig(a1=a.a1, a2=a.a2, residual=False)
+    tcfg = tr.TrainConfig(epochs=a.epochs, batch=8, lr=1e-3, lr_final=1e-5, seed=a.seed, threads=1,
+                          clip_penalty=0.1)
+    tr.train(a.scenes, a.out, cfg, tcfg, val_path=a.val, progress=True)
+
+
+if __name__ == "__main__":
+    main()
