@@ -354,8 +354,9 @@ def mrt_start_(model: MPGNN) -> MPGNN:
     With n = 2·Nt: the first n coordinates of upd1's product read the n beam entries of x_k;
     hidden units 0..2n-1 are ``relu(±v_i)``; upd2 takes ``relu(v_i) - relu(-v_i) = v_i`` from them,
     and its other coordinates start at zero (as the residual form's last factor). Every other
-    weight keeps its random initialisation and learns from the first step. Needs a2 >= n and
-    an update width of at least 2n.
+    weight keeps its random initialisation; as with the residual form, upd1's weights behind
+    upd2's zero rows see a gradient from the second step on (tested). Needs a2 >= n and an
+    update width of at least 2n.
     """
     n = 2 * model.cfg.Nt
     u1, u2 = model.upd1, model.upd2
