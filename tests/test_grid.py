@@ -16,9 +16,12 @@ def test_plan_covers_grid_and_seeds(tmp_path):
     assert sum(j.a1 is None for j in jobs) == 3
     assert sum((j.a1, j.a2) == (16, 4) for j in jobs) == 3
     assert sum((j.a1, j.a2) == (16, 8) for j in jobs) == 1
-    # within a seed: smallest model first (the deployment candidates), so (16, 4) before (4, 16)
+    # smallest model first (the deployment candidates), so (16, 4) before (4, 16), each cell with
+    # all its seeds; the full model's extra seeds last
     jobs = grid.plan("tr.npz", "te.npz", None, tmp_path, a1s=(4, 16), a2s=(4, 16))
-    assert [(j.a1, j.a2) for j in jobs if j.seed == 0] == [(None, None), (4, 4), (16, 4), (4, 16), (16, 16)]
+    assert [(j.a1, j.a2, j.seed) for j in jobs] == [
+        (None, None, 0), (4, 4, 0), (4, 4, 1), (4, 4, 2), (16, 4, 0), (16, 4, 1), (16, 4, 2),
+        (4, 16, 0), (4, 16, 1), (4, 16, 2), (16, 16, 0), (None, None, 1), (None, None, 2)]
     sizes = grid.size_ratios("paper", (4, 16), (4, 16))
     assert sizes[0][0] > sizes[1][0] > sizes[0][1] > sizes[1][1]
 
@@ -53,18 +56,29 @@ def test_reproduce_writes_report(tiny_data, tmp_path):
 
 
 def test_cut_short_grid_reports_what_finished(tiny_data, tmp_path):
-    """First seeds of every cell come before extra seeds; --collect reports finished cells only."""
+    """Each cell with its seeds, the full model's extra seeds last; --collect reports finished cells only."""
     kw = dict(arch="tiny", epochs=1, a1s=(2,), a2s=(2, 3))
     jobs = grid.plan(tiny_data["train"], tiny_data["test"], None, tmp_path, multi_seed={(2, 2): 2}, **kw)
-    assert [(j.a1, j.a2, j.seed) for j in jobs] == [(None, None, 0), (2, 2, 0), (2, 3, 0), (None, None, 1), (2, 2, 1)]
+    assert [(j.a1, j.a2, j.seed) for j in jobs] == [(None, None, 0), (2, 2, 0), (2, 2, 1), (2, 3, 0), (None, None, 1)]
     with pytest.raises(ValueError, match="no finished full-MPGNN"):
         grid.reproduce(tiny_data["train"], tiny_data["test"], None, tmp_path, collect_only=True, progress=False, **kw)
-    grid.run_jobs(jobs[:1] + jobs[2:3], workers=1, progress=False)  # the full reference and cell (2, 3)
+    grid.run_jobs(jobs[:1] + jobs[3:4], workers=1, progress=False)  # the full reference and cell (2, 3)
     grid.reproduce(tiny_data["train"], tiny_data["test"], None, tmp_path, collect_only=True, progress=False, **kw)
     g = json.loads((tmp_path / "paper_grid.json").read_text())
     assert g["sum_rate_ratio"]["rows"][0][0] is None and g["sum_rate_ratio"]["rows"][0][1] is not None
     assert g["meta"]["jobs_finished"] == 2 and g["meta"]["jobs_planned"] == 3
     assert not (tmp_path / "grid" / jobs[1].name).exists()  # collecting trained nothing
+
+
+def test_finished_cells_are_reported_before_anything_trains(tiny_data, tmp_path):
+    """A finished cell queued behind an unfinished one is in the very first report."""
+    kw = dict(arch="tiny", epochs=1, a1s=(2,), a2s=(2, 3), multi_seed={(2, 2): 2})
+    jobs = grid.plan(tiny_data["train"], tiny_data["test"], None, tmp_path, **kw)
+    grid.run_jobs([jobs[0], jobs[3]], workers=1, progress=False)  # the full reference and cell (2, 3)
+    reports = []
+    res = grid.run_jobs(jobs, workers=1, progress=False, on_result=lambda r: reports.append([x["name"] for x in r]))
+    assert reports[0] == [jobs[0].name, jobs[3].name]
+    assert len(reports) == 1 + 3 and sorted(x["name"] for x in res) == sorted(j.name for j in jobs)
 
 
 def test_ray_missing_is_a_clear_error(monkeypatch):

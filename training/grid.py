@@ -96,21 +96,23 @@ def plan(train, test, val, out, *, arch="paper", epochs=30, a1s=A1, a2s=A2, seed
          multi_seed=MULTI_SEED, residual: bool = RESIDUAL, clip_penalty: float = CLIP_PENALTY) -> list[CellJob]:
     """All jobs of a grid run: full MPGNN references (one per seed) and every cell.
 
-    Seed by seed, the full reference first, then the cells from the smallest model to the largest.
+    The first full reference, then the cells from the smallest model to the largest, each with
+    all its seeds, then the other full references.
     """
     base = dict(train=str(train), val=None if val is None else str(val), test=str(test), out=str(out),
                 arch=arch, epochs=epochs, residual=residual, clip_penalty=clip_penalty)
     n_seeds = max([seeds, *[n for (a, b), n in multi_seed.items() if a in a1s and b in a2s]] or [seeds])
     # smallest model first: the cells a deployment can choose from (int8 bytes 60x below the
-    # full fp32 MPGNN) are the smallest ones, and they are the cheapest to train
+    # full fp32 MPGNN) are the smallest ones, and they are the cheapest to train; their extra
+    # seeds come with them (the spread is part of that choice), the full model's extra seeds
+    # (the dearest jobs, which move every ratio by a shared factor only) last
     ratio = size_ratios(arch, a1s, a2s)
     cells = sorted(((a1, a2) for a1 in a1s for a2 in a2s),
                    key=lambda c: (-ratio[a1s.index(c[0])][a2s.index(c[1])], c))
-    jobs = []
-    # seed by seed (the full reference first): a run cut short still covers the grid
-    for s in range(n_seeds):
-        jobs.append(CellJob(None, None, s, **base))
-        jobs += [CellJob(a1, a2, s, **base) for a1, a2 in cells if s < max(seeds, multi_seed.get((a1, a2), 1))]
+    jobs = [CellJob(None, None, 0, **base)]
+    for a1, a2 in cells:
+        jobs += [CellJob(a1, a2, s, **base) for s in range(max(seeds, multi_seed.get((a1, a2), 1)))]
+    jobs += [CellJob(None, None, s, **base) for s in range(1, n_seeds)]
     return jobs
 
 
@@ -185,8 +187,17 @@ def format_status(st: dict) -> str:
 
 def run_jobs(jobs: list[CellJob], workers: int = 2, ray_address: str | None = None,
              progress: bool = True, on_result=None) -> list[dict]:
-    """Results of ``jobs`` (finished cells reused); ``on_result(results_so_far)`` after each one."""
-    results: list[dict] = []
+    """Results of ``jobs`` (finished cells reused); ``on_result(results_so_far)`` after each one.
+
+    Finished cells are read here, before anything trains, and reported at once: a pool works
+    through the jobs in plan order, and a finished cell queued behind one that trains for
+    half an hour would otherwise drop out of the report until the pool reached it.
+    """
+    stored = [finished(j) for j in jobs]
+    results = [r for r in stored if r is not None]
+    n_all, jobs = len(jobs), [j for j, r in zip(jobs, stored) if r is None]
+    if results and on_result is not None:
+        on_result(results)
 
     def add(r: dict) -> None:
         results.append(r)
@@ -201,7 +212,8 @@ def run_jobs(jobs: list[CellJob], workers: int = 2, ray_address: str | None = No
         ray.init(address=ray_address)
         remote = ray.remote(num_cpus=1)(run_cell)
         refs = [remote.remote(j) for j in jobs]
-        with tqdm(total=len(refs), desc="grid cells (ray)", disable=None if progress else True) as bar:
+        with tqdm(total=n_all, initial=len(results), desc="grid cells (ray)",
+                  disable=None if progress else True) as bar:
             pending = list(refs)
             while pending:
                 ready, pending = ray.wait(pending, num_returns=1)
@@ -209,7 +221,7 @@ def run_jobs(jobs: list[CellJob], workers: int = 2, ray_address: str | None = No
                     add(r)
                 bar.update(len(ready))
         return results
-    with tqdm(total=len(jobs), desc="grid cells", disable=None if progress else True) as bar:
+    with tqdm(total=n_all, initial=len(results), desc="grid cells", disable=None if progress else True) as bar:
         if workers <= 1:
             for j in jobs:
                 add(run_cell(j))
