@@ -6,7 +6,9 @@ current beam and direct channel) its own full-rank weights and keeps the message
 
     upd1([x_k, s·m̄_k]) = x_k · W_x + ((s·m̄_k) · U_m) · V + b,   W_x: [4·Nt, u1]
 
-(+4,608 parameters at Nt = 2 with the ``paper`` widths). Training otherwise follows the grid's
+(+4,608 parameters at Nt = 2 with the ``paper`` widths). ``--x-rank r`` factorises W_x as well,
+W_x = A·B with A: [4·Nt, r], B: [r, u1] (+584·r parameters); ``--x-rank -1`` keeps the paper's
+layer, and ``--x-scale c`` multiplies x_k by c before upd1 (with or without its own path). Training otherwise follows the grid's
 recipe (plain update, clip penalty 0.1, 30 epochs, batch 8, cosine lr 1e-3 -> 1e-5). It writes
 a checkpoint folder whose weights ``tinyrrm`` cannot load (the extra tensor); read its history
 with ``tinyrrm history`` or config.json. DESIGN-NOTES §4 has the result:
@@ -29,17 +31,33 @@ from tinyrrm.training.layers import matmul
 from tinyrrm.training.models import MPGNN, ModelConfig
 
 
+X_RANK = 0  # 0: full-rank x path; r > 0: W_x = A·B with A: [4·Nt, r], B: [r, u1]; -1: no own path
+X_SCALE = 1.0  # constant factor on x_k before upd1 (set by --x-scale)
+
+
 class XPathMPGNN(MPGNN):
     def __init__(self, cfg: ModelConfig, stats=None):
         super().__init__(cfg, stats)
-        d_x = 4 * cfg.Nt
-        # Var as nn.Linear's default initialisation (see layers.LowRankLinear)
-        self.upd1_x = nn.Parameter(torch.randn(d_x, self.upd1.d_out) / math.sqrt(3 * d_x))
+        d_x, u1 = 4 * cfg.Nt, self.upd1.d_out
+        # Var of the product as nn.Linear's default initialisation (see layers.LowRankLinear)
+        if X_RANK < 0:
+            pass
+        elif X_RANK == 0:
+            self.upd1_x = nn.Parameter(torch.randn(d_x, u1) / math.sqrt(3 * d_x))
+        else:
+            self.upd1_xa = nn.Parameter(torch.randn(d_x, X_RANK) / math.sqrt(d_x))
+            self.upd1_xb = nn.Parameter(torch.randn(X_RANK, u1) / math.sqrt(3 * X_RANK))
+
+    def x_weight(self) -> torch.Tensor:
+        return self.upd1_x if X_RANK == 0 else self.upd1_xa @ self.upd1_xb  # [4·Nt, u1]
 
     def update(self, x: torch.Tensor, agg: torch.Tensor) -> torch.Tensor:
+        x = x * X_SCALE
+        if X_RANK < 0:  # the paper's layer, x_k scaled (cfg.residual is off: x is not reused)
+            return super().update(x, agg)
         U, V = self.upd1.factors()
         _, u_m = U.split([x.shape[-1], agg.shape[-1]])  # the x rows of U are unused
-        t = matmul(matmul(agg, u_m) * self.cfg.agg_scale, V) + matmul(x, self.upd1_x)  # [..., u1]
+        t = matmul(matmul(agg, u_m) * self.cfg.agg_scale, V) + matmul(x, self.x_weight())  # [..., u1]
         o = self.upd2(torch.relu(t + self.upd1.bias))  # [..., 2Nt]
         if self.training and torch.is_grad_enabled():
             self.overshoot = self.overshoot + (o.norm(dim=-1) - 1.0).clamp_min(0.0).pow(2).mean()
@@ -55,7 +73,11 @@ def main() -> None:
     ap.add_argument("--a2", type=int, default=4)
     ap.add_argument("--epochs", type=int, default=30)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--x-rank", type=int, default=0, help="rank of the x path (0: full rank, -1: none)")
+    ap.add_argument("--x-scale", type=float, default=1.0, help="constant factor on x_k before upd1")
     a = ap.parse_args()
+    global X_RANK, X_SCALE
+    X_RANK, X_SCALE = a.x_rank, a.x_scale
     tr.MPGNN = XPathMPGNN  # train() builds its model through this name
     cfg = ModelConfig(a1=a.a1, a2=a.a2, residual=False)
     tcfg = tr.TrainConfig(epochs=a.epochs, batch=8, lr=1e-3, lr_final=1e-5, seed=a.seed, threads=1,
