@@ -8,8 +8,9 @@ current beam and direct channel) its own full-rank weights and keeps the message
 
 (+4,608 parameters at Nt = 2 with the ``paper`` widths). ``--x-rank r`` factorises W_x as well,
 W_x = A·B with A: [4·Nt, r], B: [r, u1] (+584·r parameters); ``--x-rank -1`` keeps the paper's
-layer, and ``--x-scale c`` multiplies x_k by c before upd1 (with or without its own path). Training otherwise follows the grid's
-recipe (plain update, clip penalty 0.1, 30 epochs, batch 8, cosine lr 1e-3 -> 1e-5). It writes
+layer, and ``--x-scale c`` multiplies x_k by c before upd1 (with or without its own path).
+Training otherwise follows the grid's recipe (plain update, clip penalty 0.1, 30 epochs,
+batch 8, cosine lr 1e-3 -> 1e-5). It writes
 a checkpoint folder whose weights ``tinyrrm`` cannot load (the extra tensor); read its history
 with ``tinyrrm history`` or config.json. DESIGN-NOTES §4 has the result:
 
@@ -40,11 +41,9 @@ class XPathMPGNN(MPGNN):
         super().__init__(cfg, stats)
         d_x, u1 = 4 * cfg.Nt, self.upd1.d_out
         # Var of the product as nn.Linear's default initialisation (see layers.LowRankLinear)
-        if X_RANK < 0:
-            pass
-        elif X_RANK == 0:
+        if X_RANK == 0:
             self.upd1_x = nn.Parameter(torch.randn(d_x, u1) / math.sqrt(3 * d_x))
-        else:
+        elif X_RANK > 0:
             self.upd1_xa = nn.Parameter(torch.randn(d_x, X_RANK) / math.sqrt(d_x))
             self.upd1_xb = nn.Parameter(torch.randn(X_RANK, u1) / math.sqrt(3 * X_RANK))
 
