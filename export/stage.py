@@ -11,7 +11,11 @@ file is written (an error leaves nothing half-written)::
                              what came out (hashes, shapes, TFLM arena)
 
 :func:`ensure` reuses a folder whose manifest matches the checkpoint and
-calibration hashes, so backends and codegen never recompute what is on disk.
+calibration hashes and whose ``.source`` stamp matches the exporter's own
+source (:func:`source_digest`), so backends and codegen never recompute what
+is on disk and never reuse what older code wrote. The stamp is kept out of
+the manifest: ``generated/<target>/tflm/`` copies the manifest, and a comment
+edited in the exporter must not make committed bytes stale.
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ from . import frontend, onnx_export, render, tflite_export, tflite_reader, tflm
 
 FORMAT = "tinyrrm-export/1"
 MANIFEST = "export.json"
+#: cache stamp beside the manifest: :func:`source_digest` of the code that wrote the folder
+STAMP = ".source"
 BUILD = Path("build/export")
 DEFAULT_CALIB = Path("data/train.npz")
 DEFAULT_N_CALIB = 200
@@ -47,6 +53,22 @@ def _sha(data: bytes) -> str:
     import hashlib
 
     return hashlib.sha256(data).hexdigest()
+
+
+def source_digest() -> str:
+    """sha256 over the code whose output an export folder holds: the export
+    package (ONNX, TFLite, quantisation, the renderer), the ``tflm/`` templates,
+    and the training package (the model the graphs are traced from)."""
+    import hashlib
+
+    from tinyrrm.training import models
+
+    roots = [Path(__file__).parent, Path(models.__file__).parent, render.TEMPLATES / "tflm"]
+    h = hashlib.sha256()
+    for root in roots:
+        for f in sorted(p for p in root.rglob("*") if p.is_file() and p.suffix in (".py", ".j2")):
+            h.update(f.relative_to(root).as_posix().encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()
 
 
 def _role(model: MPGNN) -> str:
@@ -146,6 +168,7 @@ def export_model(ckpt_dir, out_dir=None, calib_path=DEFAULT_CALIB, n_calib: int 
     for name, data in files.items():
         write_bytes(out / name, data)
     write_text(out / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    write_text(out / STAMP, source_digest() + "\n")
     return out
 
 
@@ -182,9 +205,15 @@ def read_manifest(out_dir) -> dict | None:
 
 
 def is_current(out_dir, ckpt_dir, calib_path=DEFAULT_CALIB, n_calib: int = DEFAULT_N_CALIB) -> bool:
-    """True when ``out_dir`` holds an export of exactly this checkpoint and calibration."""
+    """True when ``out_dir`` holds an export of exactly this checkpoint and calibration,
+    written by the current exporter."""
     m = read_manifest(out_dir)
     if not m or m.get("format") != FORMAT:
+        return False
+    try:
+        if (Path(out_dir) / STAMP).read_text().strip() != source_digest():
+            return False
+    except OSError:
         return False
     try:
         same_ckpt = m["checkpoint"]["weights_sha256"] == ckpt.file_sha256(Path(ckpt_dir) / ckpt.WEIGHTS)

@@ -220,15 +220,9 @@ def test_committed_cortex_m4_regenerates_byte_for_byte(tmp_path, monkeypatch):
     """generated/cortex-m4 is committed: codegen from its own tflm/ folder must give the same bytes."""
     import json
 
-    from tinyrrm.training.scenes import generate, save
-
     g = ROOT / "generated/cortex-m4"
     monkeypatch.chdir(ROOT)  # the manifest names the checkpoint and calibration scenes relative to the repo
-    man = json.loads((g / "tflm/export.json").read_text())
-    calib = ROOT / man["calibration"]["path"]
-    if not calib.is_file():  # `make data` writes it; the same seeded scenes, bit for bit
-        save(generate(2000, 50, 2, seed=1), calib)
-    assert ckpt.file_sha256(calib) == man["calibration"]["sha256"]
+    _committed_calibration(g)
     command = re.search(r"command: (.*)", (g / "model.c").read_text()).group(1)
     exp = tmp_path / "exp"
     shutil.copytree(g / "tflm", exp)
@@ -245,6 +239,37 @@ def test_committed_cortex_m4_regenerates_byte_for_byte(tmp_path, monkeypatch):
             assert want.startswith(p.read_bytes().split(b"## Measured")[0].rstrip())
         else:
             assert p.read_bytes() == want, f"{rel} changed on regeneration"
+
+
+def _committed_calibration(g: Path) -> dict:
+    """The manifest of ``g/tflm``, with its calibration scenes on disk (run from the repo root)."""
+    import json
+
+    from tinyrrm.training.scenes import generate, save
+
+    man = json.loads((g / "tflm/export.json").read_text())
+    calib = ROOT / man["calibration"]["path"]
+    if not calib.is_file():  # `make data` writes it; the same seeded scenes, bit for bit
+        save(generate(2000, 50, 2, seed=1), calib)
+    assert ckpt.file_sha256(calib) == man["calibration"]["sha256"]
+    return man
+
+
+def test_committed_tflm_folder_is_the_export_of_the_committed_model(tmp_path, monkeypatch):
+    """generated/cortex-m4/tflm/ must be what the current exporter makes of the committed
+    checkpoint: otherwise `make export` on a fresh clone rewrites committed files (and drops
+    the measured HIL figures, which are kept only over a byte-identical regeneration).
+    The manifest holds the hashes of the files not committed (model.onnx, model_fp32.tflite)."""
+    g = ROOT / "generated/cortex-m4"
+    monkeypatch.chdir(ROOT)
+    man = _committed_calibration(g)
+    out = stage.export_model(man["checkpoint"]["path"], tmp_path / "exp", man["calibration"]["path"],
+                             man["calibration"]["n_scenes"], progress=False)
+    committed = sorted(p.name for p in (g / "tflm").iterdir())
+    assert stage.MANIFEST in committed and "model_int8.tflite" in committed
+    for name in committed:
+        assert (out / name).read_bytes() == (g / "tflm" / name).read_bytes(), \
+            f"{name} is stale: regenerate generated/ (make export, then make hil)"
 
 
 def report_static(rep: dict) -> list[str]:

@@ -227,6 +227,23 @@ def test_export_is_deterministic_and_reused(tiny_ckpts, tiny_data, exported, tmp
     stage.ensure(tiny_ckpts["lr"], again, tiny_data["train"], 32, progress=False)
     assert (again / "model_int8.tflite").stat().st_mtime_ns == before
     assert not stage.is_current(again, tiny_ckpts["full"], tiny_data["train"], 32)
+    # a folder written by other exporter code is stale, though checkpoint and calibration match
+    (again / stage.STAMP).write_text("0" * 64 + "\n")
+    assert not stage.is_current(again, tiny_ckpts["lr"], tiny_data["train"], 32)
+    (again / stage.STAMP).unlink()
+    assert not stage.is_current(again, tiny_ckpts["lr"], tiny_data["train"], 32)
+
+
+def test_source_digest_follows_the_exporter_code(monkeypatch, tmp_path):
+    from tinyrrm.export import render
+
+    d0 = stage.source_digest()
+    assert d0 == stage.source_digest()
+    fake = tmp_path / "templates"
+    fake.mkdir()
+    (fake / "tflm").mkdir()
+    monkeypatch.setattr(render, "TEMPLATES", fake)
+    assert stage.source_digest() != d0
 
 
 def test_bad_calibration_scenes_write_nothing(tiny_ckpts, tmp_path):
