@@ -9,6 +9,8 @@ current beam and direct channel) its own full-rank weights and keeps the message
 (+4,608 parameters at Nt = 2 with the ``paper`` widths). ``--x-rank r`` factorises W_x as well,
 W_x = A·B with A: [4·Nt, r], B: [r, u1] (+584·r parameters); ``--x-rank -1`` keeps the paper's
 layer, and ``--x-scale c`` multiplies x_k by c before upd1 (with or without its own path).
+``--shared-x`` keeps the paper's layer whole (x_k also enters its a2 shared features) and adds
+the x path on top: without it the x path replaces x_k's rows of the paper's first factor.
 Training otherwise follows the grid's recipe (plain update, clip penalty 0.1, 30 epochs,
 batch 8, cosine lr 1e-3 -> 1e-5). It writes
 a checkpoint folder whose weights ``tinyrrm`` cannot load (the extra tensor); read its history
@@ -27,13 +29,17 @@ import math
 import torch
 from torch import nn
 
+import tinyrrm.training.checkpoint as ckpt
 import tinyrrm.training.train as tr
 from tinyrrm.training.layers import matmul
-from tinyrrm.training.models import MPGNN, ModelConfig
+from tinyrrm.training.models import MPGNN, ModelConfig, model_bytes
+from tinyrrm.training.scenes import load as load_scenes
+from tinyrrm.training.train import mean_sum_rate
 
 
 X_RANK = 0  # 0: full-rank x path; r > 0: W_x = A·B with A: [4·Nt, r], B: [r, u1]; -1: no own path
 X_SCALE = 1.0  # constant factor on x_k before upd1 (set by --x-scale)
+SHARED_X = False  # x_k also enters the paper's a2 shared features (set by --shared-x)
 
 
 class XPathMPGNN(MPGNN):
@@ -55,8 +61,11 @@ class XPathMPGNN(MPGNN):
         if X_RANK < 0:  # the paper's layer, x_k scaled (cfg.residual is off: x is not reused)
             return super().update(x, agg)
         U, V = self.upd1.factors()
-        _, u_m = U.split([x.shape[-1], agg.shape[-1]])  # the x rows of U are unused
-        t = matmul(matmul(agg, u_m) * self.cfg.agg_scale, V) + matmul(x, self.x_weight())  # [..., u1]
+        u_x, u_m = U.split([x.shape[-1], agg.shape[-1]])  # the x rows of U: used with --shared-x only
+        z = matmul(agg, u_m) * self.cfg.agg_scale  # [..., a2]
+        if SHARED_X:
+            z = z + matmul(x, u_x)
+        t = matmul(z, V) + matmul(x, self.x_weight())  # [..., u1]
         o = self.upd2(torch.relu(t + self.upd1.bias))  # [..., 2Nt]
         if self.training and torch.is_grad_enabled():
             self.overshoot = self.overshoot + (o.norm(dim=-1) - 1.0).clamp_min(0.0).pow(2).mean()
@@ -74,14 +83,23 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--x-rank", type=int, default=0, help="rank of the x path (0: full rank, -1: none)")
     ap.add_argument("--x-scale", type=float, default=1.0, help="constant factor on x_k before upd1")
+    ap.add_argument("--shared-x", action="store_true",
+                    help="keep the paper's layer whole (x_k in its a2 features too) and add the x path on top")
+    ap.add_argument("--test", help="scenes to report the best epoch's sum rate on (the grid's test_rate)")
     a = ap.parse_args()
-    global X_RANK, X_SCALE
-    X_RANK, X_SCALE = a.x_rank, a.x_scale
-    tr.MPGNN = XPathMPGNN  # train() builds its model through this name
+    global X_RANK, X_SCALE, SHARED_X
+    X_RANK, X_SCALE, SHARED_X = a.x_rank, a.x_scale, a.shared_x
+    tr.MPGNN = ckpt.MPGNN = XPathMPGNN  # train() and checkpoint.load() build their model through this name
     cfg = ModelConfig(a1=a.a1, a2=a.a2, residual=False)
     tcfg = tr.TrainConfig(epochs=a.epochs, batch=8, lr=1e-3, lr_final=1e-5, seed=a.seed, threads=1,
                           clip_penalty=0.1)
-    tr.train(a.scenes, a.out, cfg, tcfg, val_path=a.val, progress=True)
+    folder = tr.train(a.scenes, a.out, cfg, tcfg, val_path=a.val, progress=True)
+    if a.test:
+        model, _ = ckpt.load(folder)
+        rate = mean_sum_rate(model, tr.prepare(load_scenes(a.test), cfg.cut_m))
+        extra = sum(t.numel() for n, t in model.named_parameters() if n.startswith("upd1_x"))  # not in layer_table
+        print(f"test sum rate {rate:.4f} on {a.test}; the paper's layers {model_bytes(model):,} B fp32 / "
+              f"{model_bytes(model, 'int8'):,} B int8, plus the x path's {extra:,} parameters")
 
 
 if __name__ == "__main__":
