@@ -211,11 +211,8 @@ def is_current(out_dir, ckpt_dir, calib_path=DEFAULT_CALIB, n_calib: int = DEFAU
     if not m or m.get("format") != FORMAT:
         return False
     try:
-        if (Path(out_dir) / STAMP).read_text().strip() != source_digest():
+        if (Path(out_dir) / STAMP).read_text().strip() != source_digest():  # first: the cheapest check
             return False
-    except OSError:
-        return False
-    try:
         same_ckpt = m["checkpoint"]["weights_sha256"] == ckpt.file_sha256(Path(ckpt_dir) / ckpt.WEIGHTS)
         same_cal = (m["calibration"]["sha256"] == ckpt.file_sha256(calib_path)
                     and m["calibration"]["path"] == str(calib_path)

@@ -34,7 +34,6 @@ import tinyrrm.training.train as tr
 from tinyrrm.training.layers import matmul
 from tinyrrm.training.models import MPGNN, ModelConfig, model_bytes
 from tinyrrm.training.scenes import load as load_scenes
-from tinyrrm.training.train import mean_sum_rate
 
 
 X_RANK = 0  # 0: full-rank x path; r > 0: W_x = A·B with A: [4·Nt, r], B: [r, u1]; -1: no own path
@@ -96,7 +95,7 @@ def main() -> None:
     folder = tr.train(a.scenes, a.out, cfg, tcfg, val_path=a.val, progress=True)
     if a.test:
         model, _ = ckpt.load(folder)
-        rate = mean_sum_rate(model, tr.prepare(load_scenes(a.test), cfg.cut_m))
+        rate = tr.mean_sum_rate(model, tr.prepare(load_scenes(a.test), cfg.cut_m))
         extra = sum(t.numel() for n, t in model.named_parameters() if n.startswith("upd1_x"))  # not in layer_table
         print(f"test sum rate {rate:.4f} on {a.test}; the paper's layers {model_bytes(model):,} B fp32 / "
               f"{model_bytes(model, 'int8'):,} B int8, plus the x path's {extra:,} parameters")
