@@ -140,11 +140,27 @@ def test_status_shows_done_started_and_waiting_jobs(tiny_data, tmp_path):
     st = grid.status(jobs)
     assert [r["state"] for r in st["jobs"]] == ["done", "done", "waiting"]
     assert st["jobs"][1]["epochs"] == 2 and st["jobs"][1]["s_per_epoch"] > 0 and st["jobs"][1]["test_rate"] > 0
-    # (2, 3) has the message rank of a timed job: its two epochs are estimated from (2, 2)'s
+    # (2, 3): one update rank timed so far, so no slope; its two epochs are paced by (2, 2)'s
     assert st["cpu_hours_left"] * 3600 == pytest.approx(2 * st["jobs"][1]["s_per_epoch"])
     assert st["jobs_without_estimate"] == 0
     text = grid.format_status(st)
     assert "2/3 jobs done" in text and "a1-2_a2-3_seed-0" in text
+
+
+def test_epoch_seconds_fits_the_update_rank_slope_and_the_message_rank_intercepts():
+    row = lambda a1, a2, t: {"a1": a1, "a2": a2, "s_per_epoch": t}  # noqa: E731
+    timed = [row(4, 4, 40 + 0.25 * 4), row(4, 128, 40 + 0.25 * 128), row(16, 16, 50 + 0.25 * 16),
+             row(None, None, 100.0), row(None, None, 110.0)]
+    pace = grid.epoch_seconds(timed)
+    assert pace(4, 512) == pytest.approx(40 + 0.25 * 512)  # extrapolated along the fitted slope
+    assert pace(16, 256) == pytest.approx(50 + 0.25 * 256)
+    assert pace(64, 4) == pytest.approx(45 + 0.25 * 4)  # an a1 not timed yet: the mean intercept
+    assert pace(None, None) == pytest.approx(105.0)  # the full MPGNN by its own runs
+    # a slope below 0 is noise: flat at each a1's mean
+    flat = grid.epoch_seconds([row(4, 4, 60.0), row(4, 64, 50.0)])
+    assert flat(4, 512) == pytest.approx(55.0)
+    nothing = grid.epoch_seconds([])
+    assert nothing(4, 4) is None and nothing(None, None) is None
 
 
 def test_grid_runs_on_a_local_ray_cluster(tiny_data, tmp_path):

@@ -128,13 +128,13 @@ def finished(job: CellJob) -> dict | None:
 
 def status(jobs: list[CellJob]) -> dict:
     """Where a grid run stands: per job its state (``done``, ``started``, ``waiting``), epochs,
-    best validation rate, seconds per epoch; and the CPU time left, estimated from the epoch
-    times seen so far for the same message rank (the per-edge cost; the update rank barely counts)."""
+    best validation rate, seconds per epoch; and the CPU time left: a started job at its own
+    pace, a waiting one at the pace ``epoch_seconds`` fits to the jobs timed so far."""
     import torch
 
     from .train import STATE
 
-    rows, per_a1 = [], {}
+    rows = []
     for job in jobs:
         folder = Path(job.out) / "grid" / job.name
         row = {"name": job.name, "a1": job.a1, "a2": job.a2, "seed": job.seed, "epochs": 0,
@@ -154,20 +154,56 @@ def status(jobs: list[CellJob]) -> dict:
                 vals = [h["val_rate"] for h in hist if "val_rate" in h]  # none without --val
                 row.update(epochs=len(hist), val_rate=max(vals) if vals else None,
                            s_per_epoch=sum(secs) / len(secs))
-                per_a1.setdefault(job.a1, []).extend(secs)
         rows.append(row)
+    pace = epoch_seconds([r for r in rows if r["s_per_epoch"]])
     left = 0.0
     unknown = 0
     for row in rows:
         if row["state"] == "done":
             continue
-        seen = per_a1.get(row["a1"])
-        if not seen:
+        secs = row["s_per_epoch"] or pace(row["a1"], row["a2"])
+        if secs is None:
             unknown += 1
             continue
-        left += (row["of"] - row["epochs"]) * (row["s_per_epoch"] or sum(seen) / len(seen))
+        left += (row["of"] - row["epochs"]) * secs
     return {"jobs": rows, "done": sum(r["state"] == "done" for r in rows), "total": len(rows),
             "cpu_hours_left": left / 3600, "jobs_without_estimate": unknown}
+
+
+def epoch_seconds(timed: list[dict]):
+    """A pace model ``(a1, a2) -> seconds per epoch`` (None: nothing to go by) fitted to timed jobs.
+
+    ``timed``: rows with ``a1``, ``a2`` and ``s_per_epoch``. The full MPGNN (a1 = a2 = None) is
+    paced by its own runs. A low-rank cell is paced by ``alpha[a1] + beta * a2``, least squares
+    over the timed cells: the update net's rank-a2 products run per node over ``d_in + d_out =
+    3656`` (``paper``) and grow linearly with a2 (a2 = 512 costs about three times a2 = 16 on this
+    machine), while the message rank mostly sets a constant (msg2 runs over h1 = 16 features,
+    merged into one product from a1 = 16 on; DESIGN-NOTES §2). With a single a2 timed, beta is 0;
+    a fitted slope below 0 (noise) is taken as 0; an a1 not timed yet gets the mean intercept.
+    """
+    import numpy as np
+
+    full = [r["s_per_epoch"] for r in timed if r["a1"] is None]
+    low = [r for r in timed if r["a1"] is not None]
+    a1s = sorted({r["a1"] for r in low})
+    alpha, beta = {}, 0.0
+    if low:
+        t = np.array([r["s_per_epoch"] for r in low])  # (n,)
+        a2 = np.array([r["a2"] for r in low], float)  # (n,)
+        onehot = np.array([[r["a1"] == a for a in a1s] for r in low], float)  # (n, len(a1s))
+        if len(set(a2)) > 1:
+            coef = np.linalg.lstsq(np.column_stack([onehot, a2]), t, rcond=None)[0]
+            beta = max(0.0, float(coef[-1]))
+        alpha = {a: float(np.mean((t - beta * a2)[onehot[:, i] > 0])) for i, a in enumerate(a1s)}
+
+    def pace(a1, a2):
+        if a1 is None:
+            return sum(full) / len(full) if full else None
+        if not alpha:
+            return None
+        return alpha.get(a1, sum(alpha.values()) / len(alpha)) + beta * a2
+
+    return pace
 
 
 def format_status(st: dict) -> str:
