@@ -30,9 +30,14 @@ HOST_ARENA = 256 << 20
 
 
 def quantize(x: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
-    """float -> int8 with round-half-away-from-zero and saturation."""
+    """float -> int8 with round-half-away-from-zero and saturation.
+
+    As TFLite's QUANTIZE and the generated C (``roundf(x / scale)``): the quotient in float32,
+    rounded exactly. The ``+ 0.5`` runs in float64: in float32 ``0.49999997 + 0.5`` rounds up to
+    1.0 and the value would round to 1 instead of 0.
+    """
     y = np.asarray(x, np.float32) / np.float32(scale)
-    r = np.sign(y) * np.floor(np.abs(y) + np.float32(0.5))
+    r = np.sign(y) * np.floor(np.abs(y).astype(np.float64) + 0.5)
     return np.clip(r + zero_point, -128, 127).astype(np.int8)
 
 

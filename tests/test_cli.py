@@ -87,6 +87,48 @@ def test_grid_commands_bad_ranks(tmp_path, args, needle):
     assert not (tmp_path / "o").exists()
 
 
+def test_train_svd_mode_needs_ranks(tiny_data, tiny_ckpts, tmp_path):
+    r = run("train", "--scenes", tiny_data["train"], "--out", tmp_path / "ck", "--arch", "tiny",
+            "--mode", "svd", "--init", tiny_ckpts["full"], "--epochs", 0)
+    one_error(r, "--mode svd truncates a full MPGNN to ranks a1, a2: give --a1 and --a2")
+    assert not (tmp_path / "ck").exists()
+
+
+def test_scenes_without_a_positive_weight(tiny_ckpts, tmp_path):
+    from tinyrrm.training import scenes as sc
+
+    s = sc.generate(3, 6, 2, 0)
+    np.savez(tmp_path / "w0.npz", H=s.H, weights=np.where(np.arange(3)[:, None] == 1, 0, s.weights).astype(np.float32))
+    r = run("evaluate", "--scenes", tmp_path / "w0.npz", "--mpgnn", tiny_ckpts["full"],
+            "--lrmpgnn", tiny_ckpts["lr"], "--out", tmp_path / "w.npz")
+    one_error(r, "field 'weights' is all zero in 1 of 3 scenes (first: scene 1)")
+    assert not (tmp_path / "w.npz").exists()
+
+
+def test_out_that_is_a_folder(tiny_ckpts, tiny_data, tmp_path):
+    (tmp_path / "dir.npz").mkdir()
+    one_error(run("scenes", "--out", tmp_path / "dir.npz", "--n", 2, "--K", 4), "dir.npz")
+    r = run("evaluate", "--scenes", tiny_data["test"], "--mpgnn", tiny_ckpts["full"],
+            "--lrmpgnn", tiny_ckpts["lr"], "--out", tmp_path / "dir.npz")
+    assert r.exit_code == 2 and r.stderr.splitlines()[-1].startswith("tinyrrm: error:") and "dir.npz" in r.stderr
+
+
+@pytest.mark.parametrize("extra, needle", [
+    (["--finetune-epochs", -1], "--finetune-epochs must be >= 0, got -1"),
+    (["--test", "k5"], "scenes have Nt=3 antennas but mpgnn_tiny was built for Nt=2"),
+])
+def test_svd_study_checks_before_writing(tiny_data, tiny_ckpts, tmp_path, extra, needle):
+    from tinyrrm.training import scenes as sc
+
+    k5 = sc.save(sc.generate(4, 5, 3, 0), tmp_path / "k5.npz")
+    extra = [k5 if a == "k5" else a for a in extra]
+    args = {"--full": tiny_ckpts["full"], "--train": tiny_data["train"], "--val": tiny_data["val"],
+            "--test": tiny_data["test"], "--out": tmp_path / "o", "--cells": "2:2"}
+    args.update(dict(zip(extra[::2], extra[1::2])))
+    one_error(run("svd-study", *[x for kv in args.items() for x in kv]), needle)
+    assert not (tmp_path / "o").exists()
+
+
 def test_train_corrupt_init_checkpoint(tiny_data, tmp_path):
     (tmp_path / "junk").mkdir()
     r = run("train", "--scenes", tiny_data["train"], "--out", tmp_path / "ck", "--arch", "tiny",

@@ -106,6 +106,24 @@ def test_float_front_end_within_one_lsb(gen, tiny_ckpts, kind):
     assert worst <= 1
 
 
+def test_quantize_rounds_like_c_roundf():
+    """tflm.quantize is the Python twin of the generated front end's ``roundf(x / scale)``:
+    equal to libm's roundf on the float32 quotient, also just below a half."""
+    import ctypes
+    import ctypes.util
+
+    roundf = ctypes.CDLL(ctypes.util.find_library("m")).roundf
+    roundf.restype, roundf.argtypes = ctypes.c_float, [ctypes.c_float]
+    below_half = np.nextafter(np.float32(0.5), np.float32(0))  # 0.49999997
+    x = np.concatenate([np.float32([0.5, -0.5, 1.5, -2.5, below_half, -below_half, 2.5 - 2 ** -22]),
+                        np.random.default_rng(5).standard_normal(2000).astype(np.float32) * 40])
+    scale, zp = 0.37, -3
+    y = x / np.float32(scale)
+    want = np.clip(np.array([roundf(float(v)) for v in y]) + zp, -128, 127).astype(np.int8)
+    assert np.array_equal(tflm.quantize(x, scale, zp), want)
+    assert list(tflm.quantize(np.float32([0.5, -0.5, below_half, -below_half]), 1.0, 0)) == [1, -1, 0, 0]
+
+
 def _member(src: str, name: str) -> np.ndarray:
     m = re.search(rf"\.{name} = \{{(.*?)\n    \}},", src, re.S)
     assert m, name

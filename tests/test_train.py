@@ -1,6 +1,7 @@
 """Training, checkpoints, resume, SVD mode and evaluation on tiny scenes."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -58,6 +59,77 @@ def test_resume_continues_exactly(tiny_data, tmp_path, capsys):
     assert (two / "weights.safetensors").read_bytes() == (res / "weights.safetensors").read_bytes()
     _, doc = ckpt.load(res)
     assert [h["epoch"] for h in doc["history"]] == [1, 2]
+
+
+def test_resume_with_augmentation_continues_exactly(tiny_data, tmp_path):
+    """The generator behind shuffles and augmentations is saved with the state: replaying the
+    shuffles alone would lose the augmentations' draws."""
+    cfg = dict(batch=16, augment=True, lr_final=1e-4)
+    two = train(tiny_data["train"], tmp_path / "two", TINY, TrainConfig(epochs=2, **cfg), progress=False)
+    cut = tmp_path / "cut"
+    _interrupted_after_one_epoch(tiny_data["train"], cut, TrainConfig(epochs=2, **cfg))
+    again = train(tiny_data["train"], cut, TINY, TrainConfig(epochs=2, **cfg), progress=False)
+    assert (two / "weights.safetensors").read_bytes() == (again / "weights.safetensors").read_bytes()
+
+
+def _interrupted_after_one_epoch(scenes, out, cfg):
+    """Train ``cfg`` and stop it after its first epoch, as a killed run would be."""
+    import tinyrrm.training.train as tr
+
+    real = tr.atomic_write
+
+    class Stop(Exception):
+        pass
+
+    def write_then_stop(path, fn):
+        real(path, fn)
+        if Path(path).name == tr.STATE:
+            raise Stop
+
+    tr.atomic_write = write_then_stop
+    try:
+        with pytest.raises(Stop):
+            train(scenes, out, TINY, cfg, progress=False)
+    finally:
+        tr.atomic_write = real
+
+
+def test_resume_refuses_a_state_of_another_run(tiny_data, tmp_path):
+    train(tiny_data["train"], tmp_path / "r", TINY, TrainConfig(epochs=1, batch=16, seed=0), progress=False)
+    before = (tmp_path / "r" / "weights.safetensors").read_bytes()
+    with pytest.raises(ckpt.CheckpointError, match=r"another run \(train.seed 0 != 1\); pass --no-resume"):
+        train(tiny_data["train"], tmp_path / "r", TINY, TrainConfig(epochs=1, batch=16, seed=1), progress=False)
+    assert (tmp_path / "r" / "weights.safetensors").read_bytes() == before  # nothing overwritten
+    train(tiny_data["train"], tmp_path / "r", TINY, TrainConfig(epochs=1, batch=16, seed=1), resume=False,
+          progress=False)
+
+
+def test_a_diverging_run_stops_with_one_error(tiny_data, tmp_path, monkeypatch):
+    for bad in (float("inf"), float("nan"), 3e38, 0.0):
+        with pytest.raises(ValueError, match="0 < lr <= 1"):
+            TrainConfig(lr=bad)
+    with pytest.raises(ValueError, match="lr_final must lie in"):
+        TrainConfig(lr=1e-3, lr_final=1e-2)
+    import tinyrrm.training.train as tr
+
+    real, calls = tr.sum_rate_torch, []
+
+    def nan_from(step):  # the sum rate turns NaN from the given training step on
+        def rate(*a, **kw):
+            r = real(*a, **kw)
+            calls.append(1)
+            return r * float("nan") if torch.is_grad_enabled() and len(calls) >= step else r
+        return rate
+
+    monkeypatch.setattr(tr, "sum_rate_torch", nan_from(2))
+    with pytest.raises(ValueError, match=r"training diverged: the loss is nan at epoch 1, step 2 .*nothing was saved"):
+        train(tiny_data["train"], tmp_path / "d", TINY, TrainConfig(epochs=2, batch=16), progress=False)
+    assert not (tmp_path / "d" / "weights.safetensors").exists()
+    calls.clear()
+    monkeypatch.setattr(tr, "sum_rate_torch", nan_from(5))  # 3 steps an epoch: epoch 2, step 2
+    with pytest.raises(ValueError, match=r"at epoch 2, step 2 .*the last good epoch is saved in"):
+        train(tiny_data["train"], tmp_path / "e", TINY, TrainConfig(epochs=2, batch=16), progress=False)
+    assert ckpt.load(tmp_path / "e")[1]["history"][-1]["epoch"] == 1
 
 
 def test_svd_mode_without_finetune_is_pure_truncation(tiny_data, tiny_ckpts, tmp_path):

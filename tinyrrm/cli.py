@@ -21,17 +21,26 @@ TARGETS = ("cortex-m0", "cortex-m3", "cortex-m4", "cortex-m7", "cortex-m33", "co
 
 
 def _user_errors(fn):
-    """Turn the stages' user-facing errors into ``tinyrrm: error: …`` + exit 2."""
+    """Turn the stages' user-facing errors into ``tinyrrm: error: …`` + exit 2.
+
+    User-facing: bad input (``ValueError`` and its kinds: scene, checkpoint, export, fit
+    errors), files that cannot be read or written (``OSError``), a toolchain or compiler
+    that fails (``BuildError``), a target that does not answer (``HILError``). The error is
+    one line; a compiler's own output, when there is one, follows it indented.
+    """
 
     @functools.wraps(fn)
     def wrapper(*a, **kw):
-        from tinyrrm.training.checkpoint import CheckpointError
-        from tinyrrm.training.scenes import SceneError
+        from tinyrrm.export.host import BuildError
+        from tinyrrm.hil.protocol import HILError
 
         try:
             return fn(*a, **kw)
-        except (SceneError, CheckpointError, ValueError, FileNotFoundError) as e:
-            typer.echo(f"tinyrrm: error: {e}", err=True)
+        except (ValueError, OSError, BuildError, HILError) as e:
+            head, *rest = (str(e).strip() or type(e).__name__).splitlines()
+            typer.echo(f"tinyrrm: error: {head}", err=True)
+            for line in rest:
+                typer.echo(f"    {line}", err=True)
             raise typer.Exit(2) from None
 
     return wrapper
@@ -267,7 +276,7 @@ def bench(
     if "train" in wanted:
         from tinyrrm.training.bench import run_bench
 
-        rep.update(run_bench(train, test, out, train_scenes=train_scenes))
+        rep.update(run_bench(train, test, train_scenes=train_scenes))
     if "export" in wanted:
         from tinyrrm.export.bench import export_bench
 
@@ -288,25 +297,6 @@ export_app = typer.Typer(no_args_is_help=True, help="Export: ONNX, TFLite int8 /
 app.add_typer(export_app, name="export")
 
 
-def _export_errors(fn):
-    """The export stages' own errors join the one-line user errors."""
-
-    @functools.wraps(fn)
-    def wrapper(*a, **kw):
-        from tinyrrm.export.codegen import FitError
-        from tinyrrm.export.host import BuildError
-        from tinyrrm.export.tflite_export import ExportError
-        from tinyrrm.export.tflite_reader import TFLiteError
-
-        try:
-            return fn(*a, **kw)
-        except (ExportError, TFLiteError, FitError, BuildError) as e:
-            typer.echo(f"tinyrrm: error: {e}", err=True)
-            raise typer.Exit(2) from None
-
-    return wrapper
-
-
 # options shared by the export commands
 _CHECKPOINT = typer.Option(Path("models/lrmpgnn_paper"), "--checkpoint", help="checkpoint folder")
 _OPSET = typer.Option(17, "--opset", help="ONNX opset (17..21)")
@@ -314,7 +304,6 @@ _OPSET = typer.Option(17, "--opset", help="ONNX opset (17..21)")
 
 @export_app.command("onnx")
 @_user_errors
-@_export_errors
 def export_onnx(
     checkpoint: Path = _CHECKPOINT,
     out: Path = typer.Option(None, "--out", help="folder for model.onnx (default build/export/<checkpoint>)"),
@@ -333,7 +322,6 @@ def export_onnx(
 
 @export_app.command("model")
 @_user_errors
-@_export_errors
 def export_model(
     checkpoint: Path = _CHECKPOINT,
     out: Path = typer.Option(None, "--out", help="export folder (default build/export/<checkpoint>)"),
@@ -355,7 +343,6 @@ export_app.command("tflite", help="Same as `export model` (the .tflite files com
 
 @export_app.command("c")
 @_user_errors
-@_export_errors
 def export_c(
     export_dir: Path = typer.Option(Path("build/export/lrmpgnn_paper"), "--export-dir",
                                     help="folder written by `tinyrrm export model`"),
@@ -371,7 +358,6 @@ def export_c(
 
 @export_app.command("target")
 @_user_errors
-@_export_errors
 def export_target(
     target: str = typer.Option("cortex-m4", "--target", help=", ".join(TARGETS)),
     lrmpgnn: Path = typer.Option(Path("models/lrmpgnn_paper"), "--lrmpgnn", help="the model to deploy"),
@@ -390,23 +376,8 @@ def export_target(
     typer.echo((path / "report.md").read_text().split("## Layers")[0].split("-->", 1)[-1].strip())
 
 
-def _hil_errors(fn):
-    @functools.wraps(fn)
-    def wrapper(*a, **kw):
-        from tinyrrm.hil.protocol import HILError
-
-        try:
-            return fn(*a, **kw)
-        except HILError as e:
-            typer.echo(f"tinyrrm: error: {e}", err=True)
-            raise typer.Exit(2) from None
-
-    return wrapper
-
-
 @app.command()
 @_user_errors
-@_hil_errors
 def firmware(
     target: str = typer.Option("cortex-m4", "--target", help=", ".join(TARGETS)),
     portable: bool = typer.Option(False, "--portable", help="force the portable kernels (TR_NO_DSP)"),
@@ -437,7 +408,6 @@ def hil_prepare(
 
 @app.command()
 @_user_errors
-@_hil_errors
 def hil(
     target: str = typer.Option("cortex-m4", "--target", help=", ".join(TARGETS)),
     port: Optional[str] = typer.Option(None, "--port", help="a real board's serial port instead of QEMU"),

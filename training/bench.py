@@ -17,7 +17,6 @@ from pathlib import Path
 
 import torch
 
-from .fileio import write_text
 from .models import MPGNN, ModelConfig
 from .scenes import load as load_scenes
 from .scenes import save as save_scenes
@@ -41,7 +40,7 @@ def _throughput(model: MPGNN, data, batch: int = 50) -> float:
     return len(data) / (time.perf_counter() - t)
 
 
-def run_bench(train_path, test_path, out_path, *, train_scenes: int = 2000, eval_scenes: int = 100,
+def run_bench(train_path, test_path, *, train_scenes: int = 2000, eval_scenes: int = 100,
               progress: bool = True) -> dict:
     test = load_scenes(test_path).subset(slice(0, eval_scenes))
     t = time.perf_counter()
@@ -65,5 +64,4 @@ def run_bench(train_path, test_path, out_path, *, train_scenes: int = 2000, eval
             doc = json.loads((ck / "config.json").read_text())
             rep["train_epoch"][name] = {"scenes": sub.N, "batch": TrainConfig().batch,
                                         "seconds": doc["history"][0]["seconds"]}
-    write_text(out_path, json.dumps(rep, indent=2, sort_keys=True) + "\n")
-    return rep
+    return rep  # the caller writes it, with the other parts' figures

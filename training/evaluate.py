@@ -99,11 +99,16 @@ def evaluate(
         "backend": backend,
         "models": {"mpgnn": str(mpgnn_dir), "lrmpgnn": str(lrmpgnn_dir)},
         "sum_rate": rate,
-        "ratio": {"mpgnn/wmmse": m / w, "lrmpgnn/wmmse": lr / w, "lrmpgnn/mpgnn": lr / m},
+        "ratio": {"mpgnn/wmmse": _ratio(m, w), "lrmpgnn/wmmse": _ratio(lr, w), "lrmpgnn/mpgnn": _ratio(lr, m)},
     }
     if out_path is not None:
         save_beamformers(out_path, W)
     return report
+
+
+def _ratio(a: float, b: float) -> float | None:
+    """a / b; None (JSON null, shown as "-") where b is 0, e.g. scenes whose channels are all zero."""
+    return a / b if b else None
 
 
 def save_beamformers(path, W: dict[str, np.ndarray]) -> Path:
@@ -123,7 +128,7 @@ def format_report(rep: dict) -> str:
         f"  {'MPGNN':<18}{r[f'mpgnn_{b}']:>12.3f}",
         f"  {'LR-MPGNN':<18}{r[f'lrmpgnn_{b}']:>12.3f}",
     ]
-    lines += [f"  {k:<18}{v:>12.4f}" for k, v in rep["ratio"].items()]
+    lines += [f"  {k:<18}{'-' if v is None else format(v, '12.4f'):>12}" for k, v in rep["ratio"].items()]
     return "\n".join(lines)
 
 

@@ -381,10 +381,24 @@ def reproduce(train, test, val, out_dir, *, workers=2, ray_address=None, arch="p
             raise ValueError(f"no finished full-MPGNN reference cell under {cells / 'grid'} yet: nothing to report")
         report(done)
     elif jobs:
+        _check_scene_files(train, val, test)  # before any cell trains: a bad test file would show after the first
         run_jobs(jobs, workers, ray_address, progress, on_result=report)
     else:
         report([])
     return written
+
+
+def _check_scene_files(train, val, test) -> None:
+    """Every scene file of a run loads (strict validation) and they agree on K and Nt."""
+    from .scenes import load as load_scenes
+
+    head = load_scenes(train)
+    for path in (val, test):
+        if path is not None:
+            sc = load_scenes(path)
+            if (sc.K, sc.Nt) != (head.K, head.Nt):
+                raise ValueError(f"{path}: scenes have K={sc.K}, Nt={sc.Nt} but the training scenes {train} "
+                                 f"have K={head.K}, Nt={head.Nt}")
 
 
 SVD_CELLS = ((4, 16), (16, 4), (16, 16), (64, 64))
@@ -397,13 +411,21 @@ def svd_study(full_dir, train, val, test, out_dir, *, cells=SVD_CELLS, finetune_
 
     Writes ``svd_truncation.json`` and ``svd_truncation.md`` into ``out_dir``.
     """
-    from .checkpoint import load as load_ckpt
+    from .checkpoint import check_compatible, load as load_ckpt
     from .scenes import load as load_scenes
     from .train import TrainConfig, mean_sum_rate, prepare, train as run_train
 
+    if finetune_epochs < 0:
+        raise ValueError(f"--finetune-epochs must be >= 0, got {finetune_epochs}")
+    for a1, a2 in cells:
+        if min(a1, a2) <= 0:
+            raise ValueError(f"ranks must be positive, got a1={a1}, a2={a2}")
     out = Path(out_dir)
     full, _ = load_ckpt(full_dir)
-    test_data = prepare(load_scenes(test), full.cfg.cut_m)
+    scenes = {path: load_scenes(path) for path in (train, val, test) if path is not None}
+    for path, sc in scenes.items():  # every file checked before anything is written
+        check_compatible(full, sc.K, sc.Nt, str(path))
+    test_data = prepare(scenes[test], full.cfg.cut_m)
     full_rate = mean_sum_rate(full, test_data)
     rows = []
     for a1, a2 in tqdm(cells, desc="SVD truncation", disable=None if progress else True):

@@ -6,7 +6,7 @@ receiver a single antenna.  A batch of N scenes is stored as
 * ``H``         complex64 ``[N, K, K, Nt]`` -- ``H[n, j, k, :]`` is the channel
   from **transmitter j to receiver k** in scene n, so ``H[n, k, k]`` is the
   direct link of pair k and ``H[n, j, k]`` with ``j != k`` is interference;
-* ``weights``   float32 ``[N, K]`` -- rate weights (finite, >= 0; default 1);
+* ``weights``   float32 ``[N, K]`` -- rate weights (finite, >= 0, some > 0 in every scene; default 1);
 * ``dist``      float32 ``[N, K, K]`` metres, ``dist[n, j, k]`` = distance
   tx j -> rx k (optional, ``None`` for synthetic i.i.d. channels);
 * ``noise_var`` scalar > 0 (default 1.0) and ``p_max`` scalar > 0, the
@@ -349,6 +349,9 @@ def _checked(H, weights, dist, noise_var, p_max, source: str, coerce: bool) -> S
     H = _check_H(H, source, coerce)
     N, K = H.shape[0], H.shape[1]
     weights = _check_real_array(weights, "weights", "[N, K]", (N, K), source, coerce)
+    bad = ~(weights > 0).any(axis=1)
+    if bad.any():  # its weighted sum rate is 0 whatever the beams: nothing to train on or compare
+        raise SceneError(f"{source}: field 'weights' is all zero in {_bad_scenes(bad)}; every scene needs a positive weight")
     if dist is not None:
         dist = _check_real_array(dist, "dist", "[N, K, K]", (N, K, K), source, coerce)
     noise_var = _check_scalar(noise_var, "noise_var", source)

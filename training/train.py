@@ -66,8 +66,12 @@ class TrainConfig:
             raise ValueError(f"the MRT start is an initialisation: mode 'scratch' only, not {self.mode!r}")
         if not self.clip_penalty >= 0:
             raise ValueError(f"clip_penalty must be >= 0, got {self.clip_penalty}")
-        if self.epochs < 0 or self.batch < 1 or not self.lr > 0:
-            raise ValueError(f"need epochs >= 0, batch >= 1, lr > 0; got {self.epochs}, {self.batch}, {self.lr}")
+        # Adam moves every weight by about lr a step: above 1 nothing trains (1e30 zeroes every beam,
+        # 3e38 overflows float32 inside the optimiser)
+        if self.epochs < 0 or self.batch < 1 or not 0 < self.lr <= 1:
+            raise ValueError(f"need epochs >= 0, batch >= 1, 0 < lr <= 1; got {self.epochs}, {self.batch}, {self.lr}")
+        if self.lr_final is not None and not 0 <= self.lr_final <= self.lr:
+            raise ValueError(f"lr_final must lie in [0, lr = {self.lr}], got {self.lr_final}")
 
 
 @dataclass(frozen=True)
@@ -116,6 +120,8 @@ def train(
     With ``resume`` and a ``train_state.pt`` in ``out_dir`` that belongs to
     the same data and configs, training continues from the last epoch.
     """
+    if cfg.mode == "svd" and not model_cfg.low_rank:
+        raise ValueError("--mode svd truncates a full MPGNN to ranks a1, a2: give --a1 and --a2")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     out = Path(out_dir)
@@ -172,6 +178,8 @@ def train(
     start = 0
     best = (-math.inf, None)
     state_path = out / STATE
+    gen = torch.Generator().manual_seed(cfg.seed)  # shuffles and augmentations
+    replay = 0  # epochs of shuffles to replay for a state saved without the generator's
     if resume and state_path.is_file():
         try:  # weights_only: tensors and plain containers, no arbitrary pickled objects
             st = torch.load(state_path, weights_only=True)
@@ -179,14 +187,25 @@ def train(
             saved.get("train", {}).pop("threads", None)  # states saved before threads left the identity
             saved.get("train", {}).setdefault("mrt_start", False)  # states saved before the fields existed
             saved.get("train", {}).setdefault("clip_penalty", 0.0)
-            if saved == ident:
-                model.load_state_dict(st["model"])
-                opt.load_state_dict(st["opt"])
-                if sched is not None:
-                    sched.load_state_dict(st["sched"])
-                torch.set_rng_state(st["rng"])
-                start, history, best = st["epoch"], st["history"], st["best"]
         except Exception as e:  # torch raises pickle, zip and key errors of many kinds
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise ckpt.CheckpointError(f"{state_path}: corrupt training state ({first}); "
+                                       "delete it or pass --no-resume") from None
+        if saved != ident:  # resuming would mix two runs, starting over would overwrite one
+            raise ckpt.CheckpointError(f"{state_path}: belongs to another run ({_differences(saved, ident)}); "
+                                       "pass --no-resume to start over, or another --out")
+        try:
+            model.load_state_dict(st["model"])
+            opt.load_state_dict(st["opt"])
+            if sched is not None:
+                sched.load_state_dict(st["sched"])
+            torch.set_rng_state(st["rng"])
+            start, history, best = st["epoch"], st["history"], st["best"]
+            if "gen" in st:
+                gen.set_state(st["gen"])
+            else:  # saved before the generator's state was: its shuffles are replayed (exact without --augment)
+                replay = start
+        except Exception as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise ckpt.CheckpointError(f"{state_path}: corrupt training state ({first}); "
                                        "delete it or pass --no-resume") from None
@@ -201,8 +220,7 @@ def train(
         return ckpt.save(_with_state(model, best[1]), out,
                          _meta(cfg, scenes_path, data_hash, scenes.N, val, best, history))
 
-    gen = torch.Generator().manual_seed(cfg.seed)
-    for _ in range(start):  # same shuffles on resume
+    for _ in range(replay):
         torch.randperm(len(data), generator=gen)
     for epoch in range(start, cfg.epochs):
         model.train()
@@ -222,6 +240,9 @@ def train(
                 # power_scale is flat beyond unit power: an update stuck there gets no gradient
                 # for power control. Pulling its norm back to 1 leaves every beam unchanged.
                 loss = loss + cfg.clip_penalty * model.overshoot
+            if not torch.isfinite(loss):
+                raise ValueError(f"training diverged: the loss is {loss.item()} at epoch {epoch + 1}, step {i + 1} "
+                                 f"(lr {cfg.lr}); {'the last good epoch is saved in ' + str(out) if history else 'nothing was saved'}")
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -244,11 +265,30 @@ def train(
         # the best-so-far checkpoint after every epoch: an interrupted run leaves a usable model
         save_best()
         state = {"ident": ident, "model": model.state_dict(), "opt": opt.state_dict(),
-                 "sched": sched.state_dict() if sched else None, "rng": torch.get_rng_state(),
+                 "sched": sched.state_dict() if sched else None, "rng": torch.get_rng_state(), "gen": gen.get_state(),
                  "epoch": epoch + 1, "history": history, "best": best}
         atomic_write(state_path, lambda f: torch.save(state, f))
 
     return out if start < cfg.epochs else save_best()
+
+
+def _differences(saved: dict, ident: dict) -> str:
+    """What differs between a saved run's identity and this one's, e.g. ``train.seed 0 != 1``."""
+
+    def flat(d, pre=""):
+        out = {}
+        for k, v in d.items():
+            out.update(flat(v, f"{pre}{k}.") if isinstance(v, dict) else {pre + k: v})
+        return out
+
+    def short(v):
+        return v[:12] + "…" if isinstance(v, str) and len(v) > 16 else v  # hashes
+
+    a = {k: short(v) for k, v in flat(saved).items()}
+    b = {k: short(v) for k, v in flat(ident).items()}
+    keys = sorted(k for k in a.keys() | b.keys() if a.get(k, "missing") != b.get(k, "missing"))
+    shown = [f"{k} {a.get(k, 'missing')} != {b.get(k, 'missing')}" for k in keys[:3]]
+    return "; ".join(shown + ([f"and {len(keys) - 3} more"] if len(keys) > 3 else []))
 
 
 def augment(H: torch.Tensor, gen: torch.Generator) -> torch.Tensor:

@@ -11,7 +11,8 @@ W_x = A·B with A: [4·Nt, r], B: [r, u1] (+584·r parameters); ``--x-rank -1`` 
 layer, and ``--x-scale c`` multiplies x_k by c before upd1 (with or without its own path).
 ``--shared-x`` keeps the paper's layer whole (x_k also enters its a2 shared features) and adds
 the x path on top: without it the x path replaces x_k's rows of the paper's first factor.
-Training otherwise follows the grid's recipe (plain update, clip penalty 0.1, 30 epochs,
+Training otherwise follows the grid's recipe (plain update, clip penalty 0.1 unless
+``--clip-penalty`` says otherwise, 30 epochs,
 batch 8, cosine lr 1e-3 -> 1e-5). It writes
 a checkpoint folder whose weights ``tinyrrm`` cannot load (the extra tensor); read its history
 with ``tinyrrm history`` or config.json. DESIGN-NOTES §4 has the result:
@@ -84,6 +85,7 @@ def main() -> None:
     ap.add_argument("--x-scale", type=float, default=1.0, help="constant factor on x_k before upd1")
     ap.add_argument("--shared-x", action="store_true",
                     help="keep the paper's layer whole (x_k in its a2 features too) and add the x path on top")
+    ap.add_argument("--clip-penalty", type=float, default=0.1, help="weight of train.py's clip penalty (the grid's: 0.1)")
     ap.add_argument("--test", help="scenes to report the best epoch's sum rate on (the grid's test_rate)")
     a = ap.parse_args()
     global X_RANK, X_SCALE, SHARED_X
@@ -91,7 +93,7 @@ def main() -> None:
     tr.MPGNN = ckpt.MPGNN = XPathMPGNN  # train() and checkpoint.load() build their model through this name
     cfg = ModelConfig(a1=a.a1, a2=a.a2, residual=False)
     tcfg = tr.TrainConfig(epochs=a.epochs, batch=8, lr=1e-3, lr_final=1e-5, seed=a.seed, threads=1,
-                          clip_penalty=0.1)
+                          clip_penalty=a.clip_penalty)
     folder = tr.train(a.scenes, a.out, cfg, tcfg, val_path=a.val, progress=True)
     if a.test:
         model, _ = ckpt.load(folder)
