@@ -11,7 +11,8 @@ structure (:mod:`.program`), derives TFLM's multipliers and shifts
     out/test_vectors.h, .c       int8 inputs with TFLM's expected outputs
     out/tflm/model_data.{h,c}    the .tflite as a C array, for TFLM users
     out/tflm/model_int8.tflite   the flatbuffer the C was generated from, and the
-    out/tflm/export.json         export manifest: codegen can rerun from out/tflm alone
+    out/tflm/export.json         export manifest: codegen reruns from out/tflm plus the checkpoint and
+                                 calibration scenes it names (the real-scene test vectors)
     out/README.md                dropping the sources into a Make / CMake / STM32Cube project
     out/report.json, report.md   sizes, MACs, arena against TFLM's, fit against the board
 
@@ -32,16 +33,18 @@ from pathlib import Path
 
 import numpy as np
 
-from tinyrrm.training.fileio import write_bytes
+from tinyrrm.training.fileio import portable, write_bytes
 
 from . import intref, program, render, stage, targets, tflite_reader
 from .program import FC, Program
 
 KERNELS = render.TEMPLATES / "kernels"
-#: flash the generated code itself takes (model.c + kernels, measured on
-#: cortex-m4 -Os: see report.json's "code_bytes_estimate"); used in the fit check
+#: flash the generated code takes besides the weights, for the fit check: model.c with its
+#: parameter blocks, the kernels and the libm they call (cortex-m4 at -O2, the firmware's flags:
+#: about 6.5 KB of objects plus logf/sqrtf/roundf); report.json's "code_bytes_estimate"
 CODE_BYTES_ESTIMATE = 12 * 1024
-STACK_BYTES = 2 * 1024
+#: the stack the firmware reserves (``__stack_size`` in firmware_templates/firmware/common/sections.ld)
+STACK_BYTES = 4 * 1024
 
 
 class FitError(ValueError):
@@ -217,7 +220,7 @@ def test_vectors(prog: Program, core, scene_inputs: list[tuple], seed: int = 7) 
         edge = edge.copy()
         edge[k:, :] = False
         edge[:, k:] = False
-        mq = np.where(edge, one, -128).astype(np.int8)[..., None]
+        mq = np.where(edge, one, prog.mask.zero_point).astype(np.int8)[..., None]  # 1.0 or 0.0
         o = core.invoke_int8(x, e, mq)
         o[k:] = 0  # rows of inactive links are not part of the contract
         out.append(Vector(name, k, x.copy(), e.copy(), edge, o))
@@ -261,7 +264,9 @@ def build_context(prog: Program, fe, target: targets.Target, tflite_sha: str, co
     arena = _arena(prog)
     a_bytes = layout(arena)
     K, nt = prog.K, prog.nt
-    io_bytes = 4 + K * K * nt * 2 * 4 + K * K + K * nt * 2 * 4  # lrmpgnn_input + lrmpgnn_output
+    edge_bytes = len(edge_bits(vectors[0].edge))  # ceil(K*K / 8)
+    in_bytes = -(-(4 + K * K * nt * 2 * 4 + edge_bytes) // 4) * 4  # sizeof(<prefix>_input): k, h, edge bits, padding
+    io_bytes = in_bytes + K * nt * 2 * 4  # + sizeof(<prefix>_output)
     vec_bytes = len(vectors) * (4 + K * 4 * nt + K * K * 2 * nt + len(edge_bits(vectors[0].edge)) + K * 2 * nt)
     flash_need = w_bytes + CODE_BYTES_ESTIMATE
     ram_need = a_bytes + io_bytes + STACK_BYTES
@@ -294,7 +299,7 @@ def build_context(prog: Program, fe, target: targets.Target, tflite_sha: str, co
                 "act_max": prog.mask_mul.act_max, "lut": mul_lut(prog)},
         "q": {n: {"scale": _f(getattr(prog, n).scale), "zp": getattr(prog, n).zero_point} for n in ("x", "e", "o")},
         "norm": {k: [_f(v) for v in getattr(fe, k)] for k in ("direct_mean", "direct_std", "cross_mean", "cross_std")},
-        "vectors": vectors, "vectors_bytes": vec_bytes, "edge_bytes": len(edge_bits(vectors[0].edge)),
+        "vectors": vectors, "vectors_bytes": vec_bytes, "edge_bytes": edge_bytes, "stack_bytes": STACK_BYTES,
         "edge_bits": edge_bits, "tflm_arena": tflm_arena, "macs": macs, "low_rank": prog.low_rank,
         "flash_need": flash_need, "ram_need": ram_need,
     }
@@ -331,9 +336,10 @@ def generate(export_dir, target_name: str, out_dir, prefix: str | None = None, c
     fe = frontend.FrontEnd.of(model)
     prefix = prefix or ("lrmpgnn" if prog.low_rank else "mpgnn")
     sha = stage._sha(blob)
-    # the command that regenerates this folder (its default --out): no machine-specific paths
+    # the command that regenerates this folder (its default --out); a path inside the working
+    # directory is recorded relative to it, so an absolute spelling gives the same bytes
     command = command or " ".join(shlex.quote(str(a)) for a in (
-        "tinyrrm", "export", "c", "--export-dir", export_dir, "--target", target.name))
+        "tinyrrm", "export", "c", "--export-dir", portable(export_dir), "--target", target.name))
     from .tflm import TFLMCore
 
     core = TFLMCore(blob)  # one interpreter (and host arena) for the scene trajectory and the vectors

@@ -12,13 +12,12 @@ from __future__ import annotations
 import numpy as np
 
 from . import quant
-from .program import FC, Add, Program
+from .program import FC, Add, Program, mask_one
 
 
 def quantized_one(prog: Program) -> int:
-    """The mask's int8 code of 1.0 (an active edge)."""
-    m = prog.mask
-    return int(np.clip(quant._round_away(1.0 / quant.f32(m.scale)) + m.zero_point, -128, 127))
+    """The mask's int8 code of 1.0 (an active edge); see :func:`.program.mask_one`."""
+    return mask_one(prog)
 
 
 def fc_acc(f: FC, x) -> np.ndarray:

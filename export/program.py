@@ -261,4 +261,28 @@ def match(g: Graph) -> Program:
         # which ADD operand is the node part: the C kernel keeps TFLM's operand order
         add.p["node_first"] = f.through_reshapes(op_node.outputs[0]) == f.through_reshapes(op_add.inputs[0]) \
             or op_node.outputs[0] == op_add.inputs[0]
+    _check_fused_max(prog)
     return prog
+
+
+def mask_one(prog: Program) -> int:
+    """The mask's int8 code of 1.0 (an active edge); an inactive edge is its zero point (0.0)."""
+    m = prog.mask
+    return int(np.clip(quant._round_away(1.0 / quant.f32(m.scale)) + m.zero_point, -128, 127))
+
+
+def _check_fused_max(prog: Program) -> None:
+    """The generated C takes the max over senders of the wide layer's int32 accumulators and
+    requantizes once, where TFLM requantizes every edge, multiplies by the mask and then takes
+    the max. That is exact only when the MUL is non-decreasing in the wide layer's output and a
+    masked edge (mask code = its zero point, product 0) never beats an active one: a positive MUL
+    multiplier, the wide layer's outputs at or above the MUL's input zero point (its ReLU), and the
+    code of 1.0 above the mask's zero point. Otherwise the C would not be bit-exact: refuse."""
+    wide, mul, one = prog.msg_chain[-1], prog.mask_mul, mask_one(prog)
+    if mul.mult <= 0:
+        raise TFLiteError(f"the mask MUL's multiplier is {mul.mult}: the fused max needs it positive")
+    if wide.act_min < mul.in1.zero_point:
+        raise TFLiteError(f"{wide.name} outputs down to {wide.act_min}, below the mask MUL's input zero point "
+                          f"{mul.in1.zero_point}: the fused max needs the wide layer's ReLU")
+    if one <= mul.in2.zero_point:
+        raise TFLiteError(f"the mask's code of 1.0 ({one}) is not above its zero point {mul.in2.zero_point}")

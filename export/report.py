@@ -46,7 +46,7 @@ def codegen_report(ctx: dict, prog, manifest: dict, files: dict[str, bytes]) -> 
         "model": {"name": manifest["name"], "prefix": ctx["prefix"], "K_MAX": K, "Nt": ctx["NT"], "steps": steps,
                   "low_rank": ctx["low_rank"], "tflite_sha256": manifest["files"]["model_int8.tflite"]["sha256"]},
         "sizes": {"weights_bytes": ctx["weights_bytes"], "arena_bytes": ctx["arena_bytes"],
-                  "io_bytes": ctx["io_bytes"], "test_vector_bytes": ctx["vectors_bytes"],
+                  "io_bytes": ctx["io_bytes"], "stack_bytes": ctx["stack_bytes"], "test_vector_bytes": ctx["vectors_bytes"],
                   "flash_need_bytes": ctx["flash_need"], "ram_need_bytes": ctx["ram_need"],
                   "code_bytes_estimate": ctx["flash_need"] - ctx["weights_bytes"]},
         "layers": layers,
@@ -76,7 +76,7 @@ def codegen_markdown(rep: dict, provenance: str) -> str:
         f"| flash needed (weights + code estimate) | {s['flash_need_bytes']:,} | {t['flash_bytes']:,} |",
         f"| static arena (`{m['prefix'].upper()}_ARENA_BYTES`) | {s['arena_bytes']:,} | |",
         f"| input + output structs | {s['io_bytes']:,} | |",
-        f"| RAM needed (arena + I/O + 2 KB stack) | {s['ram_need_bytes']:,} | {t['ram_bytes']:,} |",
+        f"| RAM needed (arena + I/O + {s['stack_bytes'] // 1024} KB stack) | {s['ram_need_bytes']:,} | {t['ram_bytes']:,} |",
         f"| TFLite Micro arena, same model (host) | {rep['tflm']['arena_bytes_host']:,} | |",
         f"| test vectors (flash, test builds) | {s['test_vector_bytes']:,} | |",
         "",
@@ -107,6 +107,7 @@ def codegen_markdown(rep: dict, provenance: str) -> str:
         if h:
             where = f"QEMU `{h['qemu_machine']}` with `-icount shift=0`" if h.get("qemu_machine") else "a board"
             orig = h.get("original_firmware", {})
+            unit = h.get("count_unit", "instructions")
             lines += [
                 f"On target ({where}; `tinyrrm hil --target {rep['target']['name']}`):",
                 "",
@@ -116,8 +117,9 @@ def codegen_markdown(rep: dict, provenance: str) -> str:
                 f"| firmware flash (.text+.rodata+.data) | {h['flash_bytes']:,} B of {h['flash_limit_bytes']:,} |",
                 f"| firmware RAM (.data+.bss + stack peak {h['stack_peak_bytes']:,} B) | {h['ram_bytes']:,} B of "
                 f"{h['ram_limit_bytes']:,} |",
-                f"| instructions per inference (QEMU icount) | {h['instructions_per_inference']:,.0f} |",
-                f"| instructions per MAC | {h['instructions_per_mac']:.2f} |",
+                f"| {unit} per inference ({'QEMU icount' if unit == 'instructions' else 'SysTick'}) | "
+                f"{h[unit + '_per_inference']:,.0f} |",
+                f"| {unit} per MAC | {h[unit + '_per_mac']:.2f} |",
                 *([f"| … portable C path (`TR_NO_DSP`): per MAC, DSP speed-up | "
                    f"{h['portable']['instructions_per_mac']:.2f}, {h['portable_over_dsp']:.2f}× |"]
                   if "portable" in h else []),

@@ -28,7 +28,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from tinyrrm.training import checkpoint as ckpt
-from tinyrrm.training.fileio import write_bytes, write_text
+from tinyrrm.training.fileio import portable, write_bytes, write_text
 from tinyrrm.training.models import MPGNN
 from tinyrrm.training.scenes import load as load_scenes
 
@@ -102,7 +102,7 @@ def calibration(model: MPGNN, calib_path, n: int, progress: bool = True) -> tupl
     for s in tqdm(it, total=n * model.cfg.steps, desc=f"{model.cfg.name} calibration", disable=None if progress else True,
                   leave=False):
         samples.append(s)
-    info = {"scenes": Path(calib_path).name, "path": str(calib_path), "sha256": ckpt.file_sha256(calib_path),
+    info = {"scenes": Path(calib_path).name, "path": portable(calib_path), "sha256": ckpt.file_sha256(calib_path),
             "n_scenes": n, "samples": len(samples)}
     return samples, info
 
@@ -116,7 +116,7 @@ def export_model(ckpt_dir, out_dir=None, calib_path=DEFAULT_CALIB, n_calib: int 
         raise FileNotFoundError(f"calibration scenes {calib_path} not found (make data writes data/train.npz)")
     # the canonical command, whatever triggered the export: same inputs, same bytes
     command = " ".join(shlex.quote(str(a)) for a in (
-        "tinyrrm", "export", "model", "--checkpoint", ckpt_dir, "--calib", calib_path, "--n-calib", n_calib,
+        "tinyrrm", "export", "model", "--checkpoint", portable(ckpt_dir), "--calib", portable(calib_path), "--n-calib", n_calib,
         "--opset", opset))
 
     samples, cal = calibration(model, calib_path, n_calib, progress)
@@ -155,7 +155,7 @@ def export_model(ckpt_dir, out_dir=None, calib_path=DEFAULT_CALIB, n_calib: int 
         "format": FORMAT,
         "model": model.cfg.to_dict(),
         "name": model.cfg.name,
-        "checkpoint": {"path": str(ckpt_dir), "weights_sha256": ckpt.file_sha256(Path(ckpt_dir) / ckpt.WEIGHTS),
+        "checkpoint": {"path": portable(ckpt_dir), "weights_sha256": ckpt.file_sha256(Path(ckpt_dir) / ckpt.WEIGHTS),
                        "training_data_sha256": doc.get("data", {}).get("sha256")},
         "calibration": {**cal, "is_training_data": cal["sha256"] == doc.get("data", {}).get("sha256")},
         "onnx": {"file": "model.onnx", "opset": opset, "inputs": list(onnx_export.INPUTS),
@@ -215,7 +215,7 @@ def is_current(out_dir, ckpt_dir, calib_path=DEFAULT_CALIB, n_calib: int = DEFAU
             return False
         same_ckpt = m["checkpoint"]["weights_sha256"] == ckpt.file_sha256(Path(ckpt_dir) / ckpt.WEIGHTS)
         same_cal = (m["calibration"]["sha256"] == ckpt.file_sha256(calib_path)
-                    and m["calibration"]["path"] == str(calib_path)
+                    and m["calibration"]["path"] == portable(calib_path)
                     and m["calibration"]["n_scenes"] == min(n_calib, load_scenes(calib_path).N))
         files_ok = all(_sha((Path(out_dir) / f).read_bytes()) == v["sha256"] for f, v in m["files"].items())
     except (OSError, KeyError):

@@ -19,9 +19,12 @@ def test_firmware_fits_the_reference_board(hil, target):
     t = T.get(target)
     assert hil["flash_bytes"] <= t.flash and hil["ram_bytes"] <= t.ram
     g = hil["generator"]
-    # held against the generator's own figures: the weights and the arena are in the image, and
-    # the generator's flash estimate (weights + code; the HIL image adds the test vectors) holds to 10%
-    assert hil["elf"]["rodata"] + hil["elf"]["data"] + hil["elf"]["text"] >= g["weights_bytes"] + g["test_vector_bytes"]
+    # held against the generator's own figures: the weights are one read-only symbol of the
+    # generator's size (in flash, not copied to RAM), the arena is in .bss, and the generator's
+    # flash estimate (weights + code; the HIL image adds the test vectors) holds to 3%
+    w = hil["elf"]["symbols"]["lrmpgnn_weights"]
+    assert w["size"] == g["weights_bytes"] == hil["model_bytes_in_flash"]
+    assert w["read_only"] and w["section"] == ".rodata", w
     assert hil["elf"]["bss"] >= g["arena_bytes"]
     expected = g["flash_need_bytes"] + g["test_vector_bytes"]
     assert abs(hil["flash_bytes"] - expected) <= 0.03 * expected  # 0.8% on cortex-m4
@@ -30,7 +33,9 @@ def test_firmware_fits_the_reference_board(hil, target):
 
 def test_sum_rate_on_target(hil):
     r = hil["sum_rate_ratio_vs"]
-    assert r["host_c"] == pytest.approx(1.0, abs=1e-3)  # the same C; only float libm may differ
+    # the same C as the host build: the beams agree to float rounding (libm's logf/sqrtf may differ)
+    assert hil["max_abs_diff_vs_host_c"] <= 1e-5
+    assert r["host_c"] == pytest.approx(1.0, abs=1e-6)
     assert r["lrmpgnn_fp32"] >= 0.99  # int8 vs the fp32 LR-MPGNN (issue 3's budget)
     # int8 LR-MPGNN on target vs the fp32 original: issue 2's 0.97 times issue 3's 0.99
     assert hil["sum_rate_ratio"] >= 0.96
@@ -38,9 +43,18 @@ def test_sum_rate_on_target(hil):
     assert r["wmmse"] >= 0.91
 
 
-def test_instructions_are_measured(hil):
-    assert hil["instructions_per_inference"] > hil["macs_per_inference"] * 0.5
-    assert hil["stats"]["calib_ticks"] > 0
+def test_instructions_are_measured(hil, port):
+    if port:  # a board: SysTick cycles, at least one per MAC pair on any Cortex-M
+        assert hil["count_unit"] == "cycles" and hil["cycles_per_inference"] > hil["macs_per_inference"] * 0.5
+        return
+    # QEMU -icount shift=0 runs one instruction per virtual ns and SysTick at the core clock the
+    # firmware was built for: the calibration must find exactly 1e9 / hz instructions a tick, or
+    # every instruction count would be off by the same factor
+    st, hz = hil["stats"], int(hil["hello"]["hz"])
+    assert st["calib_instructions"] / st["calib_ticks"] == pytest.approx(1e9 / hz, rel=1e-4)
+    assert hil["count_unit"] == "instructions"
+    # the int8 core is at least one instruction per MAC pair (SMLAD) and below 10 per MAC
+    assert hil["macs_per_inference"] * 0.5 < hil["instructions_per_inference"] < hil["macs_per_inference"] * 10
 
 
 def test_60x_size_target(hil, port):
@@ -98,7 +112,7 @@ def test_silent_target_gives_up_within_its_timeout(target, tmp_path):
     subprocess.run(["arm-none-eabi-gcc", "-mcpu=cortex-m4", "-mthumb", "-nostdlib", "-Wl,-Ttext=0x0",
                     "-Wl,-e,reset", str(tmp_path / "silent.S"), "-o", str(elf)], check=True)
     t0 = time.monotonic()
-    with pytest.raises(P.HILError, match="no complete response within 5 s .*QEMU still running"):
+    with pytest.raises(P.HILError, match="no answer to HELLO within 5 s .*QEMU still running"):
         with open_target(target, elf, timeout=5) as c:
             c.hello()
     assert time.monotonic() - t0 < 40

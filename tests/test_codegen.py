@@ -195,6 +195,40 @@ def test_host_vector_driver(gen, tmp_path):
         assert r.returncode == 0 and "ok: 8 of 8 vectors bit-exact" in r.stdout, r.stdout
 
 
+def test_report_sizes_are_the_c_structs_and_the_linker_stack(gen, tmp_path):
+    """io_bytes is sizeof(input) + sizeof(output) as the compiler lays them out for the target
+    (arm-none-eabi-gcc); the stack in ram_need is the one the firmware's linker script reserves."""
+    import json
+    import re as _re
+
+    g = gen["lr"]["gen"]
+    rep = json.loads((g / "report.json").read_text())
+    (tmp_path / "sz.c").write_text('#include "model.h"\n'
+                                   "char io[sizeof(lrmpgnn_input) + sizeof(lrmpgnn_output)];\n")
+    subprocess.run(["arm-none-eabi-gcc", "-mcpu=cortex-m4", "-mthumb", "-c", "-I", str(g), str(tmp_path / "sz.c"),
+                    "-o", str(tmp_path / "sz.o")], check=True)
+    nm = subprocess.run(["arm-none-eabi-nm", "-S", str(tmp_path / "sz.o")], capture_output=True, text=True).stdout
+    size = int(next(ln.split()[1] for ln in nm.splitlines() if ln.endswith(" io")), 16)
+    assert rep["sizes"]["io_bytes"] == size
+    ld = (ROOT / "firmware_templates/firmware/common/sections.ld").read_text()
+    assert rep["sizes"]["stack_bytes"] == codegen.STACK_BYTES == int(_re.search(r"__stack_size = (\d+)K;", ld).group(1)) * 1024
+    assert rep["sizes"]["ram_need_bytes"] == rep["sizes"]["arena_bytes"] + size + codegen.STACK_BYTES
+
+
+@pytest.mark.parametrize("broken, needle", [
+    (lambda p: p.mask_mul.__setattr__("mult", 0), "multiplier is 0"),
+    (lambda p: p.msg_chain[-1].__setattr__("act_min", p.mask_mul.in1.zero_point - 1), "the wide layer's ReLU"),
+    (lambda p: p.mask_mul.__setattr__("in2", program.QParam(p.mask.scale, 127)), "code of 1.0"),
+])
+def test_fused_max_preconditions_are_checked(gen, broken, needle):
+    """The generated C's max-before-requantize equals TFLM only under three conditions; a model
+    that breaks one is refused by program.match, not turned into C that is not bit-exact."""
+    prog = program.match(tflite_reader.read((gen["lr"]["export"] / "model_int8.tflite").read_bytes()))
+    broken(prog)
+    with pytest.raises(tflite_reader.TFLiteError, match=needle):
+        program._check_fused_max(prog)
+
+
 def test_deterministic_with_provenance(gen, tmp_path):
     again = codegen.generate(gen["lr"]["export"], "cortex-m4", tmp_path / "again")
     a = sorted(p.relative_to(again) for p in again.rglob("*") if p.is_file())
@@ -409,3 +443,13 @@ def test_fast_requantization_flag_follows_its_precondition():
     f.shift = np.array([-1, -3])
     f.bias = np.array([0, (1 << 29) - 255 * 127 * 4], np.int32)
     assert not codegen.fast_requant(f)
+
+
+def test_recorded_paths_do_not_depend_on_their_spelling(monkeypatch, tmp_path):
+    """Manifests and provenance lines record a path inside the working directory relative to
+    it: `--lrmpgnn $PWD/models/x` writes the same bytes as `--lrmpgnn models/x`."""
+    from tinyrrm.training.fileio import portable
+
+    monkeypatch.chdir(tmp_path)
+    assert portable(tmp_path / "models" / "x") == portable("models/x") == "models/x"
+    assert portable(tmp_path.parent / "y") == (tmp_path.parent / "y").as_posix()  # outside: as given

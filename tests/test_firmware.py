@@ -55,6 +55,29 @@ def test_streamed_core_frames_equal_the_host_build(tmp_path):
             assert ticks > 0
 
 
+def test_board_port_runs_on_qemus_netduinoplus2(tmp_path):
+    """The stm32f405 port (the ELF `make flash` programs) under QEMU's netduinoplus2: its own
+    USART driver and startup, bit-exact vectors, and CORE/INFER frames of 10 and 40 KB."""
+    from tinyrrm.hil.qemu import Qemu
+
+    m = host.HostModel(GEN)
+    elf = build_firmware("cortex-m4", GEN, tmp_path / "fw", port="stm32f405")
+    rng = np.random.default_rng(5)
+    with Qemu(elf, "netduinoplus2", 120) as c:
+        info = c.hello()
+        assert info["core"] == "stm32f405" and info["hz"] == "16000000" and info.k_max == 50
+        n, n_exact, mism = c.vectors()
+        assert n == 8 and n_exact == n, mism
+        x = rng.integers(-128, 128, (50, 8), dtype=np.int8)
+        e = rng.integers(-128, 128, (50, 50, 4), dtype=np.int8)
+        edge = rng.random((50, 50)) < 0.3
+        o, _ = c.core(x, e, host.edge_bits(edge), 50)
+        np.testing.assert_array_equal(o, m.core(x, e, edge, 50))
+        H = (rng.standard_normal((50, 50, 2)) + 1j * rng.standard_normal((50, 50, 2))).astype(np.complex64)
+        body, _ = c.infer(host.input_bytes(H, edge, 50))
+        np.testing.assert_allclose(host.output_array(body, 50, 50, 2), m.infer(H, edge), atol=1e-6)
+
+
 def test_cortex_m0_fails_at_build_time_with_needs_and_has(tmp_path):
     with pytest.raises(P.HILError, match=r"firmware for cortex-m0 needs RAM [\d,]+ B, has 16,384 B"):
         build_firmware("cortex-m0", GEN, tmp_path / "fw")

@@ -68,9 +68,42 @@ def test_silent_target_gives_up_cleanly(pty_pair):
     _, name = pty_pair
     client = P.Client(SerialTransport(name), timeout=0.5)
     t = time.monotonic()
-    with pytest.raises(P.HILError, match="no complete response within"):
+    with pytest.raises(P.HILError, match="no answer to HELLO within"):
         client.hello()
     assert time.monotonic() - t < 3
+
+
+class _BootingTarget:
+    """A transport whose target drops the first HELLO (its UART not enabled yet), then answers
+    each later one after an error frame and a stale answer with an earlier seq."""
+
+    def __init__(self):
+        self.buf, self.writes = bytearray(), 0
+
+    def write(self, data: bytes) -> None:
+        self.writes += 1
+        if self.writes == 1:
+            return
+        _, seq, _ = P.decode(data)
+        self.buf += P.encode(P.ERROR, 0, b"truncated frame")
+        self.buf += P.encode(P.HELLO | 0x80, seq - 1, b"proto=1;k_max=9;nt=2")
+        self.buf += P.encode(P.HELLO | 0x80, seq, b"proto=1;k_max=4;nt=2")
+
+    def read(self, n: int, timeout: float) -> bytes:
+        if not self.buf:
+            time.sleep(min(timeout, 0.01))
+            return b""
+        out = bytes(self.buf[:n])
+        del self.buf[:n]
+        return out
+
+
+def test_hello_is_repeated_until_the_target_answers(monkeypatch):
+    monkeypatch.setattr(P.Client, "HELLO_RETRY_S", 0.2)
+    t = _BootingTarget()
+    client = P.Client(t, timeout=5)
+    assert client.hello().k_max == 4 and t.writes == 2  # the answer to the latest HELLO, not the stale one
+    assert client.hello().k_max == 4 and t.writes == 3  # and the stream is in step afterwards
 
 
 def test_error_frame_is_reported(pty_pair):

@@ -370,7 +370,11 @@ def export_target(
     targets.get(target)  # unknown target: one clear error before any work
     exp = stage.ensure(lrmpgnn, calib_path=calib)
     typer.echo(stage.summary(exp))
-    command = f"tinyrrm export target --target {target} --lrmpgnn {lrmpgnn} --calib {calib}"
+    from shlex import quote
+
+    from tinyrrm.training.fileio import portable
+
+    command = f"tinyrrm export target --target {target} --lrmpgnn {quote(portable(lrmpgnn))} --calib {quote(portable(calib))}"
     path = codegen.generate(exp, target, out or Path("generated") / target, command=command)
     typer.echo(f"wrote {path}")
     typer.echo((path / "report.md").read_text().split("## Layers")[0].split("-->", 1)[-1].strip())

@@ -39,3 +39,16 @@ def write_bytes(path, data: bytes) -> Path:
 
 def write_text(path, text: str) -> Path:
     return write_bytes(path, text.encode("utf-8"))
+
+
+def portable(path) -> str:
+    """``path`` as generated files and manifests record it: relative to the working directory
+    when it lies inside it (an absolute spelling of a repo path gives the same bytes as the
+    relative one), with forward slashes; outside it, as given."""
+    p = Path(path)
+    if p.is_absolute():
+        try:
+            p = p.resolve().relative_to(Path.cwd().resolve())
+        except ValueError:
+            pass
+    return p.as_posix()

@@ -87,6 +87,8 @@ def main() -> None:
                     help="keep the paper's layer whole (x_k in its a2 features too) and add the x path on top")
     ap.add_argument("--clip-penalty", type=float, default=0.1, help="weight of train.py's clip penalty (the grid's: 0.1)")
     ap.add_argument("--test", help="scenes to report the best epoch's sum rate on (the grid's test_rate)")
+    ap.add_argument("--report", help="JSON file to merge this run's result into (with --test), e.g. "
+                                     "reports/x_path_probe.json")
     a = ap.parse_args()
     global X_RANK, X_SCALE, SHARED_X
     X_RANK, X_SCALE, SHARED_X = a.x_rank, a.x_scale, a.shared_x
@@ -101,6 +103,22 @@ def main() -> None:
         extra = sum(t.numel() for n, t in model.named_parameters() if n.startswith("upd1_x"))  # not in layer_table
         print(f"test sum rate {rate:.4f} on {a.test}; the paper's layers {model_bytes(model):,} B fp32 / "
               f"{model_bytes(model, 'int8'):,} B int8, plus the x path's {extra:,} parameters")
+        if a.report:
+            import json
+            from pathlib import Path
+
+            from tinyrrm.training.fileio import portable, write_text
+
+            path = Path(a.report)
+            rep = json.loads(path.read_text()) if path.is_file() else {}
+            rep[Path(a.out).name] = {
+                "command": "python docs/probes/x_path_probe.py " + " ".join(
+                    f"--{k.replace('_', '-')}" + ("" if v is True else f" {v}")
+                    for k, v in sorted(vars(a).items()) if v is not None and v is not False and k != "report"),
+                "a1": a.a1, "a2": a.a2, "seed": a.seed, "x_rank": a.x_rank, "shared_x": a.shared_x,
+                "clip_penalty": a.clip_penalty, "epochs": a.epochs, "test": portable(a.test), "test_rate": rate,
+                "extra_params": extra, "paper_layers_bytes_fp32": model_bytes(model)}
+            write_text(path, json.dumps(rep, indent=2, sort_keys=True) + "\n")
 
 
 if __name__ == "__main__":

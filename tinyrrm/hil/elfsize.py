@@ -19,6 +19,7 @@ def sizes(elf_path) -> dict:
     from elftools.elf.elffile import ELFFile
 
     out = {"text": 0, "rodata": 0, "data": 0, "bss": 0, "stack_reserved": 0, "sections": {}}
+    spans = []  # (start, end, name, in flash) of the allocated sections
     with open(elf_path, "rb") as f:
         elf = ELFFile(f)
         for s in elf.iter_sections():
@@ -26,6 +27,7 @@ def sizes(elf_path) -> dict:
             if not flags & SHF_ALLOC or size == 0:
                 continue
             out["sections"][name] = size
+            spans.append((s["sh_addr"], s["sh_addr"] + size, name, not flags & SHF_WRITE))
             if name.startswith((".stack", ".heap")):
                 out["stack_reserved"] += size
             elif not flags & SHF_WRITE:
@@ -40,7 +42,11 @@ def sizes(elf_path) -> dict:
             for name in ("lrmpgnn_weights", "mpgnn_weights", "__stack_size"):
                 hit = sym.get_symbol_by_name(name)
                 if hit:
-                    out["symbols"][name] = {"size": hit[0]["st_size"], "value": hit[0]["st_value"]}
+                    at = hit[0]["st_value"]
+                    where = next((sp for sp in spans if sp[0] <= at < sp[1]), None)
+                    out["symbols"][name] = {"size": hit[0]["st_size"], "value": at,
+                                            "section": where[2] if where else None,
+                                            "read_only": bool(where and where[3])}  # flash, not copied to RAM
     out["flash"] = out["text"] + out["rodata"] + out["data"]
     out["ram_static"] = out["data"] + out["bss"]
     out["path"] = str(Path(elf_path))

@@ -140,8 +140,35 @@ class Client:
             raise HILError(f"unexpected response type 0x{rtype:02x} seq {rseq} to {NAMES.get(ftype)} seq {self.seq}")
         return body
 
+    #: seconds before HELLO is sent again while the target does not answer
+    HELLO_RETRY_S = 2.0
+
     def hello(self) -> Info:
-        text = self.request(HELLO).decode(errors="replace")
+        """HELLO, repeated every ``HELLO_RETRY_S`` until ``timeout``: a target still booting may
+        drop the first bytes (an STM32 USART discards what arrives before it is enabled, and
+        QEMU's netduinoplus2 delivers them that early). Only the answer to the latest try counts
+        (an ERROR with its seq raises :class:`TargetError`); late answers to earlier tries and
+        error frames of a half-received try are skipped."""
+        deadline = time.monotonic() + self.timeout
+        while True:
+            self.seq = (self.seq + 1) & 0xFF
+            self.t.write(encode(HELLO, self.seq))
+            try_end = min(deadline, time.monotonic() + self.HELLO_RETRY_S)
+            body = None
+            while body is None and time.monotonic() < try_end:
+                try:
+                    rtype, rseq, got = read_frame(self.t, try_end - time.monotonic())
+                except HILError:
+                    break
+                if rseq == self.seq and rtype == ERROR:  # this HELLO arrived and was refused
+                    raise TargetError(f"target answered ERROR to HELLO: {got.decode(errors='replace')}")
+                if rtype == HELLO | 0x80 and rseq == self.seq:
+                    body = got
+            if body is not None:
+                break
+            if time.monotonic() >= deadline:
+                raise HILError(f"no answer to HELLO within {self.timeout:.0f} s (target silent or stuck)")
+        text = body.decode(errors="replace")
         fields = dict(kv.split("=", 1) for kv in text.strip(";").split(";") if "=" in kv)
         if fields.get("proto") != "1":
             raise HILError(f"target speaks protocol {fields.get('proto')!r}, the host 1")

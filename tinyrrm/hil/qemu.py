@@ -91,11 +91,23 @@ class _GuardedClient(Client):
         except TargetError:
             raise
         except (HILError, ConnectionError) as e:
-            code = None
-            if self.qemu.proc is not None:
-                try:  # a crashing QEMU closes the socket a moment before it exits
-                    code = self.qemu.proc.wait(timeout=2)
-                except subprocess.TimeoutExpired:
-                    pass
-            state = f"QEMU exited with code {code}" if code is not None else "QEMU still running"
-            raise HILError(f"{e} [{state}; {self.qemu.last_words()}]") from None
+            self._explain(e)
+
+    def hello(self):
+        try:
+            return super().hello()
+        except TargetError:
+            raise
+        except (HILError, ConnectionError) as e:
+            self._explain(e)
+
+    def _explain(self, e: Exception):
+        """Re-raise ``e`` as an HILError that says whether QEMU still runs, and what it said."""
+        code = None
+        if self.qemu.proc is not None:
+            try:  # a crashing QEMU closes the socket a moment before it exits
+                code = self.qemu.proc.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                pass
+        state = f"QEMU exited with code {code}" if code is not None else "QEMU still running"
+        raise HILError(f"{e} [{state}; {self.qemu.last_words()}]") from None

@@ -93,7 +93,10 @@ def infer_scenes(client: Client, scenes, cut_m: float | None = CUT_M,
 
 
 def instructions(ticks: int, stats: dict) -> float:
-    """SysTick ticks -> instructions, by the firmware's boot calibration loop."""
+    """SysTick ticks -> instructions under QEMU ``-icount``, by the firmware's boot calibration
+    loop (its SUBS/BNE pairs are exactly two instructions). Not on a board: there a taken branch
+    costs 2-4 cycles and the loop measures the pipeline, not instructions; a board's SysTick
+    ticks are core-clock cycles as they are (``session.run_hil``)."""
     return ticks * stats["calib_instructions"] / stats["calib_ticks"]
 
 
@@ -118,7 +121,7 @@ def measure(client: Client, elf) -> dict:
         "hello": info.fields,
         "bit_exact": {"equal": n_exact, "total": n, "mismatching_bytes": mism},
         "stats": stats,
-        "elf": {k: sz[k] for k in ("text", "rodata", "data", "bss", "flash", "ram_static")},
+        "elf": {k: sz[k] for k in ("text", "rodata", "data", "bss", "flash", "ram_static", "symbols")},
         "flash_bytes": sz["flash"],
         "ram_bytes": sz["ram_static"] + stats["stack_peak"],
         "stack_peak_bytes": stats["stack_peak"],

@@ -182,6 +182,8 @@ static void do_hello(uint8_t seq)
     p = append(p, TR_DSP ? ";dsp=1" : ";dsp=0");
     p = append(p, ";core=" TR_CORE_NAME ";stack=");
     p = append_u32(p, TR_STACK_SIZE);
+    p = append(p, ";hz=");
+    p = append_u32(p, TR_CORE_HZ);
     send(PROTO_HELLO | PROTO_RESPONSE, seq, s, (uint32_t)(p - s), 0, 0);
 }
 
