@@ -143,8 +143,8 @@ def test_status_shows_done_started_and_waiting_jobs(tiny_data, tmp_path):
     # (2, 3): one update rank timed so far, so no slope; its two epochs are paced by (2, 2)'s
     assert st["cpu_hours_left"] * 3600 == pytest.approx(2 * st["jobs"][1]["s_per_epoch"])
     assert st["jobs_without_estimate"] == 0
-    text = grid.format_status(st)
-    assert "2/3 jobs done" in text and "a1-2_a2-3_seed-0" in text
+    text = grid.format_status(st, workers=2)
+    assert "2/3 jobs done" in text and "a1-2_a2-3_seed-0" in text and "h of wall time at --jobs 2" in text
 
 
 def test_epoch_seconds_fits_the_update_rank_slope_and_the_message_rank_intercepts():
@@ -161,6 +161,17 @@ def test_epoch_seconds_fits_the_update_rank_slope_and_the_message_rank_intercept
     assert flat(4, 512) == pytest.approx(55.0)
     nothing = grid.epoch_seconds([])
     assert nothing(4, 4) is None and nothing(None, None) is None
+
+
+def test_wall_hours_follow_the_pools_order():
+    """Started jobs hold their workers; waiting ones take the first worker to come free, in plan order."""
+    job = lambda state, h: {"state": state, "seconds_left": None if h is None else h * 3600.0}  # noqa: E731
+    st = {"jobs": [job("done", 0), job("waiting", 1), job("started", 3), job("waiting", 2), job("started", 0.5),
+                   job("waiting", None)]}
+    # workers: [3, 0.5] -> the 1 h job on the second (1.5), then the 2 h job on it (3.5); the untimed counts 0
+    assert grid.wall_hours(st, 2) == pytest.approx(3.5)
+    assert grid.wall_hours(st, 1) == pytest.approx(6.5)
+    assert grid.wall_hours(st, 8) == pytest.approx(3.0)
 
 
 def test_grid_runs_on_a_local_ray_cluster(tiny_data, tmp_path):

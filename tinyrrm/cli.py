@@ -202,7 +202,7 @@ def reproduce(
     if status:
         plan = grid.plan(train, test, val, cells_dir, arch=arch, epochs=epochs, a1s=a1s, a2s=a2s, seeds=seeds,
                          residual=residual, clip_penalty=clip)
-        typer.echo(grid.format_status(grid.status(plan)))
+        typer.echo(grid.format_status(grid.status(plan), workers=None if ray else jobs))
         return
     paths = grid.reproduce(train, test, val, out, workers=jobs, ray_address=ray, arch=arch, epochs=epochs,
                            a1s=a1s, a2s=a2s, seeds=seeds, sizes_only=sizes_only, collect_only=collect,

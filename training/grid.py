@@ -159,13 +159,15 @@ def status(jobs: list[CellJob]) -> dict:
     left = 0.0
     unknown = 0
     for row in rows:
+        row["seconds_left"] = 0.0 if row["state"] == "done" else None
         if row["state"] == "done":
             continue
         secs = row["s_per_epoch"] or pace(row["a1"], row["a2"])
         if secs is None:
             unknown += 1
             continue
-        left += (row["of"] - row["epochs"]) * secs
+        row["seconds_left"] = (row["of"] - row["epochs"]) * secs
+        left += row["seconds_left"]
     return {"jobs": rows, "done": sum(r["state"] == "done" for r in rows), "total": len(rows),
             "cpu_hours_left": left / 3600, "jobs_without_estimate": unknown}
 
@@ -206,8 +208,21 @@ def epoch_seconds(timed: list[dict]):
     return pace
 
 
-def format_status(st: dict) -> str:
-    """``status`` as a plain-text table."""
+def wall_hours(st: dict, workers: int) -> float:
+    """Wall time left with ``workers`` local workers: the pool's own order, simulated. Started
+    jobs hold a worker each (their folders are being trained), then every waiting job takes the
+    first worker to come free, in plan order. Jobs without an estimate count as 0."""
+    import heapq
+
+    free = [0.0] * max(1, workers)
+    todo = sorted((r for r in st["jobs"] if r["state"] != "done"), key=lambda r: r["state"] != "started")
+    for r in todo:
+        heapq.heappush(free, heapq.heappop(free) + (r["seconds_left"] or 0.0))
+    return max(free) / 3600
+
+
+def format_status(st: dict, workers: int | None = None) -> str:
+    """``status`` as a plain-text table; with ``workers``, the wall time left at that many."""
     w = max([22, *(len(r["name"]) for r in st["jobs"])])
     out = [f"{'job':<{w}} {'state':<8} {'epochs':>7} {'best val':>9} {'s/epoch':>8} {'test':>8}"]
     for r in st["jobs"]:
@@ -215,8 +230,10 @@ def format_status(st: dict) -> str:
         out.append(f"{r['name']:<{w}} {r['state']:<8} {str(r['epochs']) + '/' + str(r['of']):>7} "
                    f"{f(r['val_rate'], '9.2f')} {f(r['s_per_epoch'], '8.0f')} {f(r['test_rate'], '8.2f')}")
     tail = f"{st['done']}/{st['total']} jobs done; about {st['cpu_hours_left']:.1f} CPU-hours left"
+    if workers:
+        tail += f", {wall_hours(st, workers):.1f} h of wall time at --jobs {workers}"
     if st["jobs_without_estimate"]:
-        tail += f" (+ {st['jobs_without_estimate']} jobs of a message rank not timed yet)"
+        tail += f" (+ {st['jobs_without_estimate']} jobs not timed yet)"
     out.append(tail)
     return "\n".join(out)
 
