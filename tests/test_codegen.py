@@ -453,3 +453,22 @@ def test_recorded_paths_do_not_depend_on_their_spelling(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     assert portable(tmp_path / "models" / "x") == portable("models/x") == "models/x"
     assert portable(tmp_path.parent / "y") == (tmp_path.parent / "y").as_posix()  # outside: as given
+
+
+def test_report_of_a_board_run_shows_cycles(tmp_path):
+    """A HIL run on a board (`tinyrrm hil --port`) measures SysTick cycles, not icount
+    instructions: report.md says so in its rows."""
+    import json
+
+    from tinyrrm.export import report
+
+    for name in ("report.json", "report.md"):
+        shutil.copy(ROOT / "generated/cortex-m4" / name, tmp_path / name)
+    hil = json.loads((tmp_path / "report.json").read_text())["measured"]["hil"]
+    board = {k: v for k, v in hil.items() if not k.startswith(("instructions_", "portable"))}
+    board.update(count_unit="cycles", qemu_machine=None, cycles_per_inference=123_456_789.0, cycles_per_mac=2.24)
+    report.merge_measured(tmp_path, "hil", board)
+    md = (tmp_path / "report.md").read_text()
+    assert "On target (a board;" in md
+    assert "| cycles per inference (SysTick) | 123,456,789 |" in md and "| cycles per MAC | 2.24 |" in md
+    assert "instructions per" not in md.split("## Measured", 1)[1].split("host", 1)[0]
