@@ -188,9 +188,7 @@ def train(
             saved.get("train", {}).setdefault("mrt_start", False)  # states saved before the fields existed
             saved.get("train", {}).setdefault("clip_penalty", 0.0)
         except Exception as e:  # torch raises pickle, zip and key errors of many kinds
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise ckpt.CheckpointError(f"{state_path}: corrupt training state ({first}); "
-                                       "delete it or pass --no-resume") from None
+            raise _corrupt_state(state_path, e) from None
         if saved != ident:  # resuming would mix two runs, starting over would overwrite one
             raise ckpt.CheckpointError(f"{state_path}: belongs to another run ({_differences(saved, ident)}); "
                                        "pass --no-resume to start over, or another --out")
@@ -205,10 +203,8 @@ def train(
                 gen.set_state(st["gen"])
             else:  # saved before the generator's state was: its shuffles are replayed (exact without --augment)
                 replay = start
-        except Exception as e:
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise ckpt.CheckpointError(f"{state_path}: corrupt training state ({first}); "
-                                       "delete it or pass --no-resume") from None
+        except Exception as e:  # a state of the right run whose tensors do not load
+            raise _corrupt_state(state_path, e) from None
         if progress and start:
             print(f"resuming {model_cfg.name} at epoch {start}/{cfg.epochs}")
 
@@ -270,6 +266,12 @@ def train(
         atomic_write(state_path, lambda f: torch.save(state, f))
 
     return out if start < cfg.epochs else save_best()
+
+
+def _corrupt_state(state_path, e: Exception) -> ckpt.CheckpointError:
+    """The one-line error for a training state that cannot be read or loaded."""
+    first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    return ckpt.CheckpointError(f"{state_path}: corrupt training state ({first}); delete it or pass --no-resume")
 
 
 def _differences(saved: dict, ident: dict) -> str:
