@@ -227,3 +227,78 @@ def test_clip_penalty_cells_are_their_own_jobs(tiny_data, tmp_path):
     from tinyrrm.training.checkpoint import load
 
     assert load(tmp_path / "grid" / r["name"])[1]["train"]["clip_penalty"] == 0.1
+
+
+def test_job_records_let_a_fresh_checkout_resume(tiny_data, tmp_path, monkeypatch):
+    """paper_grid_jobs.json (committed beside the report) stands in for the cell folders (not committed)."""
+    import shutil
+
+    kw = dict(workers=1, arch="tiny", epochs=1, a1s=(2,), a2s=(2, 3), progress=False)
+    out, cells = tmp_path / "reports", tmp_path / "runs"
+    grid.reproduce(tiny_data["train"], tiny_data["test"], None, out, cells_dir=cells, **kw)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    records = grid.load_records(out / grid.JOBS_FILE)
+    assert sorted(r["name"] for r in records) == sorted(j.name for j in grid.plan(
+        tiny_data["train"], tiny_data["test"], None, cells, arch="tiny", epochs=1, a1s=(2,), a2s=(2, 3)))
+    shutil.rmtree(cells)  # a fresh checkout: no checkpoints, no result.json
+
+    def no_training(job, progress=False):
+        raise AssertionError(f"{job.name} trained again")
+
+    monkeypatch.setattr(grid, "run_cell", no_training)
+    grid.reproduce(tiny_data["train"], tiny_data["test"], None, out, cells_dir=cells, **kw)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    st = grid.status(grid.plan(tiny_data["train"], tiny_data["test"], None, cells, arch="tiny", epochs=1,
+                               a1s=(2,), a2s=(2, 3)), records)
+    assert st["done"] == st["total"]
+    # a job of another recipe does not match a record
+    other = grid.plan(tiny_data["train"], tiny_data["test"], None, cells, arch="tiny", epochs=2, a1s=(2,), a2s=(2,))
+    assert all(grid.finished(j, records) is None for j in other)
+    (out / grid.JOBS_FILE).write_text('{"cells": []}')
+    with pytest.raises(ValueError, match="not a grid job-records file"):
+        grid.reproduce(tiny_data["train"], tiny_data["test"], None, out, cells_dir=cells, **kw)
+
+
+def _fake_grid(cells: dict, full_rate: float, meta=None, a1s=(2,), a2s=(2, 3)):
+    results = [{"a1": None, "a2": None, "test_rate": full_rate}]
+    results += [{"a1": a1, "a2": a2, "test_rate": r * full_rate} for (a1, a2), rs in cells.items() for r in rs]
+    base = {"arch": "tiny", "epochs": 1, "residual": False, "clip_penalty": 0.1, "train": "tr", "test": "te"}
+    return grid.assemble(results, a1s, a2s, meta={**base, **(meta or {})}, arch="tiny")
+
+
+def test_carry_fills_unmeasured_cells_rescaled_and_marks_them(tmp_path):
+    from tinyrrm.training.grid_report import write_grid_report
+
+    old = _fake_grid({(2, 2): [0.5], (2, 3): [0.94, 0.95, 0.96]}, full_rate=110.0)
+    new = _fake_grid({(2, 2): [0.98]}, full_rate=100.0)
+    grid.check_carry(old, new["meta"], "old.json")
+    g = grid.carry(new, old, "old.json", arch="tiny")
+    validate_grid(g)
+    sr = g["sum_rate_ratio"]
+    assert sr["rows"][0] == [0.98, round(0.95 * 1.1, 4)]  # measured cell kept, carried one rescaled 110/100
+    assert sr["std"][0] == [None, round(0.01 * 1.1, 4)] and sr["n_seeds"][0] == [1, 3]
+    assert g["meta"]["carried"] == {"from": "old.json", "full_mpgnn_test_rate": 110.0, "cells": [[2, 3]]}
+    assert new["sum_rate_ratio"]["rows"][0][1] is None  # the input is not changed
+    assert g["targets"] == grid.targets(sr["rows"], (2,), (2, 3), "tiny")
+    paper = {k: {**g[k], "rows": [[None, None]]} for k in ("model_size_ratio", "sum_rate_ratio")}
+    md = [p for p in write_grid_report(g, paper, tmp_path) if p.suffix == ".md"][0].read_text()
+    assert "Carried from `old.json`" in md and "1 cells, (2, 3)." in md
+
+
+@pytest.mark.parametrize("meta, match", [({"epochs": 2}, "epochs 1 there, 2 here"),
+                                         ({"test": "other.npz"}, "test 'te' there, 'other.npz' here"),
+                                         ({"clip_penalty": 0.0}, "clip_penalty")])
+def test_carry_refuses_cells_of_another_recipe(meta, match):
+    old = _fake_grid({(2, 3): [0.95]}, full_rate=110.0)
+    new = _fake_grid({}, full_rate=100.0, meta=meta)
+    with pytest.raises(ValueError, match=f"another grid run .*{match}"):
+        grid.check_carry(old, new["meta"], "old.json")
+
+
+def test_reproduce_checks_the_carried_report_before_training(tiny_data, tmp_path):
+    bad = tmp_path / "old.json"
+    bad.write_text(json.dumps(_fake_grid({(2, 3): [0.95]}, full_rate=110.0, meta={"epochs": 5})))
+    with pytest.raises(ValueError, match="another grid run"):
+        grid.reproduce(tiny_data["train"], tiny_data["test"], None, tmp_path / "out", workers=1, arch="tiny",
+                       epochs=1, a1s=(2,), a2s=(2,), progress=False, cells_dir=tmp_path / "runs", carry_from=bad)
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "out").exists()

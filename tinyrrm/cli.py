@@ -190,6 +190,9 @@ def reproduce(
                                                  help="weight of the loss on update outputs beyond unit power "
                                                       "[default: the grid's 0.1; 0 for cells without it]"),
     cells_dir: Path = typer.Option(Path("runs"), "--cells-dir", help="where the cells' checkpoints go (DIR/grid/)"),
+    carry: Optional[Path] = typer.Option(None, "--carry",
+                                         help="an earlier paper_grid.json of the same recipe: the cells this run "
+                                              "has not measured are taken from it, rescaled, marked as carried"),
 ):
     """Train and measure the paper's rank grid -> reports/paper_grid.*; finished cells are skipped
     and the report is rewritten after each one."""
@@ -202,11 +205,12 @@ def reproduce(
     if status:
         plan = grid.plan(train, test, val, cells_dir, arch=arch, epochs=epochs, a1s=a1s, a2s=a2s, seeds=seeds,
                          residual=residual, clip_penalty=clip)
-        typer.echo(grid.format_status(grid.status(plan), workers=None if ray else jobs))
+        records = grid.load_records(out / grid.JOBS_FILE)
+        typer.echo(grid.format_status(grid.status(plan, records), workers=None if ray else jobs))
         return
     paths = grid.reproduce(train, test, val, out, workers=jobs, ray_address=ray, arch=arch, epochs=epochs,
                            a1s=a1s, a2s=a2s, seeds=seeds, sizes_only=sizes_only, collect_only=collect,
-                           cells_dir=cells_dir, residual=residual, clip_penalty=clip)
+                           cells_dir=cells_dir, residual=residual, clip_penalty=clip, carry_from=carry)
     for p in paths:
         typer.echo(f"wrote {p}")
 

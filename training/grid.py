@@ -7,7 +7,14 @@ local process pool (``jobs`` workers, one torch thread each) or, with
 ``ray_address``, as Ray tasks on a cluster (``pip install tinyrrm[ray]``).
 
 The grid is then folded into ``paper_grid.json`` in the schema of
-``reference/paper_tables.json`` plus CSV/markdown/heatmaps (``grid_report``).
+``reference/paper_tables.json`` plus CSV/markdown/heatmaps (``grid_report``),
+and every job's result record goes into ``paper_grid_jobs.json`` beside it.
+The cell folders hold checkpoints and stay out of git; the records file is
+small and committed, so a fresh checkout resumes or extends the grid from it
+(a job whose record matches is not trained again) and every figure of the
+report can be recomputed from it.  A report can also *carry* cells measured by
+an earlier run whose records are gone (``carry``): they are marked as carried
+in the report and rescaled to this run's full-MPGNN reference.
 
 * ``model_size_ratio`` = fp32 bytes of the full MPGNN / fp32 bytes of the
   LR-MPGNN (analytic: it only depends on the widths and ranks);
@@ -116,17 +123,43 @@ def plan(train, test, val, out, *, arch="paper", epochs=30, a1s=A1, a2s=A2, seed
     return jobs
 
 
-def finished(job: CellJob) -> dict | None:
-    """The stored result of ``job`` if its cell has finished with exactly this job, else None."""
+def _matches(record: dict, job: CellJob) -> bool:
+    stored = {"residual": True, "clip_penalty": 0.0, **(record.get("job") or {})}  # cells finished before the fields existed
+    return stored == dataclasses.asdict(job)
+
+
+def finished(job: CellJob, records: list[dict] = ()) -> dict | None:
+    """The stored result of ``job`` if its cell has finished with exactly this job, else None:
+    its folder's ``result.json``, or else a matching one of ``records`` (``paper_grid_jobs.json``)."""
     path = Path(job.out) / "grid" / job.name / "result.json"
+    if path.is_file():
+        done = json.loads(path.read_text())
+        if _matches(done, job):
+            return done
+    return next((r for r in records if _matches(r, job)), None)
+
+
+#: every finished job's result record, written beside ``paper_grid.json``
+JOBS_FILE = "paper_grid_jobs.json"
+
+
+def load_records(path) -> list[dict]:
+    """The job records of a ``paper_grid_jobs.json`` ([] when there is none)."""
+    path = Path(path)
     if not path.is_file():
-        return None
-    done = json.loads(path.read_text())
-    stored = {"residual": True, "clip_penalty": 0.0, **(done.get("job") or {})}  # cells finished before the fields existed
-    return done if stored == dataclasses.asdict(job) else None
+        return []
+    try:
+        data = json.loads(path.read_text())
+        records = data["jobs"]
+        if not all(isinstance(r, dict) and isinstance(r.get("job"), dict) and "test_rate" in r for r in records):
+            raise ValueError
+    except (ValueError, KeyError, TypeError):
+        raise ValueError(f"{path}: not a grid job-records file (want {{\"jobs\": [{{\"job\": ..., "
+                         f"\"test_rate\": ...}}, ...]}}); move it away to start without it") from None
+    return records
 
 
-def status(jobs: list[CellJob]) -> dict:
+def status(jobs: list[CellJob], records: list[dict] = ()) -> dict:
     """Where a grid run stands: per job its state (``done``, ``started``, ``waiting``), epochs,
     best validation rate, seconds per epoch; and the CPU time left: a started job at its own
     pace, a waiting one at the pace ``epoch_seconds`` fits to the jobs timed so far."""
@@ -139,7 +172,7 @@ def status(jobs: list[CellJob]) -> dict:
         folder = Path(job.out) / "grid" / job.name
         row = {"name": job.name, "a1": job.a1, "a2": job.a2, "seed": job.seed, "epochs": 0,
                "of": job.epochs, "val_rate": None, "s_per_epoch": None, "test_rate": None}
-        done, has_state = finished(job), (folder / STATE).is_file()
+        done, has_state = finished(job, records), (folder / STATE).is_file()
         if done is not None:
             row.update(state="done", epochs=job.epochs, test_rate=done["test_rate"])
         else:
@@ -239,14 +272,15 @@ def format_status(st: dict, workers: int | None = None) -> str:
 
 
 def run_jobs(jobs: list[CellJob], workers: int = 2, ray_address: str | None = None,
-             progress: bool = True, on_result=None) -> list[dict]:
-    """Results of ``jobs`` (finished cells reused); ``on_result(results_so_far)`` after each one.
+             progress: bool = True, on_result=None, records: list[dict] = ()) -> list[dict]:
+    """Results of ``jobs`` (finished cells and matching ``records`` reused);
+    ``on_result(results_so_far)`` after each one.
 
     Finished cells are read here, before anything trains, and reported at once: a pool works
     through the jobs in plan order, and a finished cell queued behind one that trains for
     half an hour would otherwise drop out of the report until the pool reached it.
     """
-    stored = [finished(j) for j in jobs]
+    stored = [finished(j, records) for j in jobs]
     results = [r for r in stored if r is not None]
     n_all, jobs = len(jobs), [j for j, r in zip(jobs, stored) if r is None]
     if results and on_result is not None:
@@ -359,18 +393,82 @@ def assemble(results: list[dict], a1s=A1, a2s=A2, meta: dict | None = None, arch
     }
 
 
+#: what two grid runs must share for one's cells to be carried into the other's report
+CARRY_KEYS = ("arch", "epochs", "residual", "clip_penalty", "train", "test")
+
+
+def check_carry(old: dict, meta: dict, where) -> None:
+    """Raise ValueError unless the grid report ``old`` (from file ``where``) was measured with the
+    recipe and scene files of ``meta``, and holds a full-MPGNN reference rate to rescale by."""
+    from .grid_report import validate_grid
+
+    try:
+        validate_grid(old, str(where))
+    except ValueError as e:
+        raise ValueError(f"--carry {where}: {e}") from None
+    om = old.get("meta") or {}
+    for k in CARRY_KEYS:
+        if om.get(k) != meta.get(k):
+            raise ValueError(f"--carry {where}: its cells come from another grid run "
+                             f"({k} {om.get(k)!r} there, {meta.get(k)!r} here)")
+    rate = om.get("full_mpgnn_test_rate")
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not rate > 0:
+        raise ValueError(f"--carry {where}: meta.full_mpgnn_test_rate must be a positive number, got {rate!r}")
+
+
+def carry(grid: dict, old: dict, where, arch: str = "paper") -> dict:
+    """``grid`` with every cell it has not measured taken from the earlier report ``old``.
+
+    A carried cell's mean and spread are rescaled from ``old``'s full-MPGNN reference to this
+    grid's (ratios over one reference scale by one factor), its seed count is kept, and the
+    report's ``meta.carried`` names the cells, the file and the reference they came with; the
+    targets are judged again over measured and carried cells together. ``check_carry`` first.
+    """
+    g = json.loads(json.dumps(grid))  # a copy
+    sr, osr = g["sum_rate_ratio"], old["sum_rate_ratio"]
+    old_rate, new_rate = old["meta"]["full_mpgnn_test_rate"], g["meta"]["full_mpgnn_test_rate"]
+    if new_rate is None:
+        raise ValueError("--carry needs this run's full-MPGNN reference: nothing to rescale to")
+    scale = old_rate / new_rate
+    o_std, o_n = osr.get("std"), osr.get("n_seeds")
+    cells = []
+    for i, a1 in enumerate(sr["a1"]):
+        for j, a2 in enumerate(sr["a2"]):
+            if sr["rows"][i][j] is not None or a1 not in osr["a1"] or a2 not in osr["a2"]:
+                continue
+            oi, oj = osr["a1"].index(a1), osr["a2"].index(a2)
+            mean = osr["rows"][oi][oj]
+            if mean is None:
+                continue
+            sd = o_std[oi][oj] if o_std else None
+            sr["rows"][i][j] = round(mean * scale, 4)
+            sr["std"][i][j] = None if sd is None else round(sd * scale, 4)
+            sr["n_seeds"][i][j] = (o_n[oi][oj] if o_n else None) or 1
+            cells.append([a1, a2])
+    before = old["meta"].get("carried") or {}
+    g["meta"]["carried"] = {"from": str(where), "full_mpgnn_test_rate": old_rate, "cells": cells,
+                            **({"carried_before_from": before.get("from")} if before else {})}
+    g["targets"] = targets(sr["rows"], sr["a1"], sr["a2"], arch)
+    return g
+
+
 def reproduce(train, test, val, out_dir, *, workers=2, ray_address=None, arch="paper", epochs=30,
               a1s=A1, a2s=A2, seeds=1, paper_path=None, progress=True, sizes_only=False,
               collect_only=False, cells_dir=None, residual: bool = RESIDUAL,
-              clip_penalty: float = CLIP_PENALTY) -> list[Path]:
-    """Run the grid and write ``paper_grid.{json,csv,md}`` + heatmaps into ``out_dir``;
-    the cells (checkpoints, ``result.json``) live in ``<cells_dir>/grid/`` (default ``out_dir``).
+              clip_penalty: float = CLIP_PENALTY, carry_from=None) -> list[Path]:
+    """Run the grid and write ``paper_grid.{json,csv,md}`` + heatmaps and the job records
+    ``paper_grid_jobs.json`` into ``out_dir``; the cells (checkpoints, ``result.json``) live in
+    ``<cells_dir>/grid/`` (default ``out_dir``).
 
     The report is rewritten after every finished cell (once a full-MPGNN
     reference exists), so a run cut short leaves the cells it measured.
+    A job with a matching record in ``out_dir``'s ``paper_grid_jobs.json``
+    counts as finished (a fresh checkout resumes from the committed records).
     ``sizes_only`` trains nothing: the size table is filled, sum rates stay
     ``null``. ``collect_only`` trains nothing either but reports every cell
-    of the plan that has already finished.
+    of the plan that has already finished. ``carry_from`` (an earlier
+    ``paper_grid.json`` of the same recipe) fills the cells this run has not
+    measured; see :func:`carry`.
     """
     from .grid_report import write_grid_report
 
@@ -378,28 +476,42 @@ def reproduce(train, test, val, out_dir, *, workers=2, ray_address=None, arch="p
     cells = Path(cells_dir) if cells_dir else out
     jobs = [] if sizes_only else plan(train, test, val, cells, arch=arch, epochs=epochs, a1s=a1s, a2s=a2s,
                                       seeds=seeds, residual=residual, clip_penalty=clip_penalty)
+    records = load_records(out / JOBS_FILE)
     paper_path = Path(paper_path) if paper_path else Path(__file__).resolve().parents[1] / "reference/paper_tables.json"
     paper = json.loads(paper_path.read_text())
+    meta = {"arch": arch, "epochs": None if sizes_only else epochs, "residual": residual,
+            "clip_penalty": clip_penalty, "train": str(train), "test": str(test), "jobs_planned": len(jobs)}
+    old = None
+    if carry_from is not None:
+        if sizes_only:
+            raise ValueError("--carry needs a run with sum rates, not --sizes-only")
+        try:
+            old = json.loads(Path(carry_from).read_text())
+        except json.JSONDecodeError as e:
+            raise ValueError(f"--carry {carry_from}: not JSON ({e})") from None
+        check_carry(old, meta, carry_from)  # before anything trains
     written: list[Path] = []
 
     def report(results: list[dict]) -> None:
         if results and not any(r["a1"] is None for r in results):
             return  # ratios need the full-MPGNN reference first
-        grid = assemble(results, a1s, a2s, arch=arch,
-                        meta={"arch": arch, "epochs": None if sizes_only else epochs, "residual": residual,
-                              "clip_penalty": clip_penalty, "train": str(train),
-                              "test": str(test), "jobs_planned": len(jobs), "jobs_finished": len(results)})
+        grid = assemble(results, a1s, a2s, arch=arch, meta={**meta, "jobs_finished": len(results)})
+        if old is not None:
+            grid = carry(grid, old, carry_from, arch)
         grid_path = write_text(out / "paper_grid.json", json.dumps(grid, indent=2, sort_keys=True) + "\n")
         written[:] = [grid_path, *write_grid_report(grid, paper, out)]
+        if results:
+            rec = sorted(results, key=lambda r: r["name"])
+            written.append(write_text(out / JOBS_FILE, json.dumps({"jobs": rec}, indent=2, sort_keys=True) + "\n"))
 
     if collect_only:
-        done = [r for r in map(finished, jobs) if r is not None]
+        done = [r for r in (finished(j, records) for j in jobs) if r is not None]
         if not any(r["a1"] is None for r in done):
             raise ValueError(f"no finished full-MPGNN reference cell under {cells / 'grid'} yet: nothing to report")
         report(done)
     elif jobs:
         _check_scene_files(train, val, test)  # before any cell trains: a bad test file would show after the first
-        run_jobs(jobs, workers, ray_address, progress, on_result=report)
+        run_jobs(jobs, workers, ray_address, progress, on_result=report, records=records)
     else:
         report([])
     return written

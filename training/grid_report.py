@@ -200,7 +200,7 @@ def _md_text(grid: dict, paper: dict) -> str:
     out = ["# Rank grid: ours vs paper", ""]
     meta = grid.get("meta") or {}
     if meta:
-        out += ["Setup: " + "; ".join(f"{k}={_fmt_meta(v)}" for k, v in meta.items()), ""]
+        out += ["Setup: " + "; ".join(f"{k}={_fmt_meta(v)}" for k, v in meta.items() if k != "carried"), ""]
     for key, (_, title, dec) in TABLES.items():
         o_t, p_t = grid[key], paper[key]
         ours, std, pap = _cells(o_t), _cells(o_t, "std"), _cells(p_t)
@@ -230,6 +230,12 @@ def _md_text(grid: dict, paper: dict) -> str:
         if ns:
             lo, hi = min(ns), max(ns)
             out.append(f"Seeds per cell: {lo}" + (f"\u2013{hi}" if hi != lo else "") + ".")
+        carried = meta.get("carried") if key == "sum_rate_ratio" else None
+        if carried and carried.get("cells"):
+            out.append(f"Carried from `{carried['from']}` (measured by an earlier run of the same recipe, "
+                       f"rescaled from its full-MPGNN reference {carried['full_mpgnn_test_rate']:.4f} to this "
+                       f"run's): {len(carried['cells'])} cells, "
+                       + ", ".join(f"({a1}, {a2})" for a1, a2 in carried["cells"]) + ".")
         out.append("")
     out += _md_targets(grid.get("targets"))
     out += [
