@@ -7,6 +7,15 @@ int8 inputs and outputs, per-channel int8 weights with zero point 0,
 int32 biases, asymmetric int8 activations, calibrated on the core inputs
 that the fp32 model meets on training scenes over all of its steps.
 
+Calibrated ranges are snapped before quantization (:func:`snap_ranges`):
+the float kernels that produce them (numpy for the core inputs, TFLite's
+calibrator for the rest) pick SIMD paths by CPU, and on a machine with
+AVX-512 five activation scales came out 1e-7 apart from an AVX2 machine's,
+which moved 525 bytes of the int8 model (biases and requantization by 1).
+Each calibrated [min, max] is widened outward to multiples of
+``2**(floor(log2(max - min)) - RANGE_BITS)``, less than one int8 step at
+each end, so the same checkpoint and scenes give the same bytes on any x86.
+
 Every matrix of :func:`.core.core_layers` becomes one FULLY_CONNECTED, so
 each low-rank layer's U and V stay two separate weights in the flatbuffer.
 Ops used (the list a TFLM user registers): FULLY_CONNECTED, ADD, RESHAPE,
@@ -23,6 +32,7 @@ Tensor shapes of the core (K fixed at export, Nt antennas)::
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import warnings
 from typing import Iterator
@@ -121,6 +131,69 @@ def calibration_inputs(model: MPGNN, H: np.ndarray, mask: np.ndarray) -> Iterato
         yield from seen
 
 
+#: calibrated ranges are widened to multiples of 2^-RANGE_BITS of their width's power of two
+RANGE_BITS = 8
+
+
+def snap_range(lo: float, hi: float, bits: int = RANGE_BITS) -> tuple[float, float]:
+    """``[lo, hi]`` widened outward to the grid ``g = 2**(floor(log2(hi - lo)) - bits)``
+    (``g <= (hi - lo) / 2**bits``: less than one int8 step per end); float32 values.
+    An empty or degenerate range (``hi <= lo``) is returned as it is."""
+    lo, hi = float(lo), float(hi)
+    if not hi > lo:
+        return float(np.float32(lo)), float(np.float32(hi))
+    g = 2.0 ** (math.floor(math.log2(hi - lo)) - bits)
+    a, b = math.floor(lo / g) * g, math.ceil(hi / g) * g  # exact in float64 (power-of-two grid)
+    a32, b32 = np.float32(a), np.float32(b)
+    if a32 > a:  # float32 rounding must not narrow the range
+        a32 = np.nextafter(a32, np.float32(-np.inf))
+    if b32 < b:
+        b32 = np.nextafter(b32, np.float32(np.inf))
+    return float(a32), float(b32)
+
+
+def snap_ranges(model_bytes: bytes, bits: int = RANGE_BITS) -> tuple[bytes, int]:
+    """A calibrated flatbuffer with every tensor's recorded [min, max] snapped
+    (:func:`snap_range`), edited in place; and how many tensors had a range."""
+    from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as fb
+
+    buf = bytearray(model_bytes)
+    m = fb.Model.GetRootAs(buf, 0)
+    n = 0
+    for s in range(m.SubgraphsLength()):
+        sg = m.Subgraphs(s)
+        for t in range(sg.TensorsLength()):
+            q = sg.Tensors(t).Quantization()
+            if q is None or q.MinLength() == 0 or q.MinLength() != q.MaxLength():
+                continue
+            lo, hi = q.MinAsNumpy(), q.MaxAsNumpy()  # float32 views into buf
+            for i in range(len(lo)):
+                lo[i], hi[i] = snap_range(lo[i], hi[i], bits)
+            n += 1
+    return bytes(buf), n
+
+
+@contextlib.contextmanager
+def _snapped_calibration(seen: list[int]):
+    """TFLite's converter with :func:`snap_ranges` between its calibration and its MLIR
+    quantizer, the converter's own path otherwise (``lite._mlir_quantize``, private: a
+    TensorFlow that no longer takes that path fails the export rather than skip the snap)."""
+    from tensorflow.lite.python import lite
+
+    real = lite._mlir_quantize
+
+    def quantize(calibrated, *args, **kw):
+        snapped, n = snap_ranges(calibrated)
+        seen.append(n)
+        return real(snapped, *args, **kw)
+
+    lite._mlir_quantize = quantize
+    try:
+        yield
+    finally:
+        lite._mlir_quantize = real
+
+
 def convert(model: MPGNN, calib: list[list[np.ndarray]], int8: bool = True) -> bytes:
     """Flatbuffer bytes of the core: full-integer int8 (``int8=True``) or fp32."""
     with _quiet_tf() as tf:
@@ -142,6 +215,12 @@ def convert(model: MPGNN, calib: list[list[np.ndarray]], int8: bool = True) -> b
             conv.inference_output_type = tf.int8
         from .tflm import _capture_fd
 
-        with warnings.catch_warnings(), _capture_fd(2):  # the converter's C++ chatter
+        seen: list[int] = []
+        snap = _snapped_calibration(seen) if int8 else contextlib.nullcontext()
+        with warnings.catch_warnings(), _capture_fd(2), snap:  # the converter's C++ chatter
             warnings.simplefilter("ignore")
-            return bytes(conv.convert())
+            out = bytes(conv.convert())
+        if int8 and not (len(seen) == 1 and seen[0] > 0):
+            raise ExportError(f"TensorFlow {tf.__version__}'s converter did not pass its calibrated ranges "
+                              "through tflite_export.snap_ranges: the int8 bytes would depend on the CPU")
+        return out

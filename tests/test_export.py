@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from tinyrrm.export import core, frontend, onnx_export, stage, tflite_reader, tflm
+from tinyrrm.export import core, frontend, onnx_export, stage, tflite_export, tflite_reader, tflm
 from tinyrrm.training import checkpoint as ckpt
 from tinyrrm.training import scenes as sc
 from tinyrrm.training.train import prepare
@@ -216,6 +216,43 @@ def test_model_data_c_compiles_and_holds_the_flatbuffer(exported, tmp_path):
         subprocess.run([cc, "-std=c99", "-Wall", "-Wextra", "-Werror", "-I", str(out), str(main),
                         str(out / "model_data.c"), "-o", str(exe)], check=True)
         assert subprocess.run([str(exe)]).returncode == 0
+
+
+def test_snap_range_widens_outward_by_less_than_an_int8_step():
+    rng = np.random.default_rng(0)
+    moved = 0
+    for _ in range(2000):
+        lo, hi = sorted(rng.normal(0, 10 ** rng.uniform(-3, 3), 2).astype(np.float32))
+        if rng.random() < 0.3:
+            lo, hi = np.float32(0.0), max(-lo, hi)  # ReLU outputs
+        a, b = tflite_export.snap_range(lo, hi)
+        step = (float(hi) - float(lo)) / 255
+        assert a <= lo and b >= hi and lo - a < step and b - hi < step
+        assert np.float32(a) == a and np.float32(b) == b
+        # the noise seen between CPUs: either end one float32 ulp away (an exact 0 stays 0)
+        n_lo = lo and np.nextafter(lo, np.float32(rng.choice([-np.inf, np.inf])))
+        n_hi = np.nextafter(hi, np.float32(rng.choice([-np.inf, np.inf])))
+        moved += tflite_export.snap_range(n_lo, n_hi) != (a, b)
+    assert moved <= 2, f"{moved} of 2000 ranges moved with 1 ulp of noise"
+    assert tflite_export.snap_range(0.0, 0.0) == (0.0, 0.0)
+    assert tflite_export.snap_range(1.0, 1.0) == (1.0, 1.0)
+
+
+def test_int8_export_does_not_move_with_cpu_rounding_noise(tiny_ckpts, tiny_data, monkeypatch):
+    """Calibration inputs one ulp off (what another CPU's float kernels give) make the same
+    int8 flatbuffer; without the snap they do not, so this test can fail."""
+    model, _ = ckpt.load(tiny_ckpts["lr"])
+    calib, _ = stage.calibration(model, tiny_data["train"], 16, progress=False)
+    rng = np.random.default_rng(1)
+
+    def ulp(a):
+        return np.nextafter(a, np.where(rng.random(a.shape) < 0.5, -np.inf, np.inf).astype(a.dtype))
+
+    noisy = [[ulp(x), ulp(e), m] for x, e, m in calib]
+    base = tflite_export.convert(model, calib)
+    assert tflite_export.convert(model, noisy) == base
+    monkeypatch.setattr(tflite_export, "snap_ranges", lambda b: (b, 1))
+    assert tflite_export.convert(model, noisy) != tflite_export.convert(model, calib)
 
 
 def test_export_is_deterministic_and_reused(tiny_ckpts, tiny_data, exported, tmp_path):
