@@ -129,8 +129,12 @@ deploy-probe: $(ABL)/train400.npz $(ABL)/val100.npz
 	$(TINYRRM) history $(foreach c,$(DEPLOY_CELLS),$(PROBE)/a1-$(firstword $(subst :, ,$(c)))_a2-$(lastword $(subst :, ,$(c)))) \
 	    | tee reports/deploy_probe.txt
 
+# Jobs with a record in reports/paper_grid_jobs.json are not trained again; cells measured on an
+# earlier machine (reports/grid_session8/) stay in the report until a job here measures them.
+CARRY ?= reports/grid_session8/paper_grid.json
 reproduce: data
-	$(TINYRRM) reproduce --train $(TRAIN) --test $(TEST) --val $(VAL) --jobs $(JOBS) --out reports
+	$(TINYRRM) reproduce --train $(TRAIN) --test $(TEST) --val $(VAL) --jobs $(JOBS) --out reports \
+	    $(if $(CARRY),--carry $(CARRY))
 
 bench: data
 	$(TINYRRM) bench --train $(TRAIN) --test $(TEST) --out reports/bench.json
