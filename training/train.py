@@ -241,8 +241,8 @@ def _resume(run: _Run, state_path: Path, ident: dict) -> None:
     except Exception as e:  # torch raises pickle, zip and key errors of many kinds
         raise _corrupt_state(state_path, e) from None
     if not isinstance(st, dict) or st.get("format") != STATE_FORMAT:
-        raise ckpt.CheckpointError(f"{state_path}: not a {STATE_FORMAT} training state (written by an older "
-                                   "tinyrrm?); delete it or pass --no-resume to start over")
+        raise ckpt.CheckpointError(f"{state_path}: a training state in an older format (not {STATE_FORMAT}); "
+                                   "delete it or pass --no-resume to start over")
     if st.get("ident") != ident:
         raise ckpt.CheckpointError(f"{state_path}: belongs to another run ({_differences(st.get('ident') or {}, ident)}); "
                                    "pass --no-resume to start over, or another --out")
