@@ -4,8 +4,9 @@ import json
 
 import pytest
 
-from tinyrrm.training import grid
-from tinyrrm.training.grid_report import validate_grid
+from tinyrrm.experiments import carry, grid, pace, tables
+from tinyrrm.experiments.grid_report import validate_grid
+from tinyrrm.experiments.svd_study import svd_study
 
 
 def test_plan_covers_grid_and_seeds(tmp_path):
@@ -22,7 +23,7 @@ def test_plan_covers_grid_and_seeds(tmp_path):
     assert [(j.a1, j.a2, j.seed) for j in jobs] == [
         (None, None, 0), (4, 4, 0), (4, 4, 1), (4, 4, 2), (16, 4, 0), (16, 4, 1), (16, 4, 2),
         (4, 16, 0), (4, 16, 1), (4, 16, 2), (16, 16, 0), (None, None, 1), (None, None, 2)]
-    sizes = grid.size_ratios("paper", (4, 16), (4, 16))
+    sizes = tables.size_ratios("paper", (4, 16), (4, 16))
     assert sizes[0][0] > sizes[1][0] > sizes[0][1] > sizes[1][1]
 
 
@@ -35,7 +36,7 @@ def test_grid_runs_skips_and_assembles(tiny_data, tmp_path):
     again = grid.run_jobs(jobs, workers=1, progress=False)  # finished cells are reused
     assert (tmp_path / "grid" / jobs[-1].name / "result.json").stat().st_mtime_ns == stamp
     assert sorted(r["name"] for r in again) == sorted(r["name"] for r in res)
-    g = grid.assemble(res, a1s=(2,), a2s=(2, 3), arch="tiny")
+    g = tables.assemble(res, a1s=(2,), a2s=(2, 3), arch="tiny")
     validate_grid(g)
     assert g["sum_rate_ratio"]["n_seeds"] == [[2, 1]]
     assert g["sum_rate_ratio"]["std"][0][0] is not None and g["sum_rate_ratio"]["std"][0][1] is None
@@ -97,7 +98,7 @@ def test_ray_missing_is_a_clear_error(monkeypatch):
 
 
 def test_svd_study_reports_truncation_and_finetune(tiny_data, tiny_ckpts, tmp_path):
-    paths = grid.svd_study(tiny_ckpts["full"], tiny_data["train"], tiny_data["val"], tiny_data["test"],
+    paths = svd_study(tiny_ckpts["full"], tiny_data["train"], tiny_data["val"], tiny_data["test"],
                            tmp_path, cells=((2, 2), (8, 8)), finetune_epochs=1, progress=False)
     rep = json.loads(paths[0].read_text())
     big = rep["cells"][1]
@@ -119,7 +120,7 @@ def test_targets_name_failing_cells_and_the_deployment_pick():
     a1s, a2s = (4, 16), (4, 16, 32)
     mean = [[0.90, 0.98, None],
             [0.99, 0.96, 0.975]]
-    t = grid.targets(mean, a1s, a2s, arch="paper")
+    t = tables.targets(mean, a1s, a2s, arch="paper")
     wide = t["a1_a2_ge_16"]
     assert (wide["cells"], wide["measured"], wide["passing"]) == (2, 2, 1)
     assert wide["failing"] == [[16, 16, 0.96]]
@@ -130,20 +131,20 @@ def test_targets_name_failing_cells_and_the_deployment_pick():
     assert all(c["int8_shrink"] >= 60 for c in dep["candidates"])
     assert dep["best"] == [16, 4] and dep["all_measured"]
     mean[1][0] = None
-    assert grid.targets(mean, a1s, a2s)["deployment"]["best"] == [4, 16]
+    assert tables.targets(mean, a1s, a2s)["deployment"]["best"] == [4, 16]
 
 
 def test_status_shows_done_started_and_waiting_jobs(tiny_data, tmp_path):
     jobs = grid.plan(tiny_data["train"], tiny_data["test"], None, tmp_path, arch="tiny", epochs=2,
                      a1s=(2,), a2s=(2, 3), multi_seed={})
     grid.run_jobs(jobs[:2], workers=1, progress=False)  # the full reference and (2, 2)
-    st = grid.status(jobs)
+    st = pace.status(jobs)
     assert [r["state"] for r in st["jobs"]] == ["done", "done", "waiting"]
     assert st["jobs"][1]["epochs"] == 2 and st["jobs"][1]["s_per_epoch"] > 0 and st["jobs"][1]["test_rate"] > 0
     # (2, 3): one update rank timed so far, so no slope; its two epochs are paced by (2, 2)'s
     assert st["cpu_hours_left"] * 3600 == pytest.approx(2 * st["jobs"][1]["s_per_epoch"])
     assert st["jobs_without_estimate"] == 0
-    text = grid.format_status(st, workers=2)
+    text = pace.format_status(st, workers=2)
     assert "2/3 jobs done" in text and "a1-2_a2-3_seed-0" in text and "h of wall time at --jobs 2" in text
 
 
@@ -151,15 +152,15 @@ def test_epoch_seconds_fits_the_update_rank_slope_and_the_message_rank_intercept
     row = lambda a1, a2, t: {"a1": a1, "a2": a2, "s_per_epoch": t}  # noqa: E731
     timed = [row(4, 4, 40 + 0.25 * 4), row(4, 128, 40 + 0.25 * 128), row(16, 16, 50 + 0.25 * 16),
              row(None, None, 100.0), row(None, None, 110.0)]
-    pace = grid.epoch_seconds(timed)
-    assert pace(4, 512) == pytest.approx(40 + 0.25 * 512)  # extrapolated along the fitted slope
-    assert pace(16, 256) == pytest.approx(50 + 0.25 * 256)
-    assert pace(64, 4) == pytest.approx(45 + 0.25 * 4)  # an a1 not timed yet: the mean intercept
-    assert pace(None, None) == pytest.approx(105.0)  # the full MPGNN by its own runs
+    fit = pace.epoch_seconds(timed)
+    assert fit(4, 512) == pytest.approx(40 + 0.25 * 512)  # extrapolated along the fitted slope
+    assert fit(16, 256) == pytest.approx(50 + 0.25 * 256)
+    assert fit(64, 4) == pytest.approx(45 + 0.25 * 4)  # an a1 not timed yet: the mean intercept
+    assert fit(None, None) == pytest.approx(105.0)  # the full MPGNN by its own runs
     # a slope below 0 is noise: flat at each a1's mean
-    flat = grid.epoch_seconds([row(4, 4, 60.0), row(4, 64, 50.0)])
+    flat = pace.epoch_seconds([row(4, 4, 60.0), row(4, 64, 50.0)])
     assert flat(4, 512) == pytest.approx(55.0)
-    nothing = grid.epoch_seconds([])
+    nothing = pace.epoch_seconds([])
     assert nothing(4, 4) is None and nothing(None, None) is None
 
 
@@ -169,9 +170,9 @@ def test_wall_hours_follow_the_pools_order():
     st = {"jobs": [job("done", 0), job("waiting", 1), job("started", 3), job("waiting", 2), job("started", 0.5),
                    job("waiting", None)]}
     # workers: [3, 0.5] -> the 1 h job on the second (1.5), then the 2 h job on it (3.5); the untimed counts 0
-    assert grid.wall_hours(st, 2) == pytest.approx(3.5)
-    assert grid.wall_hours(st, 1) == pytest.approx(6.5)
-    assert grid.wall_hours(st, 8) == pytest.approx(3.0)
+    assert pace.wall_hours(st, 2) == pytest.approx(3.5)
+    assert pace.wall_hours(st, 1) == pytest.approx(6.5)
+    assert pace.wall_hours(st, 8) == pytest.approx(3.0)
 
 
 def test_grid_runs_on_a_local_ray_cluster(tiny_data, tmp_path):
@@ -248,7 +249,7 @@ def test_job_records_let_a_fresh_checkout_resume(tiny_data, tmp_path, monkeypatc
     monkeypatch.setattr(grid, "run_cell", no_training)
     grid.reproduce(tiny_data["train"], tiny_data["test"], None, out, cells_dir=cells, **kw)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
-    st = grid.status(grid.plan(tiny_data["train"], tiny_data["test"], None, cells, arch="tiny", epochs=1,
+    st = pace.status(grid.plan(tiny_data["train"], tiny_data["test"], None, cells, arch="tiny", epochs=1,
                                a1s=(2,), a2s=(2, 3)), records)
     assert st["done"] == st["total"]
     # a job of another recipe does not match a record
@@ -263,23 +264,23 @@ def _fake_grid(cells: dict, full_rate: float, meta=None, a1s=(2,), a2s=(2, 3)):
     results = [{"a1": None, "a2": None, "test_rate": full_rate}]
     results += [{"a1": a1, "a2": a2, "test_rate": r * full_rate} for (a1, a2), rs in cells.items() for r in rs]
     base = {"arch": "tiny", "epochs": 1, "residual": False, "clip_penalty": 0.1, "train": "tr", "test": "te"}
-    return grid.assemble(results, a1s, a2s, meta={**base, **(meta or {})}, arch="tiny")
+    return tables.assemble(results, a1s, a2s, meta={**base, **(meta or {})}, arch="tiny")
 
 
 def test_carry_fills_unmeasured_cells_rescaled_and_marks_them(tmp_path):
-    from tinyrrm.training.grid_report import write_grid_report
+    from tinyrrm.experiments.grid_report import write_grid_report
 
     old = _fake_grid({(2, 2): [0.5], (2, 3): [0.94, 0.95, 0.96]}, full_rate=110.0)
     new = _fake_grid({(2, 2): [0.98]}, full_rate=100.0)
-    grid.check_carry(old, new["meta"], "old.json")
-    g = grid.carry(new, old, "old.json", arch="tiny")
+    carry.check_carry(old, new["meta"], "old.json")
+    g = carry.carry(new, old, "old.json", arch="tiny")
     validate_grid(g)
     sr = g["sum_rate_ratio"]
     assert sr["rows"][0] == [0.98, round(0.95 * 1.1, 4)]  # measured cell kept, carried one rescaled 110/100
     assert sr["std"][0] == [None, round(0.01 * 1.1, 4)] and sr["n_seeds"][0] == [1, 3]
     assert g["meta"]["carried"] == {"from": "old.json", "full_mpgnn_test_rate": 110.0, "cells": [[2, 3]]}
     assert new["sum_rate_ratio"]["rows"][0][1] is None  # the input is not changed
-    assert g["targets"] == grid.targets(sr["rows"], (2,), (2, 3), "tiny")
+    assert g["targets"] == tables.targets(sr["rows"], (2,), (2, 3), "tiny")
     paper = {k: {**g[k], "rows": [[None, None]]} for k in ("model_size_ratio", "sum_rate_ratio")}
     md = [p for p in write_grid_report(g, paper, tmp_path) if p.suffix == ".md"][0].read_text()
     assert "Carried from `old.json`" in md and "1 cells, (2, 3)." in md
@@ -292,7 +293,7 @@ def test_carry_refuses_cells_of_another_recipe(meta, match):
     old = _fake_grid({(2, 3): [0.95]}, full_rate=110.0)
     new = _fake_grid({}, full_rate=100.0, meta=meta)
     with pytest.raises(ValueError, match=f"another grid run .*{match}"):
-        grid.check_carry(old, new["meta"], "old.json")
+        carry.check_carry(old, new["meta"], "old.json")
 
 
 def test_reproduce_checks_the_carried_report_before_training(tiny_data, tmp_path):
@@ -302,3 +303,16 @@ def test_reproduce_checks_the_carried_report_before_training(tiny_data, tmp_path
         grid.reproduce(tiny_data["train"], tiny_data["test"], None, tmp_path / "out", workers=1, arch="tiny",
                        epochs=1, a1s=(2,), a2s=(2,), progress=False, cells_dir=tmp_path / "runs", carry_from=bad)
     assert not (tmp_path / "runs").exists() and not (tmp_path / "out").exists()
+
+
+def test_the_library_never_imports_the_experiments():
+    """tinyrrm.experiments uses the library; training/ and export/ stand without it."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    for path in [*(root / "training").glob("*.py"), *(root / "export").glob("*.py")]:
+        tree = ast.parse(path.read_text(), str(path))
+        names = [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
+        names += [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+        assert not [n for n in names if "experiments" in n.split(".")], path

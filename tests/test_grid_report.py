@@ -1,4 +1,4 @@
-"""Tests for tinyrrm.training.grid_report (fast: one tiny grid, a few PNGs)."""
+"""Tests for tinyrrm.experiments.grid_report (fast: one tiny grid, a few PNGs)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tinyrrm.training.grid_report import max_rel_diff, write_grid_report
+from tinyrrm.experiments.grid_report import max_rel_diff, write_grid_report
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPER_JSON = ROOT / "reference/paper_tables.json"
@@ -140,7 +140,7 @@ def test_max_rel_diff():
 
 def test_real_paper_tables_and_our_size_grid_within_10_percent(tmp_path):
     """The committed paper tables load and render; our `paper` widths' size grid is within ±10% (issue 2)."""
-    from tinyrrm.training import grid
+    from tinyrrm.experiments import tables
 
     paper = json.loads(PAPER_JSON.read_text())
     paths = write_grid_report(paper, paper, tmp_path)
@@ -148,7 +148,7 @@ def test_real_paper_tables_and_our_size_grid_within_10_percent(tmp_path):
     assert "58.82 (58.82)" in md and "0.765 (0.765)" in md
     assert len(_read_csv(paths[0])) == 4 * 6 + 4 * 7
     size = paper["model_size_ratio"]
-    ours = {"a1": size["a1"], "a2": size["a2"], "rows": grid.size_ratios("paper", size["a1"], size["a2"])}
+    ours = {"a1": size["a1"], "a2": size["a2"], "rows": tables.size_ratios("paper", size["a1"], size["a2"])}
     assert max_rel_diff(ours, size) <= 0.10
     committed = json.loads((ROOT / "reports/paper_grid.json").read_text())["model_size_ratio"]
     assert max_rel_diff(committed, size) == pytest.approx(max_rel_diff(ours, size), abs=1e-4)

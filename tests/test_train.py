@@ -247,17 +247,26 @@ def test_mrt_start_is_for_plain_scratch_training(tiny_data, tiny_ckpts, tmp_path
         TrainConfig(mode="svd", init=str(tiny_ckpts["full"]), mrt_start=True)
 
 
-def test_resume_of_a_state_saved_before_mrt_start(tiny_data, tmp_path, capsys):
-    """Grid cells running when the field arrived resume instead of starting over."""
+def test_resume_refuses_a_state_of_an_older_format(tiny_data, tmp_path, capsys):
+    """A train_state.pt without this format's tag (an older trainer's) is refused in one line that
+    says what to do, and nothing is overwritten; --no-resume starts over."""
     cfg = TrainConfig(epochs=2, batch=16)
     train(tiny_data["train"], tmp_path / "old", TINY, TrainConfig(epochs=1, batch=16), progress=False)
     state_path = tmp_path / "old" / "train_state.pt"
     st = torch.load(state_path, weights_only=True)
-    del st["ident"]["train"]["mrt_start"]
+    del st["format"], st["gen"], st["ident"]["train"]["mrt_start"]  # as written before these existed
     torch.save(st, state_path)
+    before = {p.name: p.read_bytes() for p in (tmp_path / "old").iterdir()}
+    with pytest.raises(ckpt.CheckpointError) as err:
+        train(tiny_data["train"], tmp_path / "old", TINY, cfg, progress=False)
+    msg = str(err.value)
+    assert "\n" not in msg and str(state_path) in msg and "older" in msg, msg
+    assert "delete it or pass --no-resume" in msg, msg
+    assert {p.name: p.read_bytes() for p in (tmp_path / "old").iterdir()} == before
     capsys.readouterr()
-    train(tiny_data["train"], tmp_path / "old", TINY, cfg, progress=True)
-    assert "at epoch 1/2" in capsys.readouterr().out
+    out = train(tiny_data["train"], tmp_path / "old", TINY, cfg, resume=False, progress=True)
+    assert "resuming" not in capsys.readouterr().out
+    assert [h["epoch"] for h in ckpt.load(out)[1]["history"]] == [1, 2]
 
 
 def _overshoot(model, data) -> float:

@@ -196,7 +196,7 @@ def reproduce(
 ):
     """Train and measure the paper's rank grid -> reports/paper_grid.*; finished cells are skipped
     and the report is rewritten after each one."""
-    from tinyrrm.training import grid
+    from tinyrrm.experiments import grid, pace
 
     a1s, a2s = _int_list(a1, "a1"), _int_list(a2, "a2")
     clip = grid.CLIP_PENALTY if clip_penalty is None else clip_penalty
@@ -206,7 +206,7 @@ def reproduce(
         plan = grid.plan(train, test, val, cells_dir, arch=arch, epochs=epochs, a1s=a1s, a2s=a2s, seeds=seeds,
                          residual=residual, clip_penalty=clip)
         records = grid.load_records(out / grid.JOBS_FILE)
-        typer.echo(grid.format_status(grid.status(plan, records), workers=None if ray else jobs))
+        typer.echo(pace.format_status(pace.status(plan, records), workers=None if ray else jobs))
         return
     paths = grid.reproduce(train, test, val, out, workers=jobs, ray_address=ray, arch=arch, epochs=epochs,
                            a1s=a1s, a2s=a2s, seeds=seeds, sizes_only=sizes_only, collect_only=collect,
@@ -227,7 +227,7 @@ def svd_study(
     finetune: int = typer.Option(2, "--finetune-epochs"),
 ):
     """SVD-truncate the full MPGNN with and without a short fine-tune -> reports/svd_truncation.*"""
-    from tinyrrm.training.grid import svd_study as run
+    from tinyrrm.experiments.svd_study import svd_study as run
 
     try:
         pairs = tuple(tuple(_int_list(c.replace(":", ","), "cells")) for c in cells.split(","))

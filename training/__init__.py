@@ -1,1 +1,1 @@
-"""Training stage: scenes, WMMSE, models, training, rank grid."""
+"""Training stage: scenes, WMMSE, models, training, evaluation."""

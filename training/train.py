@@ -41,6 +41,8 @@ from .scenes import Scenes
 from .scenes import load as load_scenes
 
 STATE = "train_state.pt"
+#: the layout of ``train_state.pt``: a state without this tag is refused, not converted
+STATE_FORMAT = "tinyrrm-train-state/1"
 
 
 @dataclass(frozen=True)
@@ -118,154 +120,203 @@ def train(
     """Train and write a checkpoint folder; returns its path.
 
     With ``resume`` and a ``train_state.pt`` in ``out_dir`` that belongs to
-    the same data and configs, training continues from the last epoch.
+    the same data and configs, training continues from the last epoch. After
+    every epoch the best epoch so far is saved as the checkpoint, and the
+    run's state beside it: an interrupted run leaves a usable model.
     """
     if cfg.mode == "svd" and not model_cfg.low_rank:
         raise ValueError("--mode svd truncates a full MPGNN to ranks a1, a2: give --a1 and --a2")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     out = Path(out_dir)
+    scenes, data, val = _load_data(scenes_path, val_path, model_cfg)
+    data_hash = ckpt.file_sha256(scenes_path)
+    torch.manual_seed(cfg.seed)
+    run = _new_run(_initial_model(model_cfg, cfg, data), cfg, len(data))
+    name = run.model.cfg.name
+    ident = _identity(run.model.cfg, cfg, data_hash)
+    if resume and (out / STATE).is_file():
+        _resume(run, out / STATE, ident)
+        if progress and run.epoch:
+            print(f"resuming {name} at epoch {run.epoch}/{cfg.epochs}")
+
+    def meta() -> dict:
+        return _meta(cfg, scenes_path, data_hash, scenes.N, val, run.best, run.history)
+
+    if run.epoch >= cfg.epochs:  # nothing (left) to train: the checkpoint of the run as it stands
+        if run.best[1] is None:
+            run.best = (mean_sum_rate(run.model, val) if val is not None else math.nan, run.model.state_dict())
+        return _save_best(run, out, meta())
+    while run.epoch < cfg.epochs:
+        rec = _train_epoch(run, data, cfg, out, progress)
+        _close_epoch(run, rec, val)
+        if progress:
+            msg = f"{name} epoch {rec['epoch']}/{cfg.epochs}: train {rec['train_rate']:.3f}"
+            msg += f", val {rec['val_rate']:.3f}" if "val_rate" in rec else ""
+            print(msg + f" bits/s/Hz ({rec['seconds']:.0f} s)", flush=True)
+        _save(run, out, ident, meta())
+    return out
+
+
+@dataclass
+class _Run:
+    """What a training run carries from epoch to epoch: all of it goes into ``train_state.pt``."""
+
+    model: MPGNN
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LRScheduler | None  # None: constant lr
+    gen: torch.Generator  # shuffles and augmentations
+    steps_per_epoch: int
+    epoch: int = 0  # epochs done
+    history: list[dict] = dataclasses.field(default_factory=list)  # one record per epoch done
+    best: tuple = (-math.inf, None)  # (rate, state dict) of the best epoch so far; None: none yet
+
+
+def _load_data(scenes_path, val_path, model_cfg: ModelConfig) -> tuple[Scenes, Batchable, Batchable | None]:
+    """The training scenes, as loaded and as tensors, and the validation tensors (None without
+    ``val_path``); both files must hold the model's K and Nt."""
     scenes = load_scenes(scenes_path)
     if scenes.K != model_cfg.K or scenes.Nt != model_cfg.Nt:
         raise ValueError(
             f"{scenes_path}: scenes have K={scenes.K}, Nt={scenes.Nt} but the model is configured for "
             f"K={model_cfg.K}, Nt={model_cfg.Nt}"
         )
-    data = prepare(scenes, model_cfg.cut_m)
     val = None
     if val_path is not None:
         vs = load_scenes(val_path)
         if (vs.K, vs.Nt) != (scenes.K, scenes.Nt):
             raise ValueError(f"{val_path}: validation scenes have K={vs.K}, Nt={vs.Nt}, training K={scenes.K}, Nt={scenes.Nt}")
         val = prepare(vs, model_cfg.cut_m)
-    data_hash = ckpt.file_sha256(scenes_path)
+    return scenes, prepare(scenes, model_cfg.cut_m), val
 
-    torch.manual_seed(cfg.seed)
+
+def _initial_model(model_cfg: ModelConfig, cfg: TrainConfig, data: Batchable) -> MPGNN:
+    """The model before the first epoch: the SVD truncation of ``cfg.init`` (mode ``svd``; its
+    config then comes from that checkpoint), ``cfg.init`` itself (``finetune``) or a random one
+    with ``data``'s normalisation statistics (``scratch``, optionally at the MRT start)."""
     if cfg.mode == "svd":
         full, _ = ckpt.load(cfg.init)
         if (full.cfg.arch, full.cfg.K, full.cfg.Nt) != (model_cfg.arch, model_cfg.K, model_cfg.Nt):
             raise ckpt.CheckpointError(f"{cfg.init}: {full.cfg.name} K={full.cfg.K} Nt={full.cfg.Nt} does not match the requested model")
-        model = svd_truncate(full, model_cfg.a1, model_cfg.a2)
-        model_cfg = model.cfg
-    elif cfg.mode == "finetune":
+        return svd_truncate(full, model_cfg.a1, model_cfg.a2)
+    if cfg.mode == "finetune":
         model, _ = ckpt.load(cfg.init)
         if model.cfg != model_cfg:
             raise ckpt.CheckpointError(f"{cfg.init}: holds {model.cfg.name} ({model.cfg.to_dict()}), "
                                        f"not the requested {model_cfg.name} ({model_cfg.to_dict()})")
-    else:
-        stats = norm_stats(data.H.numpy(), model_cfg.compand)
-        model = MPGNN(model_cfg, stats)
-        if cfg.mrt_start:
-            if model_cfg.residual:
-                raise ValueError("the MRT start is for the plain update (--no-residual); the residual one starts at MRT already")
-            mrt_start_(model)
+        return model
+    model = MPGNN(model_cfg, norm_stats(data.H.numpy(), model_cfg.compand))
+    if cfg.mrt_start:
+        if model_cfg.residual:
+            raise ValueError("the MRT start is for the plain update (--no-residual); the residual one starts at MRT already")
+        mrt_start_(model)
+    return model
 
+
+def _new_run(model: MPGNN, cfg: TrainConfig, n: int) -> _Run:
+    """A run at epoch 0 over ``n`` scenes: Adam, the cosine schedule (with ``lr_final``), the generator."""
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    steps_per_epoch = math.ceil(len(data) / cfg.batch)
+    steps = math.ceil(n / cfg.batch)
     sched = None
     if cfg.lr_final is not None:
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(
-            opt, T_max=max(1, cfg.epochs * steps_per_epoch), eta_min=cfg.lr_final
-        )
-    # what a resumed run must share with the saved one; with a constant lr the
-    # epoch count is not part of it, so a finished run can be continued longer
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, cfg.epochs * steps), eta_min=cfg.lr_final)
+    return _Run(model, opt, sched, torch.Generator().manual_seed(cfg.seed), steps)
+
+
+def _identity(model_cfg: ModelConfig, cfg: TrainConfig, data_hash: str) -> dict:
+    """What a resumed run must share with the saved one. With a constant lr the epoch count is
+    not part of it, so a finished run can be continued longer; how many cores ran it never is."""
     tident = dataclasses.asdict(cfg)
-    tident.pop("threads")  # how many cores ran it is not what was trained
+    tident.pop("threads")
     if cfg.lr_final is None:
         tident.pop("epochs")
-    ident = {"model": model_cfg.to_dict(), "train": tident, "data_sha256": data_hash}
-    history: list[dict] = []
-    start = 0
-    best = (-math.inf, None)
-    state_path = out / STATE
-    gen = torch.Generator().manual_seed(cfg.seed)  # shuffles and augmentations
-    replay = 0  # epochs of shuffles to replay for a state saved without the generator's
-    if resume and state_path.is_file():
-        try:  # weights_only: tensors and plain containers, no arbitrary pickled objects
-            st = torch.load(state_path, weights_only=True)
-            saved = st.get("ident") or {}
-            saved.get("train", {}).pop("threads", None)  # states saved before threads left the identity
-            saved.get("train", {}).setdefault("mrt_start", False)  # states saved before the fields existed
-            saved.get("train", {}).setdefault("clip_penalty", 0.0)
-        except Exception as e:  # torch raises pickle, zip and key errors of many kinds
-            raise _corrupt_state(state_path, e) from None
-        if saved != ident:  # resuming would mix two runs, starting over would overwrite one
-            raise ckpt.CheckpointError(f"{state_path}: belongs to another run ({_differences(saved, ident)}); "
-                                       "pass --no-resume to start over, or another --out")
-        try:
-            model.load_state_dict(st["model"])
-            opt.load_state_dict(st["opt"])
-            if sched is not None:
-                sched.load_state_dict(st["sched"])
-            torch.set_rng_state(st["rng"])
-            start, history, best = st["epoch"], st["history"], st["best"]
-            if "gen" in st:
-                gen.set_state(st["gen"])
-            else:  # saved before the generator's state was: its shuffles are replayed (exact without --augment)
-                replay = start
-        except Exception as e:  # a state of the right run whose tensors do not load
-            raise _corrupt_state(state_path, e) from None
-        if progress and start:
-            print(f"resuming {model_cfg.name} at epoch {start}/{cfg.epochs}")
+    return {"model": model_cfg.to_dict(), "train": tident, "data_sha256": data_hash}
 
-    if cfg.epochs == 0 or start >= cfg.epochs:
-        if best[1] is None:
-            best = (mean_sum_rate(model, val) if val is not None else math.nan, model.state_dict())
 
-    def save_best() -> Path:
-        return ckpt.save(_with_state(model, best[1]), out,
-                         _meta(cfg, scenes_path, data_hash, scenes.N, val, best, history))
+def _resume(run: _Run, state_path: Path, ident: dict) -> None:
+    """Continue ``run`` from ``state_path``, the state of the run ``ident`` in this format; refuse
+    any other (resuming would mix two runs, starting over would overwrite one)."""
+    try:  # weights_only: tensors and plain containers, no arbitrary pickled objects
+        st = torch.load(state_path, weights_only=True)
+    except Exception as e:  # torch raises pickle, zip and key errors of many kinds
+        raise _corrupt_state(state_path, e) from None
+    if not isinstance(st, dict) or st.get("format") != STATE_FORMAT:
+        raise ckpt.CheckpointError(f"{state_path}: a training state in an older format (not {STATE_FORMAT}); "
+                                   "delete it or pass --no-resume to start over")
+    if st.get("ident") != ident:
+        raise ckpt.CheckpointError(f"{state_path}: belongs to another run ({_differences(st.get('ident') or {}, ident)}); "
+                                   "pass --no-resume to start over, or another --out")
+    try:
+        run.model.load_state_dict(st["model"])
+        run.opt.load_state_dict(st["opt"])
+        if run.sched is not None:
+            run.sched.load_state_dict(st["sched"])
+        torch.set_rng_state(st["rng"])
+        run.gen.set_state(st["gen"])
+        run.epoch, run.history, run.best = st["epoch"], st["history"], st["best"]
+    except Exception as e:  # a state of the right run whose tensors do not load
+        raise _corrupt_state(state_path, e) from None
 
-    for _ in range(replay):
-        torch.randperm(len(data), generator=gen)
-    for epoch in range(start, cfg.epochs):
-        model.train()
-        t0 = time.perf_counter()
-        perm = torch.randperm(len(data), generator=gen)
-        bar = tqdm(range(steps_per_epoch), desc=f"{model_cfg.name} epoch {epoch + 1}/{cfg.epochs}",
-                   disable=None if progress else True, leave=False)
-        running = 0.0
-        for i in bar:
-            idx = perm[i * cfg.batch : (i + 1) * cfg.batch]
-            H, m, w = data.H[idx], data.mask[idx], data.weights[idx]
-            if cfg.augment:
-                H = augment(H, gen)
-            rate = sum_rate_torch(H, model(H, m), 1.0, w).mean()
-            loss = -rate
-            if cfg.clip_penalty:
-                # power_scale is flat beyond unit power: an update stuck there gets no gradient
-                # for power control. Pulling its norm back to 1 leaves every beam unchanged.
-                loss = loss + cfg.clip_penalty * model.overshoot
-            if not torch.isfinite(loss):
-                raise ValueError(f"training diverged: the loss is {loss.item()} at epoch {epoch + 1}, step {i + 1} "
-                                 f"(lr {cfg.lr}); {'the last good epoch is saved in ' + str(out) if history else 'nothing was saved'}")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            if sched is not None:
-                sched.step()
-            running += rate.item() * len(idx)
-            bar.set_postfix(rate=f"{rate.item():.3f}")
-        rec = {"epoch": epoch + 1, "train_rate": running / len(data), "seconds": time.perf_counter() - t0}
-        if val is not None:
-            rec["val_rate"] = mean_sum_rate(model, val)
-            if rec["val_rate"] > best[0]:
-                best = (rec["val_rate"], {k: v.clone() for k, v in model.state_dict().items()})
-        else:
-            best = (rec["train_rate"], {k: v.clone() for k, v in model.state_dict().items()})
-        history.append(rec)
-        if progress:
-            msg = f"{model_cfg.name} epoch {epoch + 1}/{cfg.epochs}: train {rec['train_rate']:.3f}"
-            msg += f", val {rec['val_rate']:.3f}" if "val_rate" in rec else ""
-            print(msg + f" bits/s/Hz ({rec['seconds']:.0f} s)", flush=True)
-        # the best-so-far checkpoint after every epoch: an interrupted run leaves a usable model
-        save_best()
-        state = {"ident": ident, "model": model.state_dict(), "opt": opt.state_dict(),
-                 "sched": sched.state_dict() if sched else None, "rng": torch.get_rng_state(), "gen": gen.get_state(),
-                 "epoch": epoch + 1, "history": history, "best": best}
-        atomic_write(state_path, lambda f: torch.save(state, f))
 
-    return out if start < cfg.epochs else save_best()
+def _train_epoch(run: _Run, data: Batchable, cfg: TrainConfig, out: Path, progress: bool) -> dict:
+    """One pass over ``data`` in a fresh random order (augmented with ``cfg.augment``), one optimiser
+    step a batch; returns the epoch's record: number, mean training rate, seconds."""
+    model, epoch = run.model, run.epoch + 1
+    model.train()
+    t0 = time.perf_counter()
+    perm = torch.randperm(len(data), generator=run.gen)
+    bar = tqdm(range(run.steps_per_epoch), desc=f"{model.cfg.name} epoch {epoch}/{cfg.epochs}",
+               disable=None if progress else True, leave=False)
+    running = 0.0
+    for i in bar:
+        idx = perm[i * cfg.batch : (i + 1) * cfg.batch]
+        H, m, w = data.H[idx], data.mask[idx], data.weights[idx]
+        if cfg.augment:
+            H = augment(H, run.gen)
+        rate = sum_rate_torch(H, model(H, m), 1.0, w).mean()
+        loss = -rate
+        if cfg.clip_penalty:
+            # power_scale is flat beyond unit power: an update stuck there gets no gradient
+            # for power control. Pulling its norm back to 1 leaves every beam unchanged.
+            loss = loss + cfg.clip_penalty * model.overshoot
+        if not torch.isfinite(loss):
+            raise ValueError(f"training diverged: the loss is {loss.item()} at epoch {epoch}, step {i + 1} "
+                             f"(lr {cfg.lr}); {'the last good epoch is saved in ' + str(out) if run.history else 'nothing was saved'}")
+        run.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        run.opt.step()
+        if run.sched is not None:
+            run.sched.step()
+        running += rate.item() * len(idx)
+        bar.set_postfix(rate=f"{rate.item():.3f}")
+    return {"epoch": epoch, "train_rate": running / len(data), "seconds": time.perf_counter() - t0}
+
+
+def _close_epoch(run: _Run, rec: dict, val: Batchable | None) -> None:
+    """Validate the epoch just trained (``rec`` gains ``val_rate``), keep its weights if they are
+    the best so far (by validation rate; without ``val``, the latest epoch), record it."""
+    if val is not None:
+        rec["val_rate"] = mean_sum_rate(run.model, val)
+        if rec["val_rate"] > run.best[0]:
+            run.best = (rec["val_rate"], {k: v.clone() for k, v in run.model.state_dict().items()})
+    else:
+        run.best = (rec["train_rate"], {k: v.clone() for k, v in run.model.state_dict().items()})
+    run.history.append(rec)
+    run.epoch = rec["epoch"]
+
+
+def _save_best(run: _Run, out: Path, meta: dict) -> Path:
+    """The checkpoint folder ``out`` with the best epoch's weights."""
+    return ckpt.save(_with_state(run.model, run.best[1]), out, meta)
+
+
+def _save(run: _Run, out: Path, ident: dict, meta: dict) -> None:
+    """After an epoch: the best-so-far checkpoint, then the state to resume from."""
+    _save_best(run, out, meta)
+    state = {"format": STATE_FORMAT, "ident": ident, "model": run.model.state_dict(), "opt": run.opt.state_dict(),
+             "sched": run.sched.state_dict() if run.sched else None, "rng": torch.get_rng_state(),
+             "gen": run.gen.get_state(), "epoch": run.epoch, "history": run.history, "best": run.best}
+    atomic_write(out / STATE, lambda f: torch.save(state, f))
 
 
 def _corrupt_state(state_path, e: Exception) -> ckpt.CheckpointError:

@@ -20,7 +20,7 @@ files) and atomically:
 * ``<stem>_size.png``     heatmaps ours | paper of the model-size ratio;
 * ``<stem>_sumrate.png``  the same for the sum-rate ratio.
 
-Run as ``python -m tinyrrm.training.grid_report GRID.json --paper PAPER.json``.
+Run as ``python -m tinyrrm.experiments.grid_report GRID.json --paper PAPER.json``.
 """
 
 from __future__ import annotations
@@ -34,7 +34,13 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .fileio import write_bytes
+import matplotlib as mpl
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import LogNorm, Normalize
+from matplotlib.figure import Figure
+
+from tinyrrm.training.fileio import write_bytes
 
 __all__ = ["TABLES", "max_rel_diff", "validate_grid", "write_grid_report"]
 
@@ -272,12 +278,6 @@ def _md_targets(t: dict | None) -> list[str]:
 
 
 def _png_bytes(key: str, grid: dict, paper: dict) -> bytes:
-    import numpy as np
-    import matplotlib as mpl
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.colors import LogNorm, Normalize
-    from matplotlib.figure import Figure
-
     _, title, dec = TABLES[key]
     o_t, p_t = grid[key], paper[key]
     a1s, a2s = _axes(o_t, p_t)
