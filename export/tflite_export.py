@@ -39,6 +39,7 @@ from typing import Iterator
 
 import numpy as np
 
+from tinyrrm.errors import TinyrrmError
 from tinyrrm.training.models import MPGNN
 
 from . import frontend
@@ -52,7 +53,7 @@ INPUTS = ("x", "e", "mask")
 OUTPUT = "o"
 
 
-class ExportError(ValueError):
+class ExportError(TinyrrmError, ValueError):
     """Bad input to an export stage (one line, for the CLI)."""
 
 

@@ -33,6 +33,8 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from tinyrrm.errors import InputError, UsageError
+
 from .fileio import write_text
 
 A1 = (4, 16, 32, 64)
@@ -154,7 +156,7 @@ def load_records(path) -> list[dict]:
         if not all(isinstance(r, dict) and isinstance(r.get("job"), dict) and "test_rate" in r for r in records):
             raise ValueError
     except (ValueError, KeyError, TypeError):
-        raise ValueError(f"{path}: not a grid job-records file (want {{\"jobs\": [{{\"job\": ..., "
+        raise InputError(f"{path}: not a grid job-records file (want {{\"jobs\": [{{\"job\": ..., "
                          f"\"test_rate\": ...}}, ...]}}); move it away to start without it") from None
     return records
 
@@ -295,7 +297,7 @@ def run_jobs(jobs: list[CellJob], workers: int = 2, ray_address: str | None = No
         try:
             import ray
         except ImportError:
-            raise ValueError("--ray needs the optional extra: pip install 'tinyrrm[ray]'") from None
+            raise UsageError("--ray needs the optional extra: pip install 'tinyrrm[ray]'") from None
         ray.init(address=ray_address)
         remote = ray.remote(num_cpus=1)(run_cell)
         refs = [remote.remote(j) for j in jobs]
@@ -368,7 +370,7 @@ def assemble(results: list[dict], a1s=A1, a2s=A2, meta: dict | None = None, arch
     """
     full = [r for r in results if r["a1"] is None]
     if results and not full:
-        raise ValueError("grid results hold no full-MPGNN reference")
+        raise InputError("grid results hold no full-MPGNN reference")
     full_rate = statistics.fmean(r["test_rate"] for r in full) if full else None
     size, mean, std, count = size_ratios(arch, a1s, a2s), [], [], []
     for a1 in a1s:
@@ -405,15 +407,15 @@ def check_carry(old: dict, meta: dict, where) -> None:
     try:
         validate_grid(old, str(where))
     except ValueError as e:
-        raise ValueError(f"--carry {where}: {e}") from None
+        raise InputError(f"--carry {where}: {e}") from None
     om = old.get("meta") or {}
     for k in CARRY_KEYS:
         if om.get(k) != meta.get(k):
-            raise ValueError(f"--carry {where}: its cells come from another grid run "
+            raise InputError(f"--carry {where}: its cells come from another grid run "
                              f"({k} {om.get(k)!r} there, {meta.get(k)!r} here)")
     rate = om.get("full_mpgnn_test_rate")
     if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not rate > 0:
-        raise ValueError(f"--carry {where}: meta.full_mpgnn_test_rate must be a positive number, got {rate!r}")
+        raise InputError(f"--carry {where}: meta.full_mpgnn_test_rate must be a positive number, got {rate!r}")
 
 
 def carry(grid: dict, old: dict, where, arch: str = "paper") -> dict:
@@ -428,7 +430,7 @@ def carry(grid: dict, old: dict, where, arch: str = "paper") -> dict:
     sr, osr = g["sum_rate_ratio"], old["sum_rate_ratio"]
     old_rate, new_rate = old["meta"]["full_mpgnn_test_rate"], g["meta"]["full_mpgnn_test_rate"]
     if new_rate is None:
-        raise ValueError("--carry needs this run's full-MPGNN reference: nothing to rescale to")
+        raise UsageError("--carry needs this run's full-MPGNN reference: nothing to rescale to")
     scale = old_rate / new_rate
     o_std, o_n = osr.get("std"), osr.get("n_seeds")
     cells = []
@@ -484,11 +486,11 @@ def reproduce(train, test, val, out_dir, *, workers=2, ray_address=None, arch="p
     old = None
     if carry_from is not None:
         if sizes_only:
-            raise ValueError("--carry needs a run with sum rates, not --sizes-only")
+            raise UsageError("--carry needs a run with sum rates, not --sizes-only")
         try:
             old = json.loads(Path(carry_from).read_text())
         except json.JSONDecodeError as e:
-            raise ValueError(f"--carry {carry_from}: not JSON ({e})") from None
+            raise InputError(f"--carry {carry_from}: not JSON ({e})") from None
         check_carry(old, meta, carry_from)  # before anything trains
     written: list[Path] = []
 
@@ -507,7 +509,7 @@ def reproduce(train, test, val, out_dir, *, workers=2, ray_address=None, arch="p
     if collect_only:
         done = [r for r in (finished(j, records) for j in jobs) if r is not None]
         if not any(r["a1"] is None for r in done):
-            raise ValueError(f"no finished full-MPGNN reference cell under {cells / 'grid'} yet: nothing to report")
+            raise InputError(f"no finished full-MPGNN reference cell under {cells / 'grid'} yet: nothing to report")
         report(done)
     elif jobs:
         _check_scene_files(train, val, test)  # before any cell trains: a bad test file would show after the first
@@ -526,7 +528,7 @@ def _check_scene_files(train, val, test) -> None:
         if path is not None:
             sc = load_scenes(path)
             if (sc.K, sc.Nt) != (head.K, head.Nt):
-                raise ValueError(f"{path}: scenes have K={sc.K}, Nt={sc.Nt} but the training scenes {train} "
+                raise InputError(f"{path}: scenes have K={sc.K}, Nt={sc.Nt} but the training scenes {train} "
                                  f"have K={head.K}, Nt={head.Nt}")
 
 
@@ -545,10 +547,10 @@ def svd_study(full_dir, train, val, test, out_dir, *, cells=SVD_CELLS, finetune_
     from .train import TrainConfig, mean_sum_rate, prepare, train as run_train
 
     if finetune_epochs < 0:
-        raise ValueError(f"--finetune-epochs must be >= 0, got {finetune_epochs}")
+        raise UsageError(f"--finetune-epochs must be >= 0, got {finetune_epochs}")
     for a1, a2 in cells:
         if min(a1, a2) <= 0:
-            raise ValueError(f"ranks must be positive, got a1={a1}, a2={a2}")
+            raise UsageError(f"ranks must be positive, got a1={a1}, a2={a2}")
     out = Path(out_dir)
     full, _ = load_ckpt(full_dir)
     scenes = {path: load_scenes(path) for path in (train, val, test) if path is not None}
