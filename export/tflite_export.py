@@ -124,7 +124,7 @@ def calibration_inputs(model: MPGNN, H: np.ndarray, mask: np.ndarray) -> Iterato
     for i in range(H.shape[0]):
         seen: list[list[np.ndarray]] = []
 
-        def core(x, e, m):
+        def core(x, e, m, seen=seen):
             seen.append([x.copy(), e, m])
             return core_numpy(L, x, e, m, np.float32)
 

@@ -36,7 +36,7 @@ def _cases(prog, ref, model, scenes_path, rng):
     for i in range(len(data)):
         seen = []
 
-        def core(x, e, m):
+        def core(x, e, m, seen=seen, i=i):
             xq, eq = tflm.quantize(x, prog.x.scale, prog.x.zero_point), tflm.quantize(e, prog.e.scale, prog.e.zero_point)
             seen.append((f"scene {i}", K, xq, eq, m[..., 0] > 0.5))
             return ref(x, e, m)
@@ -44,7 +44,7 @@ def _cases(prog, ref, model, scenes_path, rng):
         frontend.run(fe, core, data.H[i].numpy(), data.mask[i].numpy())
         yield from seen
     full = ~np.eye(K, dtype=bool)
-    for rep in range(12):
+    for _ in range(12):
         rx = rng.integers(-128, 128, (K, 4 * nt), dtype=np.int8)
         re_ = rng.integers(-128, 128, (K, K, 2 * nt), dtype=np.int8)
         yield "random int8", K, rx, re_, rng.random((K, K)) < rng.random()

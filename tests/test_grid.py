@@ -190,7 +190,8 @@ def test_grid_runs_on_a_local_ray_cluster(tiny_data, tmp_path):
 
 
 def test_plain_update_cells_are_their_own_jobs(tiny_data, tmp_path):
-    """Plain and residual cells are separate jobs (*_plain); results stored before the field existed count as residual."""
+    """Plain and residual cells are separate jobs (*_plain); results stored before the field existed count
+    as residual."""
     kw = dict(arch="tiny", epochs=1, a1s=(2,), a2s=(2,), multi_seed={})
     res_jobs = grid.plan(tiny_data["train"], tiny_data["test"], None, tmp_path, residual=True, clip_penalty=0.0, **kw)
     plain = grid.plan(tiny_data["train"], tiny_data["test"], None, tmp_path, residual=False, clip_penalty=0.0, **kw)

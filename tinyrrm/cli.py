@@ -20,7 +20,6 @@ from typer.core import TyperGroup
 from tinyrrm.errors import InputError, TinyrrmError, UsageError
 from tinyrrm.export import targets as _targets  # the target table only: no torch, no TensorFlow
 
-
 # The choice-valued options. Each enum holds the names of one stage's table (a test keeps
 # them equal); the stages themselves are imported only inside the commands, so a bad choice
 # fails before torch or TensorFlow is loaded.
@@ -452,7 +451,8 @@ def export_target(
 
     from tinyrrm.training.fileio import portable
 
-    command = f"tinyrrm export target --target {target.value} --lrmpgnn {quote(portable(lrmpgnn))} --calib {quote(portable(calib))}"
+    command = (f"tinyrrm export target --target {target.value} --lrmpgnn {quote(portable(lrmpgnn))} "
+               f"--calib {quote(portable(calib))}")
     path = codegen.generate(exp, target.value, out or Path("generated") / target.value, command=command)
     typer.echo(f"wrote {path}")
     typer.echo((path / "report.md").read_text().split("## Layers")[0].split("-->", 1)[-1].strip())

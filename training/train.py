@@ -240,7 +240,8 @@ def train(
                 loss = loss + cfg.clip_penalty * model.overshoot
             if not torch.isfinite(loss):
                 raise UsageError(f"training diverged: the loss is {loss.item()} at epoch {epoch + 1}, step {i + 1} "
-                                 f"(lr {cfg.lr}); {'the last good epoch is saved in ' + str(out) if history else 'nothing was saved'}")
+                                 f"(lr {cfg.lr}); "
+                                 f"{'the last good epoch is saved in ' + str(out) if history else 'nothing was saved'}")
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -265,7 +266,7 @@ def train(
         state = {"ident": ident, "model": model.state_dict(), "opt": opt.state_dict(),
                  "sched": sched.state_dict() if sched else None, "rng": torch.get_rng_state(), "gen": gen.get_state(),
                  "epoch": epoch + 1, "history": history, "best": best}
-        atomic_write(state_path, lambda f: torch.save(state, f))
+        atomic_write(state_path, lambda f, state=state: torch.save(state, f))
 
     return out if start < cfg.epochs else save_best()
 
