@@ -20,55 +20,20 @@ from typer.core import TyperGroup
 from tinyrrm.errors import InputError, TinyrrmError, UsageError
 from tinyrrm.export import targets as _targets  # the target table only: no torch, no TensorFlow
 
-# The choice-valued options. Each enum holds the names of one stage's table (a test keeps
-# them equal); the stages themselves are imported only inside the commands, so a bad choice
-# fails before torch or TensorFlow is loaded.
-TargetName = enum.StrEnum("TargetName", {name: name for name in _targets.TARGETS})
-"""The cores of the target table (``tinyrrm.export.targets.TARGETS``)."""
+
+def _choices(name: str, values) -> type[enum.StrEnum]:
+    """The choices of one option: typer checks them before the command runs. Each holds the
+    names of one stage's table (a test keeps them equal); the stages are imported only inside
+    the commands, so a bad choice fails before torch or TensorFlow is loaded."""
+    return enum.StrEnum(name, {v: v for v in values})
 
 
-class Backend(enum.StrEnum):
-    """Where ``evaluate`` runs the models (``training.evaluate`` and ``export.backends``)."""
-
-    torch = "torch"
-    onnx = "onnx"
-    tflite = "tflite"
-    tflite_fp32 = "tflite_fp32"
-    tflm = "tflm"
-    c = "c"
-    qemu = "qemu"
-
-
-class Arch(enum.StrEnum):
-    """The named model sizes (``training.models.ARCHS``)."""
-
-    shen = "shen"
-    paper = "paper"
-    tiny = "tiny"
-
-
-class SceneMode(enum.StrEnum):
-    """How ``scenes`` draws channels (``training.scenes.MODES``)."""
-
-    geometric = "geometric"
-    iid = "iid"
-
-
-class TrainMode(enum.StrEnum):
-    """How ``train`` starts (``training.train.TrainConfig.mode``)."""
-
-    scratch = "scratch"
-    svd = "svd"
-    finetune = "finetune"
-
-
-class BenchPart(enum.StrEnum):
-    """The parts of ``bench``."""
-
-    train = "train"
-    export = "export"
-    codegen = "codegen"
-    firmware = "firmware"
+TargetName = _choices("TargetName", _targets.TARGETS)  # the target table itself
+Backend = _choices("Backend", ("torch", "onnx", "tflite", "tflite_fp32", "tflm", "c", "qemu"))  # evaluate.BACKENDS
+Arch = _choices("Arch", ("shen", "paper", "tiny"))  # models.ARCHS
+SceneMode = _choices("SceneMode", ("geometric", "iid"))  # scenes.MODES
+TrainMode = _choices("TrainMode", ("scratch", "svd", "finetune"))  # TrainConfig.mode
+BenchPart = _choices("BenchPart", ("train", "export", "codegen", "firmware"))  # the parts of `bench`
 
 
 class _Group(TyperGroup):
@@ -86,7 +51,6 @@ class _Group(TyperGroup):
 
 
 app = typer.Typer(cls=_Group, add_completion=False, no_args_is_help=True, help=__doc__.splitlines()[0])
-
 
 
 #: errors of opening, reading or writing the user's own files: one line, like a TinyrrmError
