@@ -54,8 +54,8 @@ lint: setup provision
 	clang-format --dry-run -Werror $(C_SOURCES)
 
 format: setup provision
-	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
 	clang-format -i $(C_SOURCES)
 
 # The fast tier: every test not marked slow (no QEMU, TensorFlow export or training runs).
