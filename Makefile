@@ -16,11 +16,13 @@ TRAIN   := $(DATA)/train.npz
 TEST    := $(DATA)/test.npz
 VAL     := $(DATA)/val.npz
 
-.PHONY: help setup provision test export firmware hil hil-prepare hil-docker flash train-default ablation \
+.PHONY: help setup provision lint format check test export firmware hil hil-prepare hil-docker flash train-default ablation \
         deploy-probe reproduce bench data clean
 help:
 	@echo "make export TARGET=cortex-m4   main job on the committed default models"
-	@echo "make test                      all tests (fast tier)"
+	@echo "make test                      lint, then all tests (HIL included)"
+	@echo "make check                     the fast tests only (pytest -m 'not slow', a few minutes)"
+	@echo "make lint                      ruff (lint, format) and clang-format, checked; make format applies them"
 	@echo "make firmware TARGET=cortex-m4 the HIL firmware (build/fw/<target>/deployed/firmware.elf)"
 	@echo "make hil TARGET=cortex-m4      emulated HIL suite under QEMU (hil_tests/)"
 	@echo "make hil-docker TARGET=...     the same suite inside the lean image (buildah)"
@@ -43,9 +45,26 @@ setup: $(VENV)/.installed
 provision:
 	bash docker/provision.sh
 
-# All tests: Python units, host C against TFLite Micro, every core under QEMU
+# The conventions: ruff (pyproject.toml [tool.ruff]) on the Python, clang-format (.clang-format)
+# on the hand-written C. generated/ is excluded: the exporter writes it.
+C_SOURCES = $(shell find firmware_templates tests/c -name '*.[ch]' | sort)
+lint: setup provision
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	clang-format --dry-run -Werror $(C_SOURCES)
+
+format: setup provision
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+	clang-format -i $(C_SOURCES)
+
+# The fast tier: every test not marked slow (no QEMU, TensorFlow export or training runs).
+check: setup provision
+	$(BIN)/python -m pytest -q -m "not slow"
+
+# All tests: lint, Python units, host C against TFLite Micro, every core under QEMU
 # (tests/), then the full emulated HIL suite on cortex-m4 (hil_tests/).
-test: setup provision
+test: setup provision lint
 	$(BIN)/python -m pytest -q
 	$(MAKE) hil-prepare TARGET=cortex-m4
 	$(BIN)/python -m pytest -q hil_tests --target cortex-m4

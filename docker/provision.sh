@@ -6,7 +6,7 @@
 set -euo pipefail
 
 PACKAGES=(
-  make gcc g++ clang valgrind
+  make gcc g++ clang clang-format valgrind
   python3 python3-venv python3-pip
   gcc-arm-none-eabi libnewlib-arm-none-eabi picolibc-arm-none-eabi
   qemu-system-arm

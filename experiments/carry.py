@@ -23,15 +23,15 @@ def check_carry(old: dict, meta: dict, where) -> None:
     try:
         validate_grid(old, str(where))
     except ValueError as e:
-        raise ValueError(f"--carry {where}: {e}") from None
+        raise InputError(f"--carry {where}: {e}") from None
     om = old.get("meta") or {}
     for k in CARRY_KEYS:
         if om.get(k) != meta.get(k):
-            raise ValueError(f"--carry {where}: its cells come from another grid run "
+            raise InputError(f"--carry {where}: its cells come from another grid run "
                              f"({k} {om.get(k)!r} there, {meta.get(k)!r} here)")
     rate = om.get("full_mpgnn_test_rate")
     if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not rate > 0:
-        raise ValueError(f"--carry {where}: meta.full_mpgnn_test_rate must be a positive number, got {rate!r}")
+        raise InputError(f"--carry {where}: meta.full_mpgnn_test_rate must be a positive number, got {rate!r}")
 
 
 def carry(grid: dict, old: dict, where, arch: str = "paper") -> dict:
@@ -46,7 +46,7 @@ def carry(grid: dict, old: dict, where, arch: str = "paper") -> dict:
     sr, osr = g["sum_rate_ratio"], old["sum_rate_ratio"]
     old_rate, new_rate = old["meta"]["full_mpgnn_test_rate"], g["meta"]["full_mpgnn_test_rate"]
     if new_rate is None:
-        raise ValueError("--carry needs this run's full-MPGNN reference: nothing to rescale to")
+        raise UsageError("--carry needs this run's full-MPGNN reference: nothing to rescale to")
     scale = old_rate / new_rate
     o_std, o_n = osr.get("std"), osr.get("n_seeds")
     cells = []

@@ -28,6 +28,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from tinyrrm.errors import InputError, UsageError
 from tinyrrm.training.checkpoint import load as load_ckpt
 from tinyrrm.training.fileio import write_text
 from tinyrrm.training.models import ModelConfig, model_bytes
@@ -149,7 +150,7 @@ def load_records(path) -> list[dict]:
         if not all(isinstance(r, dict) and isinstance(r.get("job"), dict) and "test_rate" in r for r in records):
             raise ValueError
     except (ValueError, KeyError, TypeError):
-        raise ValueError(f"{path}: not a grid job-records file (want {{\"jobs\": [{{\"job\": ..., "
+        raise InputError(f"{path}: not a grid job-records file (want {{\"jobs\": [{{\"job\": ..., "
                          f"\"test_rate\": ...}}, ...]}}); move it away to start without it") from None
     return records
 
@@ -178,7 +179,7 @@ def run_jobs(jobs: list[CellJob], workers: int = 2, ray_address: str | None = No
         try:
             import ray
         except ImportError:
-            raise ValueError("--ray needs the optional extra: pip install 'tinyrrm[ray]'") from None
+            raise UsageError("--ray needs the optional extra: pip install 'tinyrrm[ray]'") from None
         ray.init(address=ray_address)
         remote = ray.remote(num_cpus=1)(run_cell)
         refs = [remote.remote(j) for j in jobs]
@@ -234,11 +235,11 @@ def reproduce(train, test, val, out_dir, *, workers=2, ray_address=None, arch="p
     old = None
     if carry_from is not None:
         if sizes_only:
-            raise ValueError("--carry needs a run with sum rates, not --sizes-only")
+            raise UsageError("--carry needs a run with sum rates, not --sizes-only")
         try:
             old = json.loads(Path(carry_from).read_text())
         except json.JSONDecodeError as e:
-            raise ValueError(f"--carry {carry_from}: not JSON ({e})") from None
+            raise InputError(f"--carry {carry_from}: not JSON ({e})") from None
         check_carry(old, meta, carry_from)  # before anything trains
     written: list[Path] = []
 
@@ -257,7 +258,7 @@ def reproduce(train, test, val, out_dir, *, workers=2, ray_address=None, arch="p
     if collect_only:
         done = [r for r in (finished(j, records) for j in jobs) if r is not None]
         if not any(r["a1"] is None for r in done):
-            raise ValueError(f"no finished full-MPGNN reference cell under {cells / 'grid'} yet: nothing to report")
+            raise InputError(f"no finished full-MPGNN reference cell under {cells / 'grid'} yet: nothing to report")
         report(done)
     elif jobs:
         _check_scene_files(train, val, test)  # before any cell trains: a bad test file would show after the first
@@ -274,5 +275,5 @@ def _check_scene_files(train, val, test) -> None:
         if path is not None:
             sc = load_scenes(path)
             if (sc.K, sc.Nt) != (head.K, head.Nt):
-                raise ValueError(f"{path}: scenes have K={sc.K}, Nt={sc.Nt} but the training scenes {train} "
+                raise InputError(f"{path}: scenes have K={sc.K}, Nt={sc.Nt} but the training scenes {train} "
                                  f"have K={head.K}, Nt={head.Nt}")

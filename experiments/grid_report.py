@@ -40,6 +40,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import LogNorm, Normalize
 from matplotlib.figure import Figure
 
+from tinyrrm.errors import InputError, UsageError
 from tinyrrm.training.fileio import write_bytes
 
 __all__ = ["TABLES", "max_rel_diff", "validate_grid", "write_grid_report"]
@@ -58,16 +59,16 @@ _MISSING = "\u2013"  # en dash
 # --------------------------------------------------------------------------- #
 def _check_ranks(values: Any, where: str) -> list[int]:
     if not isinstance(values, list) or not values:
-        raise ValueError(f"{where} must be a non-empty list of ints, got {values!r}")
+        raise InputError(f"{where} must be a non-empty list of ints, got {values!r}")
     out = []
     for v in values:
         if isinstance(v, bool) or not isinstance(v, int):
-            raise ValueError(f"{where} must contain ints, got {v!r}")
+            raise InputError(f"{where} must contain ints, got {v!r}")
         if v <= 0:
-            raise ValueError(f"{where} must contain positive ranks, got {v!r}")
+            raise InputError(f"{where} must contain positive ranks, got {v!r}")
         out.append(v)
     if len(set(out)) != len(out):
-        raise ValueError(f"{where} contains duplicate values: {out!r}")
+        raise InputError(f"{where} contains duplicate values: {out!r}")
     return out
 
 
@@ -75,11 +76,11 @@ def _check_matrix(m: Any, n_rows: int, n_cols: int, where: str, kind: str) -> li
     """Check a list of lists of shape (n_rows, n_cols); kind 'float' or 'int'."""
     if not isinstance(m, list) or len(m) != n_rows:
         got = len(m) if isinstance(m, list) else type(m).__name__
-        raise ValueError(f"{where} must have one row per a1 value ({n_rows}), got {got}")
+        raise InputError(f"{where} must have one row per a1 value ({n_rows}), got {got}")
     for i, row in enumerate(m):
         if not isinstance(row, list) or len(row) != n_cols:
             got = len(row) if isinstance(row, list) else type(row).__name__
-            raise ValueError(
+            raise InputError(
                 f"{where}[{i}] must have one entry per a2 value ({n_cols}), got {got}")
         for j, v in enumerate(row):
             if v is None:
@@ -90,20 +91,20 @@ def _check_matrix(m: Any, n_rows: int, n_cols: int, where: str, kind: str) -> li
                 ok = (isinstance(v, (int, float)) and not isinstance(v, bool)
                       and math.isfinite(v))
             if not ok:
-                raise ValueError(
+                raise InputError(
                     f"{where}[{i}][{j}] must be a finite "
                     f"{'non-negative int' if kind == 'int' else 'number'} or null, got {v!r}")
             if kind == "float" and where.endswith(".std") and v < 0:
-                raise ValueError(f"{where}[{i}][{j}] must be >= 0, got {v!r}")
+                raise InputError(f"{where}[{i}][{j}] must be >= 0, got {v!r}")
     return m
 
 
 def _check_table(table: Any, where: str) -> dict:
     if not isinstance(table, dict):
-        raise ValueError(f"{where} must be an object, got {type(table).__name__}")
+        raise InputError(f"{where} must be an object, got {type(table).__name__}")
     for key in ("a1", "a2", "rows"):
         if key not in table:
-            raise ValueError(f"{where} is missing the key {key!r}")
+            raise InputError(f"{where} is missing the key {key!r}")
     a1 = _check_ranks(table["a1"], f"{where}.a1")
     a2 = _check_ranks(table["a2"], f"{where}.a2")
     _check_matrix(table["rows"], len(a1), len(a2), f"{where}.rows", "float")
@@ -117,13 +118,13 @@ def _check_table(table: Any, where: str) -> dict:
 def validate_grid(grid: Any, name: str = "grid") -> dict:
     """Raise ValueError unless ``grid`` holds both tables in the rank-grid schema."""
     if not isinstance(grid, dict):
-        raise ValueError(f"{name} must be a dict, got {type(grid).__name__}")
+        raise InputError(f"{name} must be a dict, got {type(grid).__name__}")
     for key in TABLES:
         if key not in grid:
-            raise ValueError(f"{name} is missing the table {key!r}")
+            raise InputError(f"{name} is missing the table {key!r}")
         _check_table(grid[key], f"{name}.{key}")
     if "meta" in grid and not isinstance(grid["meta"], dict):
-        raise ValueError(f"{name}.meta must be an object")
+        raise InputError(f"{name}.meta must be an object")
     return grid
 
 
@@ -345,7 +346,7 @@ def write_grid_report(grid: dict, paper: dict, out_dir, stem: str = "paper_grid"
     validate_grid(grid, "grid")
     validate_grid(paper, "paper")
     if not stem or os.sep in stem or (os.altsep and os.altsep in stem):
-        raise ValueError(f"stem must be a plain file-name stem, got {stem!r}")
+        raise UsageError(f"stem must be a plain file-name stem, got {stem!r}")
     out_dir = Path(out_dir)
     # render everything first, so a failure leaves no half-written report
     payloads = [

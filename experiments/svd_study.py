@@ -9,6 +9,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from tinyrrm.errors import UsageError
 from tinyrrm.training.checkpoint import check_compatible
 from tinyrrm.training.checkpoint import load as load_ckpt
 from tinyrrm.training.fileio import write_text
@@ -27,10 +28,10 @@ def svd_study(full_dir, train, val, test, out_dir, *, cells=SVD_CELLS, finetune_
     Writes ``svd_truncation.json`` and ``svd_truncation.md`` into ``out_dir``.
     """
     if finetune_epochs < 0:
-        raise ValueError(f"--finetune-epochs must be >= 0, got {finetune_epochs}")
+        raise UsageError(f"--finetune-epochs must be >= 0, got {finetune_epochs}")
     for a1, a2 in cells:
         if min(a1, a2) <= 0:
-            raise ValueError(f"ranks must be positive, got a1={a1}, a2={a2}")
+            raise UsageError(f"ranks must be positive, got a1={a1}, a2={a2}")
     out = Path(out_dir)
     full, _ = load_ckpt(full_dir)
     scenes = {path: load_scenes(path) for path in (train, val, test) if path is not None}

@@ -15,6 +15,7 @@ import statistics
 
 import torch
 
+from tinyrrm.errors import InputError
 from tinyrrm.training.models import MPGNN, ModelConfig, model_bytes
 
 #: the paper's ranks: a1 of the message network, a2 of the update network
@@ -65,7 +66,7 @@ def assemble(results: list[dict], a1s=A1, a2s=A2, meta: dict | None = None, arch
     """
     full = [r for r in results if r["a1"] is None]
     if results and not full:
-        raise ValueError("grid results hold no full-MPGNN reference")
+        raise InputError("grid results hold no full-MPGNN reference")
     full_rate = statistics.fmean(r["test_rate"] for r in full) if full else None
     size, mean, std, count = size_ratios(arch, a1s, a2s), [], [], []
     for a1 in a1s:

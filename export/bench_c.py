@@ -41,7 +41,7 @@ def _callgrind_total(exe: Path, args: list[str], tmp: Path) -> int:
     r = subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", str(exe), *args],
                        capture_output=True, text=True)
     if r.returncode != 0:
-        raise RuntimeError(f"callgrind failed: {r.stderr[-2000:]}")
+        raise host.BuildError(f"callgrind failed: {r.stderr[-2000:]}")
     m = re.search(r"^(?:summary|totals):\s+(\d+)", out.read_text(), re.M)
     if not m:
         raise RuntimeError("no instruction total in callgrind's output")

@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tinyrrm.errors import TinyrrmError
 from tinyrrm.training.fileio import portable, write_bytes
 
 from . import intref, program, render, stage, targets, tflite_reader
@@ -47,7 +48,7 @@ CODE_BYTES_ESTIMATE = 12 * 1024
 STACK_BYTES = 4 * 1024
 
 
-class FitError(ValueError):
+class FitError(TinyrrmError, ValueError):
     """The model does not fit the target's flash or RAM."""
 
 

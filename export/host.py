@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tinyrrm.errors import TinyrrmError
 
 
 def edge_bits(edge: np.ndarray) -> np.ndarray:
@@ -48,8 +49,8 @@ CFLAGS = ["-std=c99", "-O2", "-ffp-contract=off", "-fPIC", "-shared", "-Wall", "
           "-Wdouble-promotion", "-Wfloat-conversion"]
 
 
-class BuildError(RuntimeError):
-    pass
+class BuildError(TinyrrmError, RuntimeError):
+    """A compiler or tool chain failed (its output follows the first line)."""
 
 
 def sources(gen_dir: Path) -> list[Path]:

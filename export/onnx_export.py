@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from tinyrrm.errors import UsageError
 from tinyrrm.training.models import MPGNN
 
 INPUTS = ("x0", "d", "e", "mask")
@@ -48,7 +49,7 @@ def to_onnx(model: MPGNN, opset: int = DEFAULT_OPSET) -> bytes:
     import onnx
 
     if not MIN_OPSET <= opset <= MAX_OPSET:
-        raise ValueError(f"unsupported ONNX opset {opset}; use {MIN_OPSET}..{MAX_OPSET}")
+        raise UsageError(f"unsupported ONNX opset {opset}; use {MIN_OPSET}..{MAX_OPSET}")
     cfg = model.cfg
     K, nt = cfg.K, cfg.Nt
     model = model.eval()

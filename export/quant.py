@@ -22,6 +22,8 @@ import math
 
 import numpy as np
 
+from tinyrrm.errors import InputError
+
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 ADD_LEFT_SHIFT = 20  # TFLM's left_shift for int8 ADD
 
@@ -78,7 +80,7 @@ def activation_range(activation: str, zero_point: int, scale: float) -> tuple[in
         return max(-128, zero_point), 127
     if activation == "RELU6":
         return max(-128, zero_point), min(127, zero_point + _round_away(6.0 / f32(scale)))
-    raise ValueError(f"fused activation {activation} is not supported by the generator")
+    raise InputError(f"fused activation {activation} is not supported by the generator")
 
 
 # ---- integer primitives over int64 arrays (values stay in int32 range) ----------

@@ -76,7 +76,8 @@ def codegen_markdown(rep: dict, provenance: str) -> str:
         f"| flash needed (weights + code estimate) | {s['flash_need_bytes']:,} | {t['flash_bytes']:,} |",
         f"| static arena (`{m['prefix'].upper()}_ARENA_BYTES`) | {s['arena_bytes']:,} | |",
         f"| input + output structs | {s['io_bytes']:,} | |",
-        f"| RAM needed (arena + I/O + {s['stack_bytes'] // 1024} KB stack) | {s['ram_need_bytes']:,} | {t['ram_bytes']:,} |",
+        f"| RAM needed (arena + I/O + {s['stack_bytes'] // 1024} KB stack) | {s['ram_need_bytes']:,} "
+        f"| {t['ram_bytes']:,} |",
         f"| TFLite Micro arena, same model (host) | {rep['tflm']['arena_bytes_host']:,} | |",
         f"| test vectors (flash, test builds) | {s['test_vector_bytes']:,} | |",
         "",

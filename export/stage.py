@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from tinyrrm.errors import UsageError
 from tinyrrm.training import checkpoint as ckpt
 from tinyrrm.training.fileio import portable, write_bytes, write_text
 from tinyrrm.training.models import MPGNN
@@ -93,7 +94,7 @@ def calibration(model: MPGNN, calib_path, n: int, progress: bool = True) -> tupl
             f"calibration scenes {calib_path} have K={scenes.K}, Nt={scenes.Nt}; the export of {model.cfg.name} "
             f"is fixed at K={model.cfg.K}, Nt={model.cfg.Nt}")
     if n < 1:
-        raise ValueError(f"need at least one calibration scene, got {n}")
+        raise UsageError(f"need at least one calibration scene, got {n}")
     n = min(n, scenes.N)
     H = frontend.unit_noise(scenes)[:n]
     mask = scenes.edge_mask(model.cfg.cut_m)[:n]

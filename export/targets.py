@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tinyrrm.errors import UsageError
+
 KB = 1024
 
 
@@ -52,7 +54,7 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
 
 def get(name: str) -> Target:
     if name not in TARGETS:
-        raise ValueError(f"unknown target {name!r}; choose one of {', '.join(TARGETS)}")
+        raise UsageError(f"unknown target {name!r}; choose one of {', '.join(TARGETS)}")
     return TARGETS[name]
 
 

@@ -39,6 +39,7 @@ from typing import Iterator
 
 import numpy as np
 
+from tinyrrm.errors import TinyrrmError
 from tinyrrm.training.models import MPGNN
 
 from . import frontend
@@ -52,7 +53,7 @@ INPUTS = ("x", "e", "mask")
 OUTPUT = "o"
 
 
-class ExportError(ValueError):
+class ExportError(TinyrrmError, ValueError):
     """Bad input to an export stage (one line, for the CLI)."""
 
 
@@ -123,7 +124,7 @@ def calibration_inputs(model: MPGNN, H: np.ndarray, mask: np.ndarray) -> Iterato
     for i in range(H.shape[0]):
         seen: list[list[np.ndarray]] = []
 
-        def core(x, e, m):
+        def core(x, e, m, seen=seen):
             seen.append([x.copy(), e, m])
             return core_numpy(L, x, e, m, np.float32)
 

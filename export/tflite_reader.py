@@ -15,8 +15,10 @@ from pathlib import Path
 import numpy as np
 from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as fb
 
+from tinyrrm.errors import TinyrrmError
 
-class TFLiteError(ValueError):
+
+class TFLiteError(TinyrrmError, ValueError):
     """A flatbuffer that is unreadable or not what the caller expects."""
 
 

@@ -1,10 +1,20 @@
-"""Shared fixtures: tiny scenes and tiny trained checkpoints (fast tier)."""
+"""Shared fixtures: tiny scenes and tiny trained checkpoints; the slow tier."""
 
 import pytest
 
 from tinyrrm.training import scenes as sc
 from tinyrrm.training.models import ModelConfig
 from tinyrrm.training.train import TrainConfig, train
+
+#: module fixtures that export the tiny models through TensorFlow (TFLite int8): every test
+#: that uses one is in the slow tier, with the QEMU runs and the full-size models
+TFLITE_EXPORT_FIXTURES = {"exported", "gen"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if TFLITE_EXPORT_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")

@@ -36,7 +36,7 @@ def _cases(prog, ref, model, scenes_path, rng):
     for i in range(len(data)):
         seen = []
 
-        def core(x, e, m):
+        def core(x, e, m, seen=seen, i=i):
             xq, eq = tflm.quantize(x, prog.x.scale, prog.x.zero_point), tflm.quantize(e, prog.e.scale, prog.e.zero_point)
             seen.append((f"scene {i}", K, xq, eq, m[..., 0] > 0.5))
             return ref(x, e, m)
@@ -44,7 +44,7 @@ def _cases(prog, ref, model, scenes_path, rng):
         frontend.run(fe, core, data.H[i].numpy(), data.mask[i].numpy())
         yield from seen
     full = ~np.eye(K, dtype=bool)
-    for rep in range(12):
+    for _ in range(12):
         rx = rng.integers(-128, 128, (K, 4 * nt), dtype=np.int8)
         re_ = rng.integers(-128, 128, (K, K, 2 * nt), dtype=np.int8)
         yield "random int8", K, rx, re_, rng.random((K, K)) < rng.random()
@@ -162,6 +162,7 @@ def _compile(cc, gen_dir, flags, out):
     assert r.returncode == 0, f"{cc} {' '.join(flags)}:\n{r.stderr[-3000:]}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cc", ["gcc", "clang"])
 def test_generated_code_compiles_warning_free_on_the_host(gen, cc, tmp_path):
     if shutil.which(cc) is None:
@@ -307,6 +308,7 @@ def _committed_calibration(g: Path) -> dict:
     return man
 
 
+@pytest.mark.slow
 def test_committed_tflm_folder_is_the_export_of_the_committed_model(tmp_path, monkeypatch):
     """generated/cortex-m4/tflm/ must be what the current exporter makes of the committed
     checkpoint: otherwise `make export` on a fresh clone rewrites committed files (and drops
@@ -330,6 +332,7 @@ def report_static(rep: dict) -> list[str]:
     return [k for k in STATIC_KEYS if k in rep]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("target", [t for t in targets.TARGETS])
 def test_every_target_generates_or_says_why_not(target, tmp_path, monkeypatch):
     """The committed export through codegen for each core: cortex-m0 (16 KB RAM) is the one that does not fit."""
@@ -375,6 +378,7 @@ def test_measured_figures_survive_an_identical_regeneration(gen, tmp_path):
     assert "measured" not in json.loads((out / "report.json").read_text())
 
 
+@pytest.mark.slow
 def test_committed_full_size_core_bit_exact_with_tflm():
     """The deployed model at full size (K=50): random, saturating, sparse and K < K_MAX invokes,
     every byte of the committed generated C (both kernel paths) equals TFLM's."""

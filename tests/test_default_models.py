@@ -30,6 +30,7 @@ def test_default_training_data_is_regenerated_bit_for_bit(tmp_path):
     assert ckpt.file_sha256(path) == doc["data"]["sha256"]
 
 
+@pytest.mark.slow
 def test_default_models_run_and_meet_the_60x_size_target(tmp_path):
     full, _ = ckpt.load(FULL)
     lr, _ = ckpt.load(LR)

@@ -57,6 +57,7 @@ def test_core_layers_keep_low_rank_layout(tiny_ckpts):
     assert [m.name for m in L["msg2"].chain] == ["msg2.V"]
 
 
+@pytest.mark.slow
 def test_onnx_matches_torch_on_100_scenes(tiny_ckpts, scenes100):
     import onnx
 
@@ -75,6 +76,7 @@ def test_onnx_matches_torch_on_100_scenes(tiny_ckpts, scenes100):
         assert np.abs(got - ref).max() <= 1e-5
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["mpgnn_paper", "lrmpgnn_paper"])
 def test_onnx_matches_torch_for_the_committed_models(name, tmp_path):
     """README's "<= 1e-5 on 100 scenes": the full-size default models, not only the tiny ones."""
@@ -238,6 +240,7 @@ def test_snap_range_widens_outward_by_less_than_an_int8_step():
     assert tflite_export.snap_range(1.0, 1.0) == (1.0, 1.0)
 
 
+@pytest.mark.slow
 def test_int8_export_does_not_move_with_cpu_rounding_noise(tiny_ckpts, tiny_data, monkeypatch):
     """Calibration inputs one ulp off (what another CPU's float kernels give) make the same
     int8 flatbuffer; without the snap they do not, so this test can fail."""

@@ -18,6 +18,8 @@ from tinyrrm.hil.run import build_firmware, open_target
 GEN = "generated/cortex-m4"  # the C is the same for every core
 CORES = ["cortex-m3", "cortex-m4", "cortex-m7", "cortex-m33", "cortex-m55"]
 
+pytestmark = pytest.mark.slow  # cross builds and QEMU runs
+
 
 @pytest.fixture(scope="module", autouse=True)
 def tools():

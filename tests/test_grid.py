@@ -47,6 +47,7 @@ def test_grid_runs_skips_and_assembles(tiny_data, tmp_path):
     assert g["model_size_ratio"]["rows"][0][1] == pytest.approx(full[0]["bytes_fp32"] / cell["bytes_fp32"], abs=1e-4)
 
 
+@pytest.mark.slow
 def test_reproduce_writes_report(tiny_data, tmp_path):
     paths = grid.reproduce(tiny_data["train"], tiny_data["test"], None, tmp_path, workers=1, arch="tiny",
                            epochs=1, a1s=(2,), a2s=(2,), progress=False)
@@ -56,6 +57,7 @@ def test_reproduce_writes_report(tiny_data, tmp_path):
     assert g["sum_rate_ratio"]["a1"] == [2]
 
 
+@pytest.mark.slow
 def test_cut_short_grid_reports_what_finished(tiny_data, tmp_path):
     """Each cell with its seeds, the full model's extra seeds last; --collect reports finished cells only."""
     kw = dict(arch="tiny", epochs=1, a1s=(2,), a2s=(2, 3))
@@ -108,6 +110,7 @@ def test_svd_study_reports_truncation_and_finetune(tiny_data, tiny_ckpts, tmp_pa
     assert "finetuned_1ep" in big and "| 2 | 2 |" in paths[1].read_text()
 
 
+@pytest.mark.slow
 def test_sizes_only_report_trains_nothing(tmp_path):
     paths = grid.reproduce("unused.npz", "unused.npz", None, tmp_path, sizes_only=True, progress=False)
     g = json.loads(paths[0].read_text())
@@ -175,6 +178,7 @@ def test_wall_hours_follow_the_pools_order():
     assert pace.wall_hours(st, 8) == pytest.approx(3.0)
 
 
+@pytest.mark.slow
 def test_grid_runs_on_a_local_ray_cluster(tiny_data, tmp_path):
     """--ray ADDRESS for real: a local Ray instance runs the cells; results match the job plan."""
     import ray
@@ -191,7 +195,8 @@ def test_grid_runs_on_a_local_ray_cluster(tiny_data, tmp_path):
 
 
 def test_plain_update_cells_are_their_own_jobs(tiny_data, tmp_path):
-    """Plain and residual cells are separate jobs (*_plain); results stored before the field existed count as residual."""
+    """Plain and residual cells are separate jobs (*_plain); results stored before the field existed count
+    as residual."""
     kw = dict(arch="tiny", epochs=1, a1s=(2,), a2s=(2,), multi_seed={})
     res_jobs = grid.plan(tiny_data["train"], tiny_data["test"], None, tmp_path, residual=True, clip_penalty=0.0, **kw)
     plain = grid.plan(tiny_data["train"], tiny_data["test"], None, tmp_path, residual=False, clip_penalty=0.0, **kw)
@@ -230,6 +235,7 @@ def test_clip_penalty_cells_are_their_own_jobs(tiny_data, tmp_path):
     assert load(tmp_path / "grid" / r["name"])[1]["train"]["clip_penalty"] == 0.1
 
 
+@pytest.mark.slow
 def test_job_records_let_a_fresh_checkout_resume(tiny_data, tmp_path, monkeypatch):
     """paper_grid_jobs.json (committed beside the report) stands in for the cell folders (not committed)."""
     import shutil

@@ -97,6 +97,7 @@ def test_report_files_and_contents(tmp_path):
     assert md.count("## ") == 2 and "Legend" in md
 
 
+@pytest.mark.slow
 def test_deterministic(tmp_path):
     a = write_grid_report(_grid(), _paper(), tmp_path / "a", stem="g")
     b = write_grid_report(copy.deepcopy(_grid()), _paper(), tmp_path / "b", stem="g")
@@ -138,6 +139,7 @@ def test_max_rel_diff():
         max_rel_diff({"a1": [4], "a2": [4], "rows": [[1.0, 2.0]]}, paper)
 
 
+@pytest.mark.slow
 def test_real_paper_tables_and_our_size_grid_within_10_percent(tmp_path):
     """The committed paper tables load and render; our `paper` widths' size grid is within ±10% (issue 2)."""
     from tinyrrm.experiments import tables

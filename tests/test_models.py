@@ -80,6 +80,7 @@ def test_linear_max_fused_equals_reference(N, D, m, n, chunk, p):
     assert not grads[0][0][~mask].any()  # nor masked (or padded) senders
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("N,D,m,n,chunk,p", CASES[1:4])
 def test_linear_max_gradcheck(N, D, m, n, chunk, p):
     x, w, mask = _linear_max_case(N, D, m, n, p, seed=N + D)
@@ -133,6 +134,7 @@ def test_matmul_narrow_factor(shape):
         assert torch.allclose(a, b, atol=1e-12)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("ranks", [(None, None), (3, 2), (20, 40)])
 def test_dense_equals_pyg(ranks):
     torch.manual_seed(1)

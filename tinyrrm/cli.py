@@ -7,6 +7,7 @@ and exit code 2, with nothing half-written.
 
 from __future__ import annotations
 
+import enum
 import functools
 import json
 import sys
@@ -14,29 +15,62 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from typer.core import TyperGroup
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.splitlines()[0])
+from tinyrrm.errors import InputError, TinyrrmError, UsageError
+from tinyrrm.export import targets as _targets  # the target table only: no torch, no TensorFlow
 
-TARGETS = ("cortex-m0", "cortex-m3", "cortex-m4", "cortex-m7", "cortex-m33", "cortex-m55")
+
+def _choices(name: str, values) -> type[enum.StrEnum]:
+    """The choices of one option: typer checks them before the command runs. Each holds the
+    names of one stage's table (a test keeps them equal); the stages are imported only inside
+    the commands, so a bad choice fails before torch or TensorFlow is loaded."""
+    return enum.StrEnum(name, {v: v for v in values})
+
+
+TargetName = _choices("TargetName", _targets.TARGETS)  # the target table itself
+Backend = _choices("Backend", ("torch", "onnx", "tflite", "tflite_fp32", "tflm", "c", "qemu"))  # evaluate.BACKENDS
+Arch = _choices("Arch", ("shen", "paper", "tiny"))  # models.ARCHS
+SceneMode = _choices("SceneMode", ("geometric", "iid"))  # scenes.MODES
+TrainMode = _choices("TrainMode", ("scratch", "svd", "finetune"))  # TrainConfig.mode
+BenchPart = _choices("BenchPart", ("train", "export", "codegen", "firmware"))  # the parts of `bench`
+
+
+class _Group(TyperGroup):
+    """The app's command group: a bad option value (an unknown ``--target``, a ``--n`` that
+    is not a number, a missing option) is one error line and exit 2, like every user error,
+    not click's usage box."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except typer.BadParameter as e:  # typer's own click
+            # the validator's "Value error, " names its exception class, not what is wrong
+            typer.echo(f"tinyrrm: error: {e.format_message().replace(': Value error, ', ': ')}", err=True)
+            raise typer.Exit(2) from None
+
+
+app = typer.Typer(cls=_Group, add_completion=False, no_args_is_help=True, help=__doc__.splitlines()[0])
+
+
+#: errors of opening, reading or writing the user's own files: one line, like a TinyrrmError
+FILE_ERRORS = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError, FileExistsError)
 
 
 def _user_errors(fn):
-    """Turn the stages' user-facing errors into ``tinyrrm: error: …`` + exit 2.
+    """Turn the errors a user can fix into ``tinyrrm: error: …`` + exit 2.
 
-    User-facing: bad input (``ValueError`` and its kinds: scene, checkpoint, export, fit
-    errors), files that cannot be read or written (``OSError``), a toolchain or compiler
-    that fails (``BuildError``), a target that does not answer (``HILError``). The error is
-    one line; a compiler's own output, when there is one, follows it indented.
+    User-facing: every :class:`~tinyrrm.errors.TinyrrmError` (bad options, scene files,
+    checkpoints, exports, a model that does not fit, a compiler or a target that fails) and
+    :data:`FILE_ERRORS`. The error is one line; a compiler's own output, when there is one,
+    follows it indented. Any other exception is a bug and keeps its traceback.
     """
 
     @functools.wraps(fn)
     def wrapper(*a, **kw):
-        from tinyrrm.export.host import BuildError
-        from tinyrrm.hil.protocol import HILError
-
         try:
             return fn(*a, **kw)
-        except (ValueError, OSError, BuildError, HILError) as e:
+        except (TinyrrmError, *FILE_ERRORS) as e:
             head, *rest = (str(e).strip() or type(e).__name__).splitlines()
             typer.echo(f"tinyrrm: error: {head}", err=True)
             for line in rest:
@@ -48,7 +82,7 @@ def _user_errors(fn):
 
 def _rank(value: Optional[int], name: str) -> Optional[int]:
     if value is not None and value <= 0:
-        raise ValueError(f"--{name} must be a positive rank, got {value}")
+        raise UsageError(f"--{name} must be a positive rank, got {value}")
     return value
 
 
@@ -60,14 +94,14 @@ def scenes(
     K: int = typer.Option(50, "--K", help="transceiver pairs"),
     Nt: int = typer.Option(2, "--Nt", help="transmit antennas"),
     seed: int = typer.Option(1, "--seed"),
-    mode: str = typer.Option("geometric", "--mode", help="geometric | iid"),
+    mode: SceneMode = typer.Option(SceneMode.geometric, "--mode"),
 ):
     """Generate scenes (channels) and write a scene file."""
     from tinyrrm.training import scenes as sc
 
-    s = sc.generate(n, K, Nt, seed, mode)
+    s = sc.generate(n, K, Nt, seed, mode.value)
     path = sc.save(s, out)
-    typer.echo(f"wrote {path}: {s.N} scenes, K={s.K}, Nt={s.Nt}, mode={mode}, seed={seed}")
+    typer.echo(f"wrote {path}: {s.N} scenes, K={s.K}, Nt={s.Nt}, mode={mode.value}, seed={seed}")
 
 
 @app.command()
@@ -75,10 +109,10 @@ def scenes(
 def train(
     scenes: Path = typer.Option(..., "--scenes", help="training scene file"),
     out: Path = typer.Option(..., "--out", help="checkpoint folder to write"),
-    arch: str = typer.Option("paper", "--arch", help="shen | paper | tiny"),
+    arch: Arch = typer.Option(Arch.paper, "--arch"),
     a1: Optional[int] = typer.Option(None, "--a1", help="message-network rank (omit: full MPGNN)"),
     a2: Optional[int] = typer.Option(None, "--a2", help="update-network rank (omit: full MPGNN)"),
-    mode: str = typer.Option("scratch", "--mode", help="scratch | svd | finetune"),
+    mode: TrainMode = typer.Option(TrainMode.scratch, "--mode"),
     init: Optional[Path] = typer.Option(None, "--init", help="checkpoint: full MPGNN for --mode svd, the same model for finetune"),
     augment: bool = typer.Option(False, "--augment/--no-augment", help="random receiver phases and transmitter unitaries per batch"),
     epochs: int = typer.Option(30, "--epochs"),
@@ -105,12 +139,12 @@ def train(
 
     _rank(a1, "a1"), _rank(a2, "a2")
     if (a1 is None) != (a2 is None):
-        raise ValueError("give both --a1 and --a2 for an LR-MPGNN, or neither for the full MPGNN")
-    tcfg = TrainConfig(epochs=epochs, batch=batch, lr=lr, lr_final=lr_final, seed=seed, mode=mode,
+        raise UsageError("give both --a1 and --a2 for an LR-MPGNN, or neither for the full MPGNN")
+    tcfg = TrainConfig(epochs=epochs, batch=batch, lr=lr, lr_final=lr_final, seed=seed, mode=mode.value,
                        init=str(init) if init else None, augment=augment, threads=threads,
                        mrt_start=mrt_start, clip_penalty=clip_penalty)
     head = sc.load(scenes)
-    mcfg = ModelConfig(arch=arch, K=head.K, Nt=head.Nt, a1=a1, a2=a2, cut_m=cut or None, compand=compand,
+    mcfg = ModelConfig(arch=arch.value, K=head.K, Nt=head.Nt, a1=a1, a2=a2, cut_m=cut or None, compand=compand,
                        residual=residual, scale_agg=scale_agg)
     path = run(scenes, out, mcfg, tcfg, val_path=val, resume=resume)
     typer.echo(f"wrote {path}")
@@ -122,17 +156,17 @@ def evaluate(
     scenes: Path = typer.Option(..., "--scenes", help="scene file to evaluate on"),
     mpgnn: Path = typer.Option(Path("models/mpgnn_paper"), "--mpgnn", help="full MPGNN checkpoint"),
     lrmpgnn: Path = typer.Option(Path("models/lrmpgnn_paper"), "--lrmpgnn", help="LR-MPGNN checkpoint"),
-    backend: str = typer.Option("torch", "--backend", help="torch | onnx | tflite | tflite_fp32 | tflm | c | qemu"),
+    backend: Backend = typer.Option(Backend.torch, "--backend"),
     out: Optional[Path] = typer.Option(None, "--out", help="write beamformers W_* [N, K, Nt] to this .npz"),
     as_json: bool = typer.Option(False, "--json", help="print JSON instead of a table"),
-    target: str = typer.Option("cortex-m4", "--target", help="qemu backend: the core (" + ", ".join(TARGETS) + ")"),
+    target: TargetName = typer.Option("cortex-m4", "--target", help="qemu backend: the core"),
     port: Optional[str] = typer.Option(None, "--port", help="qemu backend: a real board's serial port instead"),
 ):
     """Sum rate of WMMSE, the full MPGNN and the LR-MPGNN, and their ratios."""
     from tinyrrm.training import evaluate as ev
 
-    opts = {"target": target, "port": port} if backend == "qemu" else {}
-    rep = ev.evaluate(scenes, mpgnn, lrmpgnn, backend=backend, out_path=out, progress=not as_json,
+    opts = {"target": target.value, "port": port} if backend is Backend.qemu else {}
+    rep = ev.evaluate(scenes, mpgnn, lrmpgnn, backend=backend.value, out_path=out, progress=not as_json,
                       backend_options=opts)
     typer.echo(ev.to_json(rep) if as_json else ev.format_report(rep))
 
@@ -141,9 +175,9 @@ def _int_list(text: str, name: str) -> tuple[int, ...]:
     try:
         vals = tuple(int(v) for v in text.split(",") if v.strip())
     except ValueError:
-        raise ValueError(f"--{name} takes comma-separated ranks, got {text!r}") from None
+        raise UsageError(f"--{name} takes comma-separated ranks, got {text!r}") from None
     if not vals or any(v <= 0 for v in vals):
-        raise ValueError(f"--{name} ranks must be positive integers, got {text!r}")
+        raise UsageError(f"--{name} ranks must be positive integers, got {text!r}")
     return vals
 
 
@@ -176,7 +210,7 @@ def reproduce(
     out: Path = typer.Option(Path("reports"), "--out"),
     jobs: int = typer.Option(2, "--jobs", help="local worker processes (one torch thread each)"),
     ray: Optional[str] = typer.Option(None, "--ray", help="Ray cluster ADDRESS: run the cells there"),
-    arch: str = typer.Option("paper", "--arch"),
+    arch: Arch = typer.Option(Arch.paper, "--arch"),
     epochs: int = typer.Option(30, "--epochs"),
     a1: str = typer.Option("4,16,32,64", "--a1", help="message ranks"),
     a2: str = typer.Option("4,16,32,64,128,256,512", "--a2", help="update ranks"),
@@ -201,14 +235,14 @@ def reproduce(
     a1s, a2s = _int_list(a1, "a1"), _int_list(a2, "a2")
     clip = grid.CLIP_PENALTY if clip_penalty is None else clip_penalty
     if not clip >= 0:
-        raise ValueError(f"--clip-penalty must be >= 0, got {clip}")
+        raise UsageError(f"--clip-penalty must be >= 0, got {clip}")
     if status:
-        plan = grid.plan(train, test, val, cells_dir, arch=arch, epochs=epochs, a1s=a1s, a2s=a2s, seeds=seeds,
+        plan = grid.plan(train, test, val, cells_dir, arch=arch.value, epochs=epochs, a1s=a1s, a2s=a2s, seeds=seeds,
                          residual=residual, clip_penalty=clip)
         records = grid.load_records(out / grid.JOBS_FILE)
         typer.echo(pace.format_status(pace.status(plan, records), workers=None if ray else jobs))
         return
-    paths = grid.reproduce(train, test, val, out, workers=jobs, ray_address=ray, arch=arch, epochs=epochs,
+    paths = grid.reproduce(train, test, val, out, workers=jobs, ray_address=ray, arch=arch.value, epochs=epochs,
                            a1s=a1s, a2s=a2s, seeds=seeds, sizes_only=sizes_only, collect_only=collect,
                            cells_dir=cells_dir, residual=residual, clip_penalty=clip, carry_from=carry)
     for p in paths:
@@ -232,9 +266,9 @@ def svd_study(
     try:
         pairs = tuple(tuple(_int_list(c.replace(":", ","), "cells")) for c in cells.split(","))
     except ValueError:
-        raise ValueError(f"--cells takes a1:a2 pairs like 16:4,64:64, got {cells!r}") from None
+        raise UsageError(f"--cells takes a1:a2 pairs like 16:4,64:64, got {cells!r}") from None
     if any(len(p) != 2 for p in pairs):
-        raise ValueError(f"--cells takes a1:a2 pairs like 16:4,64:64, got {cells!r}")
+        raise UsageError(f"--cells takes a1:a2 pairs like 16:4,64:64, got {cells!r}")
     for p in run(full, train, val, test, out, cells=pairs, finetune_epochs=finetune):
         typer.echo(f"wrote {p}")
 
@@ -263,7 +297,7 @@ def bench(
     out: Path = typer.Option(Path("reports/bench.json"), "--out"),
     train_scenes: int = typer.Option(2000, "--train-scenes", help="scenes in the timed training epoch"),
     parts: str = typer.Option("train,export,codegen,firmware", "--parts",
-                              help="comma list of: train, export, codegen, firmware"),
+                              help="comma list of: " + ", ".join(BenchPart)),
     gen_dir: Path = typer.Option(Path("generated/cortex-m4"), "--gen-dir", help="generated C for the codegen part"),
     lrmpgnn: Path = typer.Option(Path("models/lrmpgnn_paper"), "--lrmpgnn", help="model for the export timing"),
 ):
@@ -273,10 +307,14 @@ def bench(
     from tinyrrm.training.fileio import write_text
 
     wanted = {p.strip() for p in parts.split(",") if p.strip()}
-    known = {"train", "export", "codegen", "firmware"}
-    if not wanted <= known:
-        raise ValueError(f"--parts: unknown part(s) {', '.join(sorted(wanted - known))}")
-    rep = json.loads(out.read_text()) if out.is_file() else {}
+    if not wanted <= set(BenchPart):
+        raise UsageError(f"--parts: unknown part(s) {', '.join(sorted(wanted - set(BenchPart)))}")
+    try:
+        rep = json.loads(out.read_text()) if out.is_file() else {}
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise InputError(f"{out}: not a bench report ({e}); move it away to start a new one") from None
+    if not isinstance(rep, dict):
+        raise InputError(f"{out}: not a bench report (want a JSON object); move it away to start a new one")
     if "train" in wanted:
         from tinyrrm.training.bench import run_bench
 
@@ -350,36 +388,36 @@ export_app.command("tflite", help="Same as `export model` (the .tflite files com
 def export_c(
     export_dir: Path = typer.Option(Path("build/export/lrmpgnn_paper"), "--export-dir",
                                     help="folder written by `tinyrrm export model`"),
-    target: str = typer.Option("cortex-m4", "--target", help=", ".join(TARGETS)),
+    target: TargetName = typer.Option("cortex-m4", "--target"),
     out: Path = typer.Option(None, "--out", help="output folder (default generated/<target>)"),
 ):
     """Generate C for TARGET from an export folder (weights, kernels, arena, test vectors, report)."""
     from tinyrrm.export import codegen
 
-    path = codegen.generate(export_dir, target, out or Path("generated") / target)
+    path = codegen.generate(export_dir, target.value, out or Path("generated") / target.value)
     typer.echo(f"wrote {path}")
 
 
 @export_app.command("target")
 @_user_errors
 def export_target(
-    target: str = typer.Option("cortex-m4", "--target", help=", ".join(TARGETS)),
+    target: TargetName = typer.Option("cortex-m4", "--target"),
     lrmpgnn: Path = typer.Option(Path("models/lrmpgnn_paper"), "--lrmpgnn", help="the model to deploy"),
     calib: Path = typer.Option(Path("data/train.npz"), "--calib", help="calibration scenes (training scenes)"),
     out: Path = typer.Option(None, "--out", help="output folder (default generated/<target>)"),
 ):
     """The main job: export the deployed model (ONNX, TFLite int8) and generate C for TARGET."""
-    from tinyrrm.export import codegen, stage, targets
+    from tinyrrm.export import codegen, stage
 
-    targets.get(target)  # unknown target: one clear error before any work
     exp = stage.ensure(lrmpgnn, calib_path=calib)
     typer.echo(stage.summary(exp))
     from shlex import quote
 
     from tinyrrm.training.fileio import portable
 
-    command = f"tinyrrm export target --target {target} --lrmpgnn {quote(portable(lrmpgnn))} --calib {quote(portable(calib))}"
-    path = codegen.generate(exp, target, out or Path("generated") / target, command=command)
+    command = (f"tinyrrm export target --target {target.value} --lrmpgnn {quote(portable(lrmpgnn))} "
+               f"--calib {quote(portable(calib))}")
+    path = codegen.generate(exp, target.value, out or Path("generated") / target.value, command=command)
     typer.echo(f"wrote {path}")
     typer.echo((path / "report.md").read_text().split("## Layers")[0].split("-->", 1)[-1].strip())
 
@@ -387,7 +425,7 @@ def export_target(
 @app.command()
 @_user_errors
 def firmware(
-    target: str = typer.Option("cortex-m4", "--target", help=", ".join(TARGETS)),
+    target: TargetName = typer.Option("cortex-m4", "--target"),
     portable: bool = typer.Option(False, "--portable", help="force the portable kernels (TR_NO_DSP)"),
 ):
     """Build the HIL firmware of the deployed model for TARGET -> build/fw/<target>/deployed/firmware.elf."""
@@ -395,7 +433,7 @@ def firmware(
     from tinyrrm.hil.run import build_firmware
     from tinyrrm.hil.session import gen_dir_for
 
-    elf = build_firmware(target, gen_dir_for(target), Path("build/fw") / target / ("portable" if portable else "deployed"),
+    elf = build_firmware(target.value, gen_dir_for(target.value), Path("build/fw") / target.value / ("portable" if portable else "deployed"),
                          "lrmpgnn", "-DTR_NO_DSP=1" if portable else "")
     sz = elfsize.sizes(elf)
     typer.echo(f"wrote {elf}: flash {sz['flash']:,} B (.text {sz['text']:,} + .rodata {sz['rodata']:,} + .data "
@@ -405,27 +443,27 @@ def firmware(
 @app.command("hil-prepare")
 @_user_errors
 def hil_prepare(
-    target: str = typer.Option("cortex-m4", "--target", help=", ".join(TARGETS)),
+    target: TargetName = typer.Option("cortex-m4", "--target"),
     n: int = typer.Option(4, "--n", help="test scenes the HIL runs"),
 ):
     """Reference beamformers and the original MPGNN's C for the HIL suite -> build/hil/<target>/."""
     from tinyrrm.hil.prepare import prepare
 
-    typer.echo(f"wrote {prepare(target, n=n)}")
+    typer.echo(f"wrote {prepare(target.value, n=n)}")
 
 
 @app.command()
 @_user_errors
 def hil(
-    target: str = typer.Option("cortex-m4", "--target", help=", ".join(TARGETS)),
+    target: TargetName = typer.Option("cortex-m4", "--target"),
     port: Optional[str] = typer.Option(None, "--port", help="a real board's serial port instead of QEMU"),
 ):
     """Run the deployed firmware (QEMU or a board) and measure: bit-exactness, flash/RAM, instructions,
     sum rate, the 60x ratios -> build/hil/<target>/hil.json and generated/<target>/report.json."""
     from tinyrrm.hil import session
 
-    res = session.run_hil(target, port=port)
-    path = session.save(res, target)
+    res = session.run_hil(target.value, port=port)
+    path = session.save(res, target.value)
     typer.echo(json.dumps(session.summary(res), indent=2, sort_keys=True))
     typer.echo(f"wrote {path}")
 

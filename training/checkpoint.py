@@ -18,6 +18,8 @@ import torch
 from safetensors.torch import load_file
 from safetensors.torch import save as safetensors_bytes
 
+from tinyrrm.errors import TinyrrmError
+
 from .fileio import write_bytes, write_text
 
 from .models import MPGNN, ModelConfig
@@ -27,7 +29,7 @@ WEIGHTS = "weights.safetensors"
 CONFIG = "config.json"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(TinyrrmError, ValueError):
     """A checkpoint is missing, corrupt or does not match what it is used with."""
 
 

@@ -20,6 +20,8 @@ from typing import Callable
 import numpy as np
 import torch
 
+from tinyrrm.errors import UsageError
+
 from . import checkpoint as ckpt
 from .fileio import atomic_write
 from .metrics import sum_rate
@@ -77,7 +79,7 @@ def evaluate(
     if backend not in BACKENDS:
         _register_export_backends()
     if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; available: {', '.join(sorted(BACKENDS))}")
+        raise UsageError(f"unknown backend {backend!r}; available: {', '.join(sorted(BACKENDS))}")
     scenes = load_scenes(scenes_path)
     opts = backend_options or {}
     run = (lambda ckpt_dir, sc: BACKENDS[backend](ckpt_dir, sc, **opts)) if opts else BACKENDS[backend]

@@ -10,6 +10,8 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+from tinyrrm.errors import InputError
+
 from . import checkpoint as ckpt
 
 
@@ -48,7 +50,7 @@ def png_bytes(runs: dict[str, list[dict]], title: str = "Training history") -> b
     from matplotlib.figure import Figure
 
     if not any(runs.values()):
-        raise ValueError("no training history to plot (the checkpoints record no epochs)")
+        raise InputError("no training history to plot (the checkpoints record no epochs)")
     with mpl.rc_context({"font.family": "DejaVu Sans", "font.size": 9}):
         fig = Figure(figsize=(9.0, 4.2), layout="constrained")
         FigureCanvasAgg(fig)

@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tinyrrm.errors import UsageError
+
 
 def matmul(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     """``x · w``, with a narrow ``w`` (at most 8 columns, more rows) read as a
@@ -42,7 +44,7 @@ class FullLinear(nn.Module):
     def __init__(self, d_in: int, d_out: int):
         super().__init__()
         if d_in <= 0 or d_out <= 0:
-            raise ValueError(f"layer sizes must be positive, got {d_in}x{d_out}")
+            raise UsageError(f"layer sizes must be positive, got {d_in}x{d_out}")
         bound = 1.0 / math.sqrt(d_in)
         self.weight = nn.Parameter(torch.empty(d_in, d_out).uniform_(-bound, bound))
         self.bias = nn.Parameter(torch.empty(d_out).uniform_(-bound, bound))
@@ -73,9 +75,9 @@ class LowRankLinear(nn.Module):
     def __init__(self, d_in: int, d_out: int, rank: int):
         super().__init__()
         if rank <= 0:
-            raise ValueError(f"rank must be a positive integer, got {rank}")
+            raise UsageError(f"rank must be a positive integer, got {rank}")
         if d_in <= 0 or d_out <= 0:
-            raise ValueError(f"layer sizes must be positive, got {d_in}x{d_out}")
+            raise UsageError(f"layer sizes must be positive, got {d_in}x{d_out}")
         # Var(x·U·V) = Var(x)/3 as for nn.Linear's default initialisation.
         self.U = nn.Parameter(torch.randn(d_in, rank) / math.sqrt(d_in))
         self.V = nn.Parameter(torch.randn(rank, d_out) / math.sqrt(3 * rank))

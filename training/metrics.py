@@ -30,6 +30,8 @@ import math
 
 import numpy as np
 
+from tinyrrm.errors import InputError
+
 __all__ = ["link_gains", "rates", "sum_rate", "sum_rate_torch"]
 
 _LN2 = math.log(2.0)
@@ -42,9 +44,9 @@ def _check_noise(noise_var) -> float:
     try:
         nv = float(noise_var)
     except (TypeError, ValueError):
-        raise ValueError(f"noise_var must be a positive scalar, got {noise_var!r}") from None
+        raise InputError(f"noise_var must be a positive scalar, got {noise_var!r}") from None
     if not math.isfinite(nv) or nv <= 0.0:
-        raise ValueError(f"noise_var must be a positive finite scalar, got {noise_var!r}")
+        raise InputError(f"noise_var must be a positive finite scalar, got {noise_var!r}")
     return nv
 
 
@@ -53,10 +55,10 @@ def _check_hv(H, V) -> tuple[np.ndarray, np.ndarray]:
     H = np.asarray(H)
     V = np.asarray(V)
     if H.ndim != 4 or H.shape[1] != H.shape[2]:
-        raise ValueError(f"H must have shape [N, K, K, Nt] (complex), got {H.shape}")
+        raise InputError(f"H must have shape [N, K, K, Nt] (complex), got {H.shape}")
     N, K, _, Nt = H.shape
     if V.shape != (N, K, Nt):
-        raise ValueError(
+        raise InputError(
             f"V must have shape [N, K, Nt] = {(N, K, Nt)} to match H {H.shape}, got {V.shape}"
         )
     return H.astype(np.complex128, copy=False), V.astype(np.complex128, copy=False)
@@ -70,11 +72,11 @@ def check_weights(weights, N: int, K: int) -> np.ndarray:
     try:
         w = np.broadcast_to(w, (N, K))
     except ValueError:
-        raise ValueError(f"weights must be broadcastable to [N, K] = {(N, K)}, got {w.shape}") from None
+        raise InputError(f"weights must be broadcastable to [N, K] = {(N, K)}, got {w.shape}") from None
     if not np.all(np.isfinite(w)):
-        raise ValueError("weights contain NaN or Inf")
+        raise InputError("weights contain NaN or Inf")
     if np.any(w < 0):
-        raise ValueError("weights must be non-negative")
+        raise InputError("weights must be non-negative")
     return w
 
 
@@ -136,14 +138,14 @@ def sum_rate_torch(H, V, noise_var=1.0, weights=None):
     import torch  # lazily: the numpy metrics serve the lean HIL image, which has no torch
 
     if not torch.is_tensor(V) or not V.is_complex():
-        raise ValueError("V must be a complex torch tensor of shape [B, K, Nt]")
+        raise InputError("V must be a complex torch tensor of shape [B, K, Nt]")
     if not torch.is_tensor(H):
         H = torch.as_tensor(np.asarray(H))
     if H.dim() != 4 or H.shape[1] != H.shape[2]:
-        raise ValueError(f"H must have shape [B, K, K, Nt] (complex), got {tuple(H.shape)}")
+        raise InputError(f"H must have shape [B, K, K, Nt] (complex), got {tuple(H.shape)}")
     B, K, _, Nt = H.shape
     if tuple(V.shape) != (B, K, Nt):
-        raise ValueError(f"V must have shape [B, K, Nt] = {(B, K, Nt)} to match H, got {tuple(V.shape)}")
+        raise InputError(f"V must have shape [B, K, Nt] = {(B, K, Nt)} to match H, got {tuple(V.shape)}")
     nv = _check_noise(noise_var)
     H = H.to(dtype=V.dtype, device=V.device)
     real_dtype = V.real.dtype
@@ -160,5 +162,5 @@ def sum_rate_torch(H, V, noise_var=1.0, weights=None):
     try:
         w = torch.broadcast_to(w, (B, K))
     except RuntimeError:
-        raise ValueError(f"weights must be broadcastable to [B, K] = {(B, K)}, got {tuple(w.shape)}") from None
+        raise InputError(f"weights must be broadcastable to [B, K] = {(B, K)}, got {tuple(w.shape)}") from None
     return (w * R).sum(dim=1)  # [B]

@@ -41,6 +41,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from tinyrrm.errors import InputError, UsageError
+
 from .layers import FullLinear, LowRankLinear, linear_max, make_linear, matmul
 from .scenes import edge_mask as _edge_mask
 
@@ -72,13 +74,13 @@ class ModelConfig:
 
     def __post_init__(self):
         if self.arch not in ARCHS:
-            raise ValueError(f"unknown arch {self.arch!r}; choose one of {', '.join(ARCHS)}")
+            raise UsageError(f"unknown arch {self.arch!r}; choose one of {', '.join(ARCHS)}")
         for name in ("a1", "a2"):
             r = getattr(self, name)
             if r is not None and (not isinstance(r, int) or r <= 0):
-                raise ValueError(f"rank {name} must be a positive integer, got {r!r}")
+                raise UsageError(f"rank {name} must be a positive integer, got {r!r}")
         if self.K < 2 or self.Nt < 1 or self.steps < 1:
-            raise ValueError(f"need K >= 2, Nt >= 1, steps >= 1; got K={self.K} Nt={self.Nt} steps={self.steps}")
+            raise UsageError(f"need K >= 2, Nt >= 1, steps >= 1; got K={self.K} Nt={self.Nt} steps={self.steps}")
 
     @property
     def widths(self) -> tuple[int, int, int]:
@@ -361,7 +363,7 @@ def mrt_start_(model: MPGNN) -> MPGNN:
     n = 2 * model.cfg.Nt
     u1, u2 = model.upd1, model.upd2
     if (u1.rank is not None and u1.rank < n) or (u2.rank is not None and u2.rank < n) or u1.d_out < 2 * n:
-        raise ValueError(f"the MRT start needs update rank a2 >= 2*Nt = {n} and an update width >= {2 * n}; "
+        raise UsageError(f"the MRT start needs update rank a2 >= 2*Nt = {n} and an update width >= {2 * n}; "
                          f"got a2={model.cfg.a2}, width {u1.d_out}")
     eye = torch.eye(n)
     pm = torch.cat([eye, -eye], dim=1)  # [n, 2n]: hidden 0..2n-1 = (+v, -v)
@@ -392,7 +394,7 @@ def mrt_start_(model: MPGNN) -> MPGNN:
 def svd_truncate(full: MPGNN, a1: int, a2: int) -> MPGNN:
     """LR-MPGNN whose every layer is the truncated SVD of ``full``'s (no retraining)."""
     if full.cfg.low_rank:
-        raise ValueError("svd_truncate needs a full MPGNN checkpoint, got a low-rank one")
+        raise InputError("svd_truncate needs a full MPGNN checkpoint, got a low-rank one")
     cfg = dataclasses.replace(full.cfg, a1=a1, a2=a2)
     lr = MPGNN(cfg)
     lr.load_state_dict({k: v for k, v in full.state_dict().items() if k.startswith("norm_")}, strict=False)

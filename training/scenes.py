@@ -41,6 +41,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tinyrrm.errors import TinyrrmError
+
 from .fileio import atomic_write
 
 __all__ = ["SceneError", "Scenes", "generate", "save", "load", "validate"]
@@ -54,7 +56,7 @@ _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 _H_SPEC = "complex64 [N, K, K, Nt] with K >= 2"
 
 
-class SceneError(ValueError):
+class SceneError(TinyrrmError, ValueError):
     """Invalid scenes, scene file or generator argument (one-line message)."""
 
 

@@ -33,6 +33,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from tinyrrm.errors import InputError, UsageError
+
 from . import checkpoint as ckpt
 from .fileio import atomic_write
 from .metrics import sum_rate_torch
@@ -61,19 +63,19 @@ class TrainConfig:
 
     def __post_init__(self):
         if self.mode not in ("scratch", "svd", "finetune"):
-            raise ValueError(f"mode must be 'scratch', 'svd' or 'finetune', got {self.mode!r}")
+            raise UsageError(f"mode must be 'scratch', 'svd' or 'finetune', got {self.mode!r}")
         if self.mode in ("svd", "finetune") and not self.init:
-            raise ValueError(f"mode {self.mode!r} needs --init CHECKPOINT")
+            raise UsageError(f"mode {self.mode!r} needs --init CHECKPOINT")
         if self.mrt_start and self.mode != "scratch":
-            raise ValueError(f"the MRT start is an initialisation: mode 'scratch' only, not {self.mode!r}")
+            raise UsageError(f"the MRT start is an initialisation: mode 'scratch' only, not {self.mode!r}")
         if not self.clip_penalty >= 0:
-            raise ValueError(f"clip_penalty must be >= 0, got {self.clip_penalty}")
+            raise UsageError(f"clip_penalty must be >= 0, got {self.clip_penalty}")
         # Adam moves every weight by about lr a step: above 1 nothing trains (1e30 zeroes every beam,
         # 3e38 overflows float32 inside the optimiser)
         if self.epochs < 0 or self.batch < 1 or not 0 < self.lr <= 1:
-            raise ValueError(f"need epochs >= 0, batch >= 1, 0 < lr <= 1; got {self.epochs}, {self.batch}, {self.lr}")
+            raise UsageError(f"need epochs >= 0, batch >= 1, 0 < lr <= 1; got {self.epochs}, {self.batch}, {self.lr}")
         if self.lr_final is not None and not 0 <= self.lr_final <= self.lr:
-            raise ValueError(f"lr_final must lie in [0, lr = {self.lr}], got {self.lr_final}")
+            raise UsageError(f"lr_final must lie in [0, lr = {self.lr}], got {self.lr_final}")
 
 
 @dataclass(frozen=True)
@@ -125,7 +127,7 @@ def train(
     run's state beside it: an interrupted run leaves a usable model.
     """
     if cfg.mode == "svd" and not model_cfg.low_rank:
-        raise ValueError("--mode svd truncates a full MPGNN to ranks a1, a2: give --a1 and --a2")
+        raise UsageError("--mode svd truncates a full MPGNN to ranks a1, a2: give --a1 and --a2")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     out = Path(out_dir)
@@ -177,7 +179,7 @@ def _load_data(scenes_path, val_path, model_cfg: ModelConfig) -> tuple[Scenes, B
     ``val_path``); both files must hold the model's K and Nt."""
     scenes = load_scenes(scenes_path)
     if scenes.K != model_cfg.K or scenes.Nt != model_cfg.Nt:
-        raise ValueError(
+        raise UsageError(
             f"{scenes_path}: scenes have K={scenes.K}, Nt={scenes.Nt} but the model is configured for "
             f"K={model_cfg.K}, Nt={model_cfg.Nt}"
         )
@@ -185,7 +187,7 @@ def _load_data(scenes_path, val_path, model_cfg: ModelConfig) -> tuple[Scenes, B
     if val_path is not None:
         vs = load_scenes(val_path)
         if (vs.K, vs.Nt) != (scenes.K, scenes.Nt):
-            raise ValueError(f"{val_path}: validation scenes have K={vs.K}, Nt={vs.Nt}, training K={scenes.K}, Nt={scenes.Nt}")
+            raise InputError(f"{val_path}: validation scenes have K={vs.K}, Nt={vs.Nt}, training K={scenes.K}, Nt={scenes.Nt}")
         val = prepare(vs, model_cfg.cut_m)
     return scenes, prepare(scenes, model_cfg.cut_m), val
 
@@ -208,7 +210,7 @@ def _initial_model(model_cfg: ModelConfig, cfg: TrainConfig, data: Batchable) ->
     model = MPGNN(model_cfg, norm_stats(data.H.numpy(), model_cfg.compand))
     if cfg.mrt_start:
         if model_cfg.residual:
-            raise ValueError("the MRT start is for the plain update (--no-residual); the residual one starts at MRT already")
+            raise UsageError("the MRT start is for the plain update (--no-residual); the residual one starts at MRT already")
         mrt_start_(model)
     return model
 
@@ -280,7 +282,7 @@ def _train_epoch(run: _Run, data: Batchable, cfg: TrainConfig, out: Path, progre
             # for power control. Pulling its norm back to 1 leaves every beam unchanged.
             loss = loss + cfg.clip_penalty * model.overshoot
         if not torch.isfinite(loss):
-            raise ValueError(f"training diverged: the loss is {loss.item()} at epoch {epoch}, step {i + 1} "
+            raise UsageError(f"training diverged: the loss is {loss.item()} at epoch {epoch}, step {i + 1} "
                              f"(lr {cfg.lr}); {'the last good epoch is saved in ' + str(out) if run.history else 'nothing was saved'}")
         run.opt.zero_grad(set_to_none=True)
         loss.backward()

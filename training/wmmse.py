@@ -42,6 +42,8 @@ import math
 import numpy as np
 from tqdm import tqdm
 
+from tinyrrm.errors import InputError, UsageError
+
 from .metrics import check_weights
 
 __all__ = ["wmmse", "mrt"]
@@ -60,23 +62,23 @@ def _validate_channels(H) -> np.ndarray:
     try:
         H = np.asarray(H)
     except Exception as exc:  # pragma: no cover - exotic inputs
-        raise ValueError(f"H must be an array of shape [N, K, K, Nt] (complex): {exc}") from None
+        raise InputError(f"H must be an array of shape [N, K, K, Nt] (complex): {exc}") from None
     if H.dtype.kind not in "fciu" or H.dtype.kind == "b":
-        raise ValueError(f"H must be an array of shape [N, K, K, Nt] (complex), got dtype {H.dtype}")
+        raise InputError(f"H must be an array of shape [N, K, K, Nt] (complex), got dtype {H.dtype}")
     if H.ndim != 4:
-        raise ValueError(
+        raise InputError(
             f"H must have shape [N, K, K, Nt] (complex), got ndim={H.ndim} shape={H.shape}"
             + (" (add a leading scene axis for a single scene)" if H.ndim == 3 else "")
         )
     N, K, K2, Nt = H.shape
     if K != K2:
-        raise ValueError(f"H must have shape [N, K, K, Nt] (complex), axes 1 and 2 differ: {H.shape}")
+        raise InputError(f"H must have shape [N, K, K, Nt] (complex), axes 1 and 2 differ: {H.shape}")
     if K < 2:
-        raise ValueError(f"H must have shape [N, K, K, Nt] with K >= 2 pairs, got K={K}")
+        raise InputError(f"H must have shape [N, K, K, Nt] with K >= 2 pairs, got K={K}")
     if Nt < 1:
-        raise ValueError(f"H must have shape [N, K, K, Nt] with Nt >= 1 antennas, got Nt={Nt}")
+        raise InputError(f"H must have shape [N, K, K, Nt] with Nt >= 1 antennas, got Nt={Nt}")
     if not np.all(np.isfinite(H)):
-        raise ValueError("H contains NaN or Inf")
+        raise InputError("H contains NaN or Inf")
     return H.astype(np.complex128, copy=False)
 
 
@@ -84,9 +86,9 @@ def _validate_positive(name: str, x) -> float:
     try:
         x = float(x)
     except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a positive finite scalar, got {x!r}") from None
+        raise InputError(f"{name} must be a positive finite scalar, got {x!r}") from None
     if not math.isfinite(x) or x <= 0.0:
-        raise ValueError(f"{name} must be a positive finite scalar, got {x!r}")
+        raise InputError(f"{name} must be a positive finite scalar, got {x!r}")
     return x
 
 
@@ -281,12 +283,12 @@ def wmmse(
     noise_var = _validate_positive("noise_var", noise_var)
     alpha = check_weights(weights, N, K)  # [N, K]
     if int(max_iter) != max_iter or max_iter < 0:
-        raise ValueError(f"max_iter must be a non-negative integer, got {max_iter!r}")
+        raise UsageError(f"max_iter must be a non-negative integer, got {max_iter!r}")
     if int(chunk) != chunk or chunk < 1:
-        raise ValueError(f"chunk must be a positive integer, got {chunk!r}")
+        raise UsageError(f"chunk must be a positive integer, got {chunk!r}")
     tol = float(tol)
     if not tol >= 0:
-        raise ValueError(f"tol must be >= 0, got {tol!r}")
+        raise UsageError(f"tol must be >= 0, got {tol!r}")
     max_iter, chunk = int(max_iter), int(chunk)
 
     V_out = np.empty((N, K, Nt), dtype=np.complex64)  # [N, K, Nt]

@@ -34,7 +34,7 @@ def main() -> None:
         H, mask = data.H[: a.n], data.mask[: a.n]
         norms = []
         scale = model.power_scale
-        model.power_scale = lambda o: (norms.append(o.norm(dim=-1).flatten()), scale(o))[1]
+        model.power_scale = lambda o, norms=norms, scale=scale: (norms.append(o.norm(dim=-1).flatten()), scale(o))[1]
         with torch.no_grad():
             V = model(H, mask)  # [N, K, Nt]
         k = torch.arange(V.shape[1])

@@ -18,6 +18,8 @@ from typing import Protocol
 
 import numpy as np
 
+from tinyrrm.errors import TinyrrmError
+
 SYNC = b"\xa5\x5a"
 HEADER = struct.Struct("<2sBBI")  # sync, type, seq, length
 HELLO, CORE, INFER, VECTORS, STATS, ERROR = 0x01, 0x02, 0x03, 0x04, 0x05, 0x7F
@@ -25,7 +27,7 @@ NAMES = {HELLO: "HELLO", CORE: "CORE", INFER: "INFER", VECTORS: "VECTORS", STATS
 MAX_LENGTH = 1 << 24
 
 
-class HILError(RuntimeError):
+class HILError(TinyrrmError, RuntimeError):
     """The target did not answer as the protocol says (one line, for the user)."""
 
 

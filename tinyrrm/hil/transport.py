@@ -5,6 +5,8 @@ from __future__ import annotations
 import socket
 import time
 
+from .protocol import HILError
+
 
 class SocketTransport:
     def __init__(self, host: str, port: int, connect_timeout: float = 20.0):
@@ -44,7 +46,10 @@ class SerialTransport:
     def __init__(self, port: str, baud: int = 115200):
         import serial
 
-        self.ser = serial.Serial(port, baudrate=baud, timeout=0)
+        try:
+            self.ser = serial.Serial(port, baudrate=baud, timeout=0)
+        except serial.SerialException as e:  # an OSError, but not one of the user's files
+            raise HILError(f"cannot open the serial port {port}: {e}") from None
 
     def write(self, data: bytes) -> None:
         self.ser.write(data)
