@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 
+from tinyrrm.errors import InputError, UsageError
+
 from .grid_report import validate_grid
 from .tables import targets
 
