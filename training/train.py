@@ -120,6 +120,7 @@ def train(
     With ``resume`` and a ``train_state.pt`` in ``out_dir`` that belongs to
     the same data and configs, training continues from the last epoch.
     """
+    ckpt.check_out_dir(out_dir)
     if cfg.mode == "svd" and not model_cfg.low_rank:
         raise ValueError("--mode svd truncates a full MPGNN to ranks a1, a2: give --a1 and --a2")
     if cfg.threads:
@@ -135,8 +136,9 @@ def train(
     val = None
     if val_path is not None:
         vs = load_scenes(val_path)
-        if (vs.K, vs.Nt) != (scenes.K, scenes.Nt):
-            raise ValueError(f"{val_path}: validation scenes have K={vs.K}, Nt={vs.Nt}, training K={scenes.K}, Nt={scenes.Nt}")
+        if vs.Nt != scenes.Nt or vs.K > scenes.K:  # fewer pairs are fine, as in evaluate
+            raise ValueError(f"{val_path}: validation scenes have K={vs.K}, Nt={vs.Nt}; training has K={scenes.K}, "
+                             f"Nt={scenes.Nt} (validation needs the same Nt and K <= {scenes.K})")
         val = prepare(vs, model_cfg.cut_m)
     data_hash = ckpt.file_sha256(scenes_path)
 
