@@ -452,3 +452,10 @@ def test_complex128_is_converted_and_the_error_says_so(tmp_path):
         np.savez(tmp_path / "c256.npz", **(d | {"H": d["H"].astype(np.complex256)}))
         with pytest.raises(SceneError, match="complex64 or complex128"):
             load(tmp_path / "c256.npz")
+
+
+def test_readme_states_the_normalised_band():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert S.NORMALISED == (1e-3, 1e6) and "in [1e-3, 1e6]" in readme
