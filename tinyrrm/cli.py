@@ -107,10 +107,12 @@ def train(
     threads: Optional[int] = typer.Option(None, "--threads", help="torch threads (1 for a background run)"),
 ):
     """Train an MPGNN (no ranks) or LR-MPGNN (--a1/--a2)."""
+    from tinyrrm.training import checkpoint as ck
     from tinyrrm.training import scenes as sc
     from tinyrrm.training.models import ModelConfig
     from tinyrrm.training.train import TrainConfig, train as run
 
+    ck.check_out_dir(out)
     _rank(a1, "a1"), _rank(a2, "a2")
     _cut(cut)
     if (a1 is None) != (a2 is None):
