@@ -34,7 +34,8 @@ from pathlib import Path
 import numpy as np
 
 from tinyrrm.errors import TinyrrmError
-from tinyrrm.training.fileio import portable, write_bytes
+from tinyrrm.training.fileio import FolderMark, dir_mode, portable, write_bytes
+from tinyrrm.training.fileio import check_out_dir as check_dir
 
 from . import intref, program, render, stage, targets, tflite_reader
 from .program import FC, Program
@@ -375,11 +376,25 @@ def _keep_measured(out: Path, files: dict[str, bytes], rep: dict) -> None:
             files["report_hil.png"] = png.read_bytes()
 
 
+#: a folder codegen wrote: its report.json (this format) lists every file, beside the report
+#: itself, report.md and the HIL stage's report_hil.png
+REPORT_FORMAT = "tinyrrm-codegen-report/1"
+GENERATED = FolderMark("report.json", REPORT_FORMAT, lambda doc: [*doc["files"], "report.md", "report_hil.png"])
+
+
+def check_out_dir(out) -> Path:
+    """Up front: ``out`` is missing, empty, or a folder codegen wrote (see :data:`GENERATED`)."""
+    return check_dir(out, GENERATED, writes=None)
+
+
 def _replace_dir(out: Path, files: dict[str, bytes]) -> Path:
-    """Write ``files`` into a fresh sibling folder, then swap it in for ``out``."""
+    """Write ``files`` into a fresh sibling folder, then swap it in for ``out``
+    (only a folder codegen wrote is replaced: :func:`check_out_dir`)."""
+    check_out_dir(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
     try:
+        os.chmod(tmp, dir_mode())  # mkdtemp makes it 0700
         for name, data in sorted(files.items()):
             write_bytes(tmp / name, data)
         if out.exists():

@@ -29,7 +29,8 @@ from tqdm.auto import tqdm
 
 from tinyrrm.errors import UsageError
 from tinyrrm.training import checkpoint as ckpt
-from tinyrrm.training.fileio import portable, write_bytes, write_text
+from tinyrrm.training.fileio import FolderMark, portable, write_bytes, write_text
+from tinyrrm.training.fileio import check_out_dir as check_dir
 from tinyrrm.training.models import MPGNN
 from tinyrrm.training.scenes import load as load_scenes
 
@@ -42,6 +43,10 @@ STAMP = ".source"
 BUILD = Path("build/export")
 DEFAULT_CALIB = Path("data/train.npz")
 DEFAULT_N_CALIB = 200
+#: the files :func:`export_model` writes into its folder (nothing else there is touched)
+WRITES = ("model.onnx", "model_int8.tflite", "model_fp32.tflite", "model_data.h", "model_data.c", MANIFEST, STAMP)
+#: an export folder knows itself by its manifest
+FOLDER = FolderMark(MANIFEST, FORMAT, lambda doc: [*doc["files"], STAMP])
 #: scenes on which ONNX Runtime is checked against PyTorch at export time
 N_CHECK = 4
 
@@ -108,11 +113,17 @@ def calibration(model: MPGNN, calib_path, n: int, progress: bool = True) -> tupl
     return samples, info
 
 
+def check_out_dir(out_dir) -> Path:
+    """Up front: ``out_dir`` may take an export; none of :data:`WRITES` is in it unless it
+    is an export folder already."""
+    return check_dir(out_dir, FOLDER, writes=WRITES)
+
+
 def export_model(ckpt_dir, out_dir=None, calib_path=DEFAULT_CALIB, n_calib: int = DEFAULT_N_CALIB,
                  opset: int = onnx_export.DEFAULT_OPSET, progress: bool = True) -> Path:
     """Export one checkpoint (see the module docstring); returns the folder."""
+    out = check_out_dir(Path(out_dir) if out_dir is not None else default_dir(ckpt_dir))
     model, doc = ckpt.load(ckpt_dir)
-    out = Path(out_dir) if out_dir is not None else default_dir(ckpt_dir)
     if not Path(calib_path).is_file():
         raise FileNotFoundError(f"calibration scenes {calib_path} not found (make data writes data/train.npz)")
     # the canonical command, whatever triggered the export: same inputs, same bytes

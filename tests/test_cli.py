@@ -313,3 +313,54 @@ def test_export_bad_input_is_one_line(tiny_ckpts, tmp_path):
     assert not (tmp_path / "o").exists()
     one_error(run("export", "c", "--export-dir", tmp_path / "nothing", "--out", tmp_path / "o"), "no export")
     assert not (tmp_path / "o").exists()
+
+
+def _iid_file(tmp_path, K=6):
+    from tinyrrm.training import scenes as sc
+
+    return sc.save(sc.generate(8, K, 2, 0, mode="iid"), tmp_path / "iid.npz")  # no 'dist'
+
+
+def test_scenes_without_dist_and_a_cut(tiny_ckpts, tmp_path):
+    iid = _iid_file(tmp_path)
+    one_error(run("train", "--scenes", iid, "--out", tmp_path / "ck", "--arch", "tiny"), "--cut 0")
+    assert not (tmp_path / "ck").exists()
+    r = run("train", "--scenes", iid, "--out", tmp_path / "ck", "--arch", "tiny", "--cut", 0, "--epochs", 1)
+    assert r.exit_code == 0, r.output
+    args = ["evaluate", "--scenes", iid, "--mpgnn", tiny_ckpts["full"], "--lrmpgnn", tiny_ckpts["lr"]]
+    one_error(run(*args, "--out", tmp_path / "w.npz"), "iid.npz: no field 'dist'")
+    assert not (tmp_path / "w.npz").exists()
+    r = run(*args, "--cut", 0, "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["sum_rate"]["lrmpgnn_torch"] > 0
+
+
+def test_evaluate_without_the_cut_is_the_complete_graph(tiny_data, tiny_ckpts):
+    """--cut 0 gives the beams of the same model on graphs with every link."""
+    import torch
+
+    from tinyrrm.training import checkpoint as ck
+    from tinyrrm.training import scenes as sc
+    from tinyrrm.training.evaluate import evaluate
+    from tinyrrm.training.metrics import sum_rate
+    from tinyrrm.training.train import prepare
+
+    rep = evaluate(tiny_data["test"], tiny_ckpts["full"], tiny_ckpts["lr"], progress=False, cut=False)
+    model, _ = ck.load(tiny_ckpts["lr"])
+    s = sc.load(tiny_data["test"])
+    data = prepare(s, None)
+    assert data.mask.all(dim=0).sum() == s.K * (s.K - 1)
+    with torch.no_grad():
+        V = model(data.H, data.mask).numpy()
+    want = float(sum_rate(s.H, V, s.noise_var, s.weights).mean())
+    assert rep["sum_rate"]["lrmpgnn_torch"] == pytest.approx(want, rel=1e-5)
+    assert rep["sum_rate"]["lrmpgnn_torch"] != evaluate(tiny_data["test"], tiny_ckpts["full"], tiny_ckpts["lr"],
+                                                        progress=False)["sum_rate"]["lrmpgnn_torch"]
+
+
+@pytest.mark.parametrize("cmd", [["train", "--scenes", "SC", "--out", "O", "--arch", "tiny"],
+                                 ["evaluate", "--scenes", "SC"]])
+def test_negative_cut_is_refused(cmd, tiny_data, tmp_path):
+    cmd = [tiny_data["train"] if a == "SC" else tmp_path / "o" if a == "O" else a for a in cmd]
+    one_error(run(*cmd, "--cut", -5), "--cut must be a distance >= 0")
+    assert not (tmp_path / "o").exists()

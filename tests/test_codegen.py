@@ -476,3 +476,18 @@ def test_report_of_a_board_run_shows_cycles(tmp_path):
     assert "On target (a board;" in md
     assert "| cycles per inference (SysTick) | 123,456,789 |" in md and "| cycles per MAC | 2.24 |" in md
     assert "instructions per" not in md.split("## Measured", 1)[1].split("host", 1)[0]
+
+
+def test_output_folders_know_themselves(gen):
+    """A real generated folder and a real export folder pass their own output checks (and hold
+    no file beyond their marks' lists); the report's format is the one the check looks for."""
+    import json
+
+    g = gen["lr"]["gen"]
+    assert json.loads((g / "report.json").read_text())["format"] == codegen.REPORT_FORMAT
+    assert codegen.check_out_dir(g) == g
+    codegen.check_out_dir(ROOT / "generated/cortex-m4")  # make export may replace the committed folder
+    exp = gen["lr"]["export"]
+    assert sorted(p.name for p in exp.iterdir()) == sorted(stage.WRITES)
+    assert stage.FOLDER.files(exp) == set(stage.WRITES)
+    assert stage.check_out_dir(exp) == exp

@@ -386,3 +386,76 @@ def test_validate_not_scenes():
 def test_repr_is_short(geo):
     r = repr(generate(200, 10, 4, seed=0))
     assert len(r) < 200 and "complex64(200, 10, 10, 4)" in r
+
+
+# --------------------------------------------------------------------------
+# a user's own channels: no silent defaults
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("drop", [["noise_var"], ["p_max"], ["noise_var", "p_max"]])
+def test_physical_units_need_noise_var_and_p_max(tmp_path, drop):
+    d = _arrays()
+    d["H"] = (d["H"] * np.float32(1e-5)).astype(np.complex64)  # path gains ~1e-7: watts, not SNR
+    for k in drop:
+        del d[k]
+    path = tmp_path / "phys.npz"
+    np.savez(path, **d)
+    with pytest.raises(SceneError) as e:
+        load(path)
+    msg = str(e.value)
+    assert "\n" not in msg and str(path) in msg and "not normalised" in msg
+    assert all(f"'{k}'" in msg for k in drop), msg
+    np.savez(path, **(d | {"noise_var": 1e-13, "p_max": 0.1}))
+    s = load(path)
+    assert (s.noise_var, s.p_max) == (1e-13, 0.1)
+
+
+def test_normalised_channels_keep_the_defaults(tmp_path):
+    """The band of 'normalised' covers both generator modes (and their files always carry both fields)."""
+    for mode in ("geometric", "iid"):
+        s = generate(20, 6, 2, seed=3, mode=mode)
+        lo, hi = S.NORMALISED
+        assert lo <= S.direct_power(s.H) <= hi
+        np.savez(tmp_path / "n.npz", H=s.H, dist=s.dist if s.dist is not None else np.zeros((20, 6, 6)))
+        assert (load(tmp_path / "n.npz").noise_var, load(tmp_path / "n.npz").p_max) == (1.0, 1.0)
+        with np.load(save(s, tmp_path / "saved.npz")) as f:
+            assert {"noise_var", "p_max"} <= set(f.files)
+
+
+def test_a_cut_without_dist_is_an_error():
+    s = generate(3, 4, 2, seed=0, mode="iid")
+    with pytest.raises(SceneError, match="no field 'dist'.*500 m.*--cut 0"):
+        s.edge_mask(500.0)
+    with pytest.raises(SceneError, match="mine.npz: no field 'dist'"):
+        S.check_cut(s, 500.0, "mine.npz")
+    S.check_cut(s, None, "mine.npz")
+    assert s.edge_mask(None).sum() == 3 * 4 * 3
+
+
+def test_text_file_is_not_an_npz_archive(tmp_path):
+    path = tmp_path / "notes.npz"
+    path.write_text("H = [[1, 2], [3, 4]]\n")
+    with pytest.raises(SceneError) as e:
+        load(path)
+    assert "not an .npz archive" in str(e.value) and "pickle" not in str(e.value)
+
+
+def test_complex128_is_converted_and_the_error_says_so(tmp_path):
+    d = _arrays()
+    np.savez(tmp_path / "c128.npz", **(d | {"H": d["H"].astype(np.complex128)}))
+    assert load(tmp_path / "c128.npz").H.dtype == np.complex64
+    np.savez(tmp_path / "real.npz", **(d | {"H": d["H"].real}))
+    with pytest.raises(SceneError, match="complex64 or complex128"):
+        load(tmp_path / "real.npz")
+    if hasattr(np, "complex256"):
+        np.savez(tmp_path / "c256.npz", **(d | {"H": d["H"].astype(np.complex256)}))
+        with pytest.raises(SceneError, match="complex64 or complex128"):
+            load(tmp_path / "c256.npz")
+
+
+def test_readme_states_the_normalised_band():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert S.NORMALISED == (1e-3, 1e6) and "in [1e-3, 1e6]" in readme

@@ -312,3 +312,65 @@ def test_overshoot_is_the_mean_squared_excess_over_steps():
     want = sum(float((n - 1).clamp_min(0).pow(2).mean()) for n in norms)
     assert len(norms) == 3 and want > 0
     assert float(model.overshoot) == pytest.approx(want, rel=1e-5)
+
+
+@pytest.mark.parametrize("edit", [("model", "compand", False), ("model", "residual", False), ("model", "steps", 2),
+                                  ("model", "cut_m", 100.0), ("model", "K", 9), ("norm", None, None)])
+def test_an_edited_config_is_refused(tiny_ckpts, tmp_path, edit):
+    """The digest covers the config with the weights: settings that keep every tensor shape
+    still change the results, so an edit is one clear error."""
+    import shutil
+
+    d = shutil.copytree(tiny_ckpts["lr"], tmp_path / "ck")
+    doc = json.loads((d / "config.json").read_text())
+    section, key, value = edit
+    if key is None:
+        doc[section] = {"edited": True}
+    else:
+        doc[section][key] = value
+    (d / "config.json").write_text(json.dumps(doc))
+    with pytest.raises(ckpt.CheckpointError, match="changed after training") as err:
+        ckpt.load(d)
+    assert "\n" not in str(err.value) and str(d) in str(err.value)
+
+
+def test_digest_ignores_layout_and_history_and_seals_old_checkpoints(tiny_ckpts, tmp_path):
+    import shutil
+
+    d = shutil.copytree(tiny_ckpts["lr"], tmp_path / "ck")
+    weights = (d / "weights.safetensors").read_bytes()
+    doc = json.loads((d / "config.json").read_text())
+    doc["history"] = doc["history"][:1]
+    (d / "config.json").write_text(json.dumps(doc))  # other layout, shorter log: same model
+    ckpt.load(d)
+    del doc["digest"]
+    (d / "config.json").write_text(json.dumps(doc))
+    with pytest.raises(ckpt.CheckpointError, match="no integrity digest.*seal"):
+        ckpt.load(d)
+    ckpt.seal(d)
+    ckpt.load(d)
+    assert (d / "weights.safetensors").read_bytes() == weights
+
+
+def test_committed_models_carry_the_digest():
+    root = Path(__file__).resolve().parents[1]
+    for name in ("mpgnn_paper", "lrmpgnn_paper"):
+        doc = json.loads((root / "models" / name / "config.json").read_text())
+        assert doc["digest"] == ckpt.digest((root / "models" / name / "weights.safetensors").read_bytes(), doc)
+
+
+def test_validation_may_have_fewer_pairs(tiny_data, tmp_path):
+    val = sc.save(sc.generate(8, 4, 2, 5), tmp_path / "k4.npz")
+    out = train(tiny_data["train"], tmp_path / "ck", TINY, TrainConfig(epochs=1, batch=48), val_path=val,
+                progress=False)
+    assert np.isfinite(ckpt.load(out)[1]["history"][0]["val_rate"])
+    with pytest.raises(ValueError, match="K <= 6"):
+        train(tiny_data["train"], tmp_path / "ck2", TINY, TrainConfig(epochs=1), progress=False,
+              val_path=sc.save(sc.generate(4, 8, 2, 5), tmp_path / "k8.npz"))
+    assert not (tmp_path / "ck2").exists()
+
+
+@pytest.mark.parametrize("cut", [-1.0, 0.0, float("inf"), float("nan")])
+def test_model_cut_must_be_a_positive_distance(cut):
+    with pytest.raises(ValueError, match="cut_m"):
+        ModelConfig(arch="tiny", K=6, Nt=2, cut_m=cut)

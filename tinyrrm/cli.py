@@ -80,6 +80,11 @@ def _user_errors(fn):
     return wrapper
 
 
+def _cut(value: Optional[float]) -> None:
+    if value is not None and not 0 <= value < float("inf"):
+        raise UsageError(f"--cut must be a distance >= 0 metres (0: no cut), got {value}")
+
+
 def _rank(value: Optional[int], name: str) -> Optional[int]:
     if value is not None and value <= 0:
         raise UsageError(f"--{name} must be a positive rank, got {value}")
@@ -98,7 +103,9 @@ def scenes(
 ):
     """Generate scenes (channels) and write a scene file."""
     from tinyrrm.training import scenes as sc
+    from tinyrrm.training.fileio import check_out_file
 
+    check_out_file(out)
     s = sc.generate(n, K, Nt, seed, mode.value)
     path = sc.save(s, out)
     typer.echo(f"wrote {path}: {s.N} scenes, K={s.K}, Nt={s.Nt}, mode={mode.value}, seed={seed}")
@@ -121,7 +128,8 @@ def train(
     lr_final: Optional[float] = typer.Option(None, "--lr-final", help="cosine-decay the lr to this value"),
     seed: int = typer.Option(0, "--seed"),
     val: Optional[Path] = typer.Option(None, "--val", help="validation scenes; the best epoch is kept"),
-    cut: Optional[float] = typer.Option(500.0, "--cut", help="drop links longer than this many metres (0: keep all)"),
+    cut: Optional[float] = typer.Option(500.0, "--cut", help="drop links longer than this many metres (0: keep all; "
+                                                             "a cut needs 'dist' in the scene files)"),
     resume: bool = typer.Option(True, "--resume/--no-resume"),
     compand: bool = typer.Option(True, "--compand/--no-compand", help="log-companded channel features"),
     residual: bool = typer.Option(True, "--residual/--no-residual", help="update net predicts a correction"),
@@ -133,17 +141,21 @@ def train(
     threads: Optional[int] = typer.Option(None, "--threads", help="torch threads (1 for a background run)"),
 ):
     """Train an MPGNN (no ranks) or LR-MPGNN (--a1/--a2)."""
+    from tinyrrm.training import checkpoint as ck
     from tinyrrm.training import scenes as sc
     from tinyrrm.training.models import ModelConfig
     from tinyrrm.training.train import TrainConfig, train as run
 
+    ck.check_out_dir(out)
     _rank(a1, "a1"), _rank(a2, "a2")
+    _cut(cut)
     if (a1 is None) != (a2 is None):
         raise UsageError("give both --a1 and --a2 for an LR-MPGNN, or neither for the full MPGNN")
     tcfg = TrainConfig(epochs=epochs, batch=batch, lr=lr, lr_final=lr_final, seed=seed, mode=mode.value,
                        init=str(init) if init else None, augment=augment, threads=threads,
                        mrt_start=mrt_start, clip_penalty=clip_penalty)
     head = sc.load(scenes)
+    sc.check_cut(head, cut or None, str(scenes))
     mcfg = ModelConfig(arch=arch.value, K=head.K, Nt=head.Nt, a1=a1, a2=a2, cut_m=cut or None, compand=compand,
                        residual=residual, scale_agg=scale_agg)
     path = run(scenes, out, mcfg, tcfg, val_path=val, resume=resume)
@@ -161,13 +173,19 @@ def evaluate(
     as_json: bool = typer.Option(False, "--json", help="print JSON instead of a table"),
     target: TargetName = typer.Option("cortex-m4", "--target", help="qemu backend: the core"),
     port: Optional[str] = typer.Option(None, "--port", help="qemu backend: a real board's serial port instead"),
+    cut: Optional[float] = typer.Option(None, "--cut", help="0: run the models without their distance cut "
+                                                            "(scenes without 'dist'); omit: the models' own cut"),
 ):
     """Sum rate of WMMSE, the full MPGNN and the LR-MPGNN, and their ratios."""
     from tinyrrm.training import evaluate as ev
 
+    _cut(cut)
+    if cut not in (None, 0):
+        raise UsageError(f"--cut takes 0 (run without the models' distance cut), got {cut}; the models' own cut "
+                         "applies when it is omitted")
     opts = {"target": target.value, "port": port} if backend is Backend.qemu else {}
     rep = ev.evaluate(scenes, mpgnn, lrmpgnn, backend=backend.value, out_path=out, progress=not as_json,
-                      backend_options=opts)
+                      backend_options=opts, cut=cut is None)
     typer.echo(ev.to_json(rep) if as_json else ev.format_report(rep))
 
 
@@ -190,8 +208,10 @@ def history(
 ):
     """Per-epoch training and validation sum rate of checkpoints, side by side."""
     from tinyrrm.training import history as hi
-    from tinyrrm.training.fileio import write_bytes
+    from tinyrrm.training.fileio import check_out_file, write_bytes
 
+    if png is not None:
+        check_out_file(png)
     runs = hi.read(checkpoints)
     if png is not None:
         write_bytes(png, hi.png_bytes(runs))
@@ -231,7 +251,9 @@ def reproduce(
     """Train and measure the paper's rank grid -> reports/paper_grid.*; finished cells are skipped
     and the report is rewritten after each one."""
     from tinyrrm.experiments import grid, pace
+    from tinyrrm.training.fileio import check_out_dir
 
+    check_out_dir(out)
     a1s, a2s = _int_list(a1, "a1"), _int_list(a2, "a2")
     clip = grid.CLIP_PENALTY if clip_penalty is None else clip_penalty
     if not clip >= 0:
@@ -262,7 +284,9 @@ def svd_study(
 ):
     """SVD-truncate the full MPGNN with and without a short fine-tune -> reports/svd_truncation.*"""
     from tinyrrm.experiments.svd_study import svd_study as run
+    from tinyrrm.training.fileio import check_out_dir
 
+    check_out_dir(out)
     try:
         pairs = tuple(tuple(_int_list(c.replace(":", ","), "cells")) for c in cells.split(","))
     except ValueError:
@@ -304,8 +328,9 @@ def bench(
     """Throughput of WMMSE and the models, training time per epoch, export and TFLM time -> JSON.
 
     Parts not asked for keep their previous figures in OUT."""
-    from tinyrrm.training.fileio import write_text
+    from tinyrrm.training.fileio import check_out_file, write_text
 
+    check_out_file(out)
     wanted = {p.strip() for p in parts.split(",") if p.strip()}
     if not wanted <= set(BenchPart):
         raise UsageError(f"--parts: unknown part(s) {', '.join(sorted(wanted - set(BenchPart)))}")
@@ -354,11 +379,12 @@ def export_onnx(
     """model.onnx: fp32, fixed K, all message-passing steps (checked with onnx.checker)."""
     from tinyrrm.export import onnx_export, stage
     from tinyrrm.training import checkpoint as ck
-    from tinyrrm.training.fileio import write_bytes
+    from tinyrrm.training.fileio import check_out_dir, write_bytes
 
+    folder = check_out_dir(out or stage.default_dir(checkpoint), stage.FOLDER, writes=("model.onnx",))
     model, _ = ck.load(checkpoint)
     data = onnx_export.to_onnx(model, opset)
-    path = write_bytes((out or stage.default_dir(checkpoint)) / "model.onnx", data)
+    path = write_bytes(folder / "model.onnx", data)
     typer.echo(f"wrote {path} ({len(data):,} bytes, opset {opset})")
 
 
@@ -375,6 +401,7 @@ def export_model(
     model_data.c/.h for the TFLM interpreter, export.json."""
     from tinyrrm.export import stage
 
+    stage.check_out_dir(out or stage.default_dir(checkpoint))
     path = stage.export_model(checkpoint, out, calib, n_calib, opset)
     typer.echo(stage.summary(path))
 
@@ -394,7 +421,8 @@ def export_c(
     """Generate C for TARGET from an export folder (weights, kernels, arena, test vectors, report)."""
     from tinyrrm.export import codegen
 
-    path = codegen.generate(export_dir, target.value, out or Path("generated") / target.value)
+    out = codegen.check_out_dir(out or Path("generated") / target.value)
+    path = codegen.generate(export_dir, target.value, out)
     typer.echo(f"wrote {path}")
 
 
@@ -409,6 +437,8 @@ def export_target(
     """The main job: export the deployed model (ONNX, TFLite int8) and generate C for TARGET."""
     from tinyrrm.export import codegen, stage
 
+    out = codegen.check_out_dir(out or Path("generated") / target.value)
+    stage.check_out_dir(stage.default_dir(lrmpgnn))
     exp = stage.ensure(lrmpgnn, calib_path=calib)
     typer.echo(stage.summary(exp))
     from shlex import quote
@@ -417,7 +447,7 @@ def export_target(
 
     command = (f"tinyrrm export target --target {target.value} --lrmpgnn {quote(portable(lrmpgnn))} "
                f"--calib {quote(portable(calib))}")
-    path = codegen.generate(exp, target.value, out or Path("generated") / target.value, command=command)
+    path = codegen.generate(exp, target.value, out, command=command)
     typer.echo(f"wrote {path}")
     typer.echo((path / "report.md").read_text().split("## Layers")[0].split("-->", 1)[-1].strip())
 

@@ -12,6 +12,7 @@ so every backend is measured by the same command and the same metric code.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -23,9 +24,9 @@ import torch
 from tinyrrm.errors import UsageError
 
 from . import checkpoint as ckpt
-from .fileio import atomic_write
+from .fileio import atomic_write, check_out_file
 from .metrics import sum_rate
-from .scenes import Scenes
+from .scenes import Scenes, check_cut
 from .scenes import load as load_scenes
 from .train import prepare
 from .wmmse import mrt, wmmse
@@ -69,18 +70,26 @@ def evaluate(
     out_path=None,
     progress: bool = True,
     backend_options: dict | None = None,
+    cut: bool = True,
 ) -> dict:
     """Sum rates of WMMSE, MPGNN and LR-MPGNN on ``scenes_path``.
 
     Writes ``out_path`` (npz: ``W_wmmse``, ``W_mpgnn_<backend>``,
     ``W_lrmpgnn_<backend>``, and ``W_mrt`` for reference, complex64 ``[N, K, Nt]``)
-    atomically when given.
+    atomically when given. ``cut`` False runs the models without their distance cut
+    (every link an edge); with it, scenes without ``dist`` are refused.
     """
+    if out_path is not None:
+        check_out_file(out_path)
     if backend not in BACKENDS:
         _register_export_backends()
     if backend not in BACKENDS:
         raise UsageError(f"unknown backend {backend!r}; available: {', '.join(sorted(BACKENDS))}")
     scenes = load_scenes(scenes_path)
+    if not cut:  # every distance 0 is under any cut: the complete graph, for every backend alike
+        scenes = dataclasses.replace(scenes, dist=np.zeros((scenes.N, scenes.K, scenes.K), np.float32))
+    for ck in (mpgnn_dir, lrmpgnn_dir):
+        check_cut(scenes, _cut_of(ck), str(scenes_path))
     opts = backend_options or {}
     run = (lambda ckpt_dir, sc: BACKENDS[backend](ckpt_dir, sc, **opts)) if opts else BACKENDS[backend]
     W = {
@@ -106,6 +115,11 @@ def evaluate(
     if out_path is not None:
         save_beamformers(out_path, W)
     return report
+
+
+def _cut_of(checkpoint_dir) -> float | None:
+    model, _ = ckpt.load(checkpoint_dir)
+    return model.cfg.cut_m
 
 
 def _ratio(a: float, b: float) -> float | None:

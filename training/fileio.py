@@ -5,14 +5,21 @@ The data goes to a temporary file in the target's folder, is flushed to disk
 and moved into place with ``os.replace`` (atomic on POSIX); parent folders
 are created; on any error the temporary file is removed and an existing file
 at the target is left untouched.
+
+Every command checks its output paths here before it starts any work
+(:func:`check_out_file`, :func:`check_out_dir`): a folder where a file goes, a
+file where a folder goes, or a folder holding files tinyrrm did not write is
+one clear error, and nothing is deleted or replaced that tinyrrm did not create.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Callable
+from typing import BinaryIO, Callable, Iterable
 
 
 def atomic_write(path, write: Callable[[BinaryIO], None]) -> Path:
@@ -52,3 +59,85 @@ def portable(path) -> str:
         except ValueError:
             pass
     return p.as_posix()
+
+
+# --------------------------------------------------------------------------
+# output paths, checked before any work
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FolderMark:
+    """How a folder that tinyrrm wrote knows itself: a JSON ``manifest`` in it whose
+    ``"format"`` is ``format``; ``listed(doc)`` names the other files it may hold
+    (posix paths relative to the folder)."""
+
+    manifest: str
+    format: str
+    listed: Callable[[dict], Iterable[str]]
+
+    def files(self, folder: Path) -> set[str] | None:
+        """The files a folder of this kind may hold, or None when ``folder`` is not one."""
+        try:
+            doc = json.loads((folder / self.manifest).read_text())
+            if not isinstance(doc, dict) or doc.get("format") != self.format:
+                return None
+            return {self.manifest, *self.listed(doc)}
+        except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError):
+            return None
+
+
+def _check_parents(path: Path) -> None:
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise NotADirectoryError(f"{path}: {parent} is a file, not a folder")
+            return
+
+
+def check_out_file(path) -> Path:
+    """Up front, before any work: ``path`` can take a file the command writes whole
+    (an existing file there is replaced atomically; a folder there is refused)."""
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path}: is a folder; give a file name to write")
+    _check_parents(path)
+    return path
+
+
+def check_out_dir(path, mark: FolderMark | None = None, writes: Iterable[str] | None = ()) -> Path:
+    """Up front, before any work: the command may write folder ``path``.
+
+    ``writes`` None: the command replaces the folder as a whole, so an existing
+    folder must be empty or one that tinyrrm wrote (``mark``) with no file beyond
+    its list. ``writes`` names: the command writes only these files into the folder
+    and leaves the rest alone, so none of them may exist unless the folder carries
+    ``mark`` (``()``: a folder of reports whose files the command rewrites by name).
+    Always refused: a file at ``path`` or at one of its parents. One-line errors
+    (OSError kinds); nothing is touched.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise NotADirectoryError(f"{path}: is a file, not a folder; tinyrrm will not replace it "
+                                 "(remove it or choose another output folder)")
+    _check_parents(path)
+    if not path.is_dir():
+        return path
+    ours = mark.files(path) if mark is not None else None
+    if writes is None:
+        present = sorted(p.relative_to(path).as_posix() for p in path.rglob("*") if not p.is_dir())
+        foreign = [f for f in present if ours is None or f not in ours]
+    else:
+        foreign = [] if ours is not None else sorted(f for f in set(writes) if (path / f).exists())
+    if foreign:
+        what = "tinyrrm did not write" if ours is None else f"that its {mark.manifest} does not list"
+        raise FileExistsError(f"{path}: holds {len(foreign)} file(s) {what} (first: {foreign[0]}); "
+                              "tinyrrm replaces only what it wrote (remove them or choose another output folder)")
+    return path
+
+
+def dir_mode() -> int:
+    """The mode a new folder gets from ``mkdir``: ``0o777 & ~umask``."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o777 & ~umask

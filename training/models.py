@@ -81,6 +81,8 @@ class ModelConfig:
                 raise UsageError(f"rank {name} must be a positive integer, got {r!r}")
         if self.K < 2 or self.Nt < 1 or self.steps < 1:
             raise UsageError(f"need K >= 2, Nt >= 1, steps >= 1; got K={self.K} Nt={self.Nt} steps={self.steps}")
+        if self.cut_m is not None and not (isinstance(self.cut_m, (int, float)) and 0 < self.cut_m < math.inf):
+            raise UsageError(f"cut_m must be a distance > 0 metres or None (no cut), got {self.cut_m!r}")
 
     @property
     def widths(self) -> tuple[int, int, int]:

@@ -3,17 +3,24 @@
 A scene holds K transceiver pairs; every transmitter has Nt antennas and every
 receiver a single antenna.  A batch of N scenes is stored as
 
-* ``H``         complex64 ``[N, K, K, Nt]`` -- ``H[n, j, k, :]`` is the channel
+* ``H``         complex64 ``[N, K, K, Nt]`` (a file may hold complex128: it is converted
+  to complex64 on load) -- ``H[n, j, k, :]`` is the channel
   from **transmitter j to receiver k** in scene n, so ``H[n, k, k]`` is the
   direct link of pair k and ``H[n, j, k]`` with ``j != k`` is interference;
 * ``weights``   float32 ``[N, K]`` -- rate weights (finite, >= 0, some > 0 in every scene; default 1);
 * ``dist``      float32 ``[N, K, K]`` metres, ``dist[n, j, k]`` = distance
   tx j -> rx k (optional, ``None`` for synthetic i.i.d. channels);
-* ``noise_var`` scalar > 0 (default 1.0) and ``p_max`` scalar > 0, the
-  per-transmitter power limit ``||v_k||^2 <= p_max`` (default 1.0).
+* ``noise_var`` scalar > 0 and ``p_max`` scalar > 0, the per-transmitter power
+  limit ``||v_k||^2 <= p_max``.
 
-The public file format is an ``.npz`` with exactly these keys (``dist``,
-``weights``, ``noise_var`` and ``p_max`` optional; unknown keys are ignored).
+The public file format is an ``.npz`` with exactly these keys (unknown keys are
+ignored). ``weights`` is optional (default 1). ``dist`` is optional, but a model
+with a distance cut needs it (:func:`check_cut`). ``noise_var`` and ``p_max`` may be
+left out only when the channels are *normalised*, i.e. already in units of the
+noise: the median of ``|H[n, k, k, a]|^2`` over all scenes, pairs and antennas (the
+per-antenna SNR of a direct link at unit power) lies in :data:`NORMALISED` (-30 dB
+to +60 dB); then both default to 1.0. Channels in physical units (path gains of
+1e-6 and below) must give both, in the same units. :func:`save` always writes both.
 Files are never loaded with ``allow_pickle=True``.
 
 Channel models (:func:`generate`):
@@ -54,6 +61,11 @@ MODES = ("geometric", "iid")
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 
 _H_SPEC = "complex64 [N, K, K, Nt] with K >= 2"
+#: what a file's H may be (complex128 is converted)
+_H_FILE_SPEC = "complex64 or complex128 [N, K, K, Nt] with K >= 2"
+#: the band of median direct-link power per antenna, |H[n, k, k, a]|^2, in which the
+#: channels count as normalised to the noise and noise_var = p_max = 1 may be left out
+NORMALISED = (1e-3, 1e6)
 
 
 class SceneError(TinyrrmError, ValueError):
@@ -63,12 +75,26 @@ class SceneError(TinyrrmError, ValueError):
 def edge_mask(K: int, dist: np.ndarray | None, cut_m: float | None, n: int) -> np.ndarray:
     """Edge mask ``[n, K(recv), K(send)]`` bool: j -> k exists if j != k and
     ``dist[k, j] < cut_m`` (the link from k's transmitter to j's receiver, whose
-    channel the edge carries); no cut when ``cut_m`` or ``dist`` is None.
+    channel the edge carries); no cut when ``cut_m`` is None. A cut without ``dist``
+    is a :class:`SceneError` (the graph would silently lose its cut).
     The one definition of the graph: training (``models.edge_mask``), export and HIL."""
     mask = np.broadcast_to(~np.eye(K, dtype=bool), (n, K, K))
-    if cut_m is not None and dist is not None:
+    if cut_m is not None:
+        if dist is None:
+            raise SceneError(_no_dist(cut_m, "scenes"))
         mask = mask & (np.asarray(dist) < cut_m)
     return np.ascontiguousarray(mask)
+
+
+def _no_dist(cut_m: float, source: str) -> str:
+    return (f"{source}: no field 'dist' [N, K, K] (metres), but the model drops links longer than {cut_m:g} m; "
+            "add dist to the file, or pass --cut 0 to run without the cut")
+
+
+def check_cut(scenes: "Scenes", cut_m: float | None, source: str) -> None:
+    """One clear error, naming ``source``, when a distance cut meets scenes without ``dist``."""
+    if cut_m is not None and scenes.dist is None:
+        raise SceneError(_no_dist(cut_m, source))
 
 
 @dataclass(frozen=True)
@@ -280,12 +306,12 @@ def _bad_scenes(bad: np.ndarray) -> str:
 
 def _check_H(H, source: str, coerce: bool) -> np.ndarray:
     def fail():
-        raise SceneError(f"{source}: field 'H' must be {_H_SPEC}, got {_desc(H)}")
+        raise SceneError(f"{source}: field 'H' must be {_H_FILE_SPEC if coerce else _H_SPEC}, got {_desc(H)}")
 
     if not isinstance(H, np.ndarray):
         fail()
     if coerce:
-        if not np.issubdtype(H.dtype, np.complexfloating):
+        if H.dtype not in (np.complex64, np.complex128):
             fail()
     elif H.dtype != np.complex64:
         fail()
@@ -410,13 +436,16 @@ def load(path) -> Scenes:
     """Read and strictly validate a scene file; raise :class:`SceneError` on any problem.
 
     ``H`` may be complex64 or complex128 (converted); ``weights``/``dist`` may
-    be any real float or integer dtype (converted to float32).  Unknown keys are
-    ignored.  Pickled (object) arrays are refused.
+    be any real float or integer dtype (converted to float32).  ``noise_var`` and
+    ``p_max`` default to 1.0 only for normalised channels (module docstring).
+    Unknown keys are ignored.  Pickled (object) arrays are refused.
     """
     path = Path(path)
     src = str(path)
     if not path.is_file():
         raise SceneError(f"{src}: file not found" if not path.exists() else f"{src}: not a regular file")
+    if not zipfile.is_zipfile(path):  # np.load would call a text file "pickled data"
+        raise SceneError(f"{src}: not an .npz archive (an .npz is a zip of .npy arrays, e.g. from np.savez)")
     try:
         npz = np.load(path, allow_pickle=False)
     except Exception as e:  # BadZipFile, OSError, ValueError, EOFError, ...
@@ -439,7 +468,7 @@ def load(path) -> Scenes:
     if weights is None:
         shape = H.shape[:2] if isinstance(H, np.ndarray) and H.ndim == 4 else (0, 0)
         weights = np.ones(shape, dtype=np.float32)  # [N, K]
-    return _checked(
+    scenes = _checked(
         H,
         weights,
         fields.get("dist"),
@@ -448,3 +477,25 @@ def load(path) -> Scenes:
         src,
         coerce=True,
     )
+    missing = [k for k in ("noise_var", "p_max") if k not in fields]
+    if missing:
+        _require_units(scenes.H, missing, src)
+    return scenes
+
+
+def direct_power(H: np.ndarray) -> float:
+    """Median of ``|H[n, k, k, a]|^2`` over scenes, pairs and antennas (see :data:`NORMALISED`)."""
+    K = H.shape[1]
+    d = H[:, np.arange(K), np.arange(K)]  # [N, K, Nt] direct links
+    return float(np.median(d.real.astype(np.float64) ** 2 + d.imag.astype(np.float64) ** 2))
+
+
+def _require_units(H: np.ndarray, missing: list[str], src: str) -> None:
+    """Defaults of 1.0 for ``missing`` are right only for channels normalised to the noise."""
+    p = direct_power(H)
+    lo, hi = NORMALISED
+    if not lo <= p <= hi:
+        raise SceneError(
+            f"{src}: field {' and '.join(repr(k) for k in missing)} missing, and the channels are not normalised to "
+            f"the noise (median direct-link power per antenna {p:.3g}, outside [{lo:g}, {hi:g}]): give noise_var "
+            "and p_max in the units of H (e.g. watts)")

@@ -126,6 +126,7 @@ def train(
     every epoch the best epoch so far is saved as the checkpoint, and the
     run's state beside it: an interrupted run leaves a usable model.
     """
+    ckpt.check_out_dir(out_dir)
     if cfg.mode == "svd" and not model_cfg.low_rank:
         raise UsageError("--mode svd truncates a full MPGNN to ranks a1, a2: give --a1 and --a2")
     if cfg.threads:
@@ -186,8 +187,9 @@ def _load_data(scenes_path, val_path, model_cfg: ModelConfig) -> tuple[Scenes, B
     val = None
     if val_path is not None:
         vs = load_scenes(val_path)
-        if (vs.K, vs.Nt) != (scenes.K, scenes.Nt):
-            raise InputError(f"{val_path}: validation scenes have K={vs.K}, Nt={vs.Nt}, training K={scenes.K}, Nt={scenes.Nt}")
+        if vs.Nt != scenes.Nt or vs.K > scenes.K:  # fewer pairs are fine, as in evaluate
+            raise InputError(f"{val_path}: validation scenes have K={vs.K}, Nt={vs.Nt}; training has K={scenes.K}, "
+                             f"Nt={scenes.Nt} (validation needs the same Nt and K <= {scenes.K})")
         val = prepare(vs, model_cfg.cut_m)
     return scenes, prepare(scenes, model_cfg.cut_m), val
 
