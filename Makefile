@@ -44,7 +44,8 @@ provision:
 	bash docker/provision.sh
 
 # All tests: Python units, host C against TFLite Micro, every core under QEMU
-# (tests/), then the full emulated HIL suite on cortex-m4 (hil_tests/).
+# (tests/), then the full emulated HIL suite on cortex-m4 (hil_tests/), which
+# writes under build/hil/ only: `make test` changes no committed file.
 test: setup provision
 	$(BIN)/python -m pytest -q
 	$(MAKE) hil-prepare TARGET=cortex-m4
@@ -68,7 +69,8 @@ firmware: setup provision
 hil-prepare: setup provision $(TRAIN) $(TEST)
 	$(TINYRRM) hil-prepare --target $(TARGET)
 
-# The HIL suite: pytest drives the firmware under QEMU (PORT=/dev/ttyACM0 for a board)
+# The HIL suite: pytest drives the firmware under QEMU (PORT=/dev/ttyACM0 for a board) and
+# writes what it measured to reports/hil/$(TARGET).{json,md,png}
 hil: hil-prepare
 	$(BIN)/python -m pytest -q hil_tests --target $(TARGET) --update-report $(if $(PORT),--port $(PORT))
 
