@@ -63,7 +63,8 @@ check: setup provision
 	$(BIN)/python -m pytest -q -m "not slow"
 
 # All tests: lint, Python units, host C against TFLite Micro, every core under QEMU
-# (tests/), then the full emulated HIL suite on cortex-m4 (hil_tests/).
+# (tests/), then the full emulated HIL suite on cortex-m4 (hil_tests/), which
+# writes under build/hil/ only: `make test` changes no committed file.
 test: setup provision lint
 	$(BIN)/python -m pytest -q
 	$(MAKE) hil-prepare TARGET=cortex-m4
@@ -87,7 +88,8 @@ firmware: setup provision
 hil-prepare: setup provision $(TRAIN) $(TEST)
 	$(TINYRRM) hil-prepare --target $(TARGET)
 
-# The HIL suite: pytest drives the firmware under QEMU (PORT=/dev/ttyACM0 for a board)
+# The HIL suite: pytest drives the firmware under QEMU (PORT=/dev/ttyACM0 for a board) and
+# writes what it measured to reports/hil/$(TARGET).{json,md,png}
 hil: hil-prepare
 	$(BIN)/python -m pytest -q hil_tests --target $(TARGET) --update-report $(if $(PORT),--port $(PORT))
 

@@ -170,7 +170,7 @@ def firmware_for(checkpoint_dir: Path, target: str) -> tuple[Path, str]:
         except codegen.FitError:
             codegen.generate(out, "host", gen)
             big = True
-    prefix = host._prefix(gen)
+    prefix = host.prefix_of(gen)
     elf = build_firmware(target, gen, Path("build/fw") / target / out.name, prefix, big_flash=big)
     return elf, prefix
 

@@ -10,7 +10,6 @@ Cortex-M goal of issue 5 (there measured with QEMU's icount).
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 import subprocess
@@ -27,7 +26,7 @@ DRIVER = TEMPLATES / "host" / "infer_main.c"
 
 
 def build_driver(gen_dir: Path, out: Path, extra: tuple[str, ...] = ()) -> Path:
-    prefix = host._prefix(gen_dir)
+    prefix = host.prefix_of(gen_dir)
     cmd = ["gcc", "-std=c99", "-O2", "-ffp-contract=off", "-DTR_NO_DSP=1", f"-DPREFIX={prefix}", *extra,
            "-I", str(gen_dir), str(DRIVER), *map(str, host.sources(gen_dir)), "-o", str(out), "-lm"]
     r = subprocess.run(cmd, capture_output=True, text=True)
@@ -53,7 +52,7 @@ def host_instructions(gen_dir, H: np.ndarray, edge: np.ndarray) -> dict:
     if shutil.which("valgrind") is None:
         raise host.BuildError("valgrind not found (docker/provision.sh installs it)")
     gen_dir = Path(gen_dir)
-    rep = json.loads((gen_dir / "report.json").read_text())
+    rep = host.read_report(gen_dir)
     with tempfile.TemporaryDirectory() as td:
         tmp = Path(td)
         exe = build_driver(gen_dir, tmp / "infer")
@@ -69,19 +68,18 @@ def host_instructions(gen_dir, H: np.ndarray, edge: np.ndarray) -> dict:
 
 
 def codegen_bench(gen_dir, test_path) -> dict:
-    """``make bench``'s codegen part: MACs, host instructions, arenas; merged into the report."""
-    from tinyrrm.hil.run import CUT_M
+    """``make bench``'s codegen part: MACs, host instructions, arenas (``tinyrrm bench`` writes
+    them to reports/bench.json; the generated folder is not touched)."""
     from tinyrrm.training.scenes import load as load_scenes
 
-    from . import frontend, report
+    from . import frontend
 
     gen_dir = Path(gen_dir)
-    rep = json.loads((gen_dir / "report.json").read_text())
+    rep = host.read_report(gen_dir)
     s = load_scenes(test_path).subset(slice(0, 1))
-    edge = s.edge_mask(CUT_M)[0]
+    edge = s.edge_mask(rep["model"]["cut_m"])[0]
     fig = host_instructions(gen_dir, frontend.unit_noise(s)[0], edge)
     fig.update({"scene": f"{Path(test_path).name}[0]", "arena_bytes": rep["sizes"]["arena_bytes"],
                 "tflm_arena_bytes_host": rep["tflm"]["arena_bytes_host"],
                 "macs_per_step_full_graph": rep["macs"]["per_step_full_graph"]})
-    report.merge_measured(gen_dir, "host", fig)
     return fig

@@ -1,4 +1,4 @@
-"""Code generation: ``model_int8.tflite`` -> C sources for one target.
+"""Code generation: an export folder -> C sources for one target.
 
 ``generate(export_dir, target, out_dir)`` reads the flatbuffer (the source
 of truth for weights, shapes and quantization), matches it to the core's
@@ -7,18 +7,23 @@ structure (:mod:`.program`), derives TFLM's multipliers and shifts
 
     out/model.h, model.c         ABI, static arena, streaming int8 core, float front end
     out/weights.h, weights.c     one const struct in flash: U/V weights, biases, multipliers, shifts
-    out/kernels/tr_*.{h,c}       the hand-written kernels (portable + SMLAD path)
+    out/kernels/tr_*.{h,c}       the hand-written kernels (portable + SMLAD path), copied verbatim
+                                 from firmware_templates/kernels/ (report.json lists each source's sha256)
     out/test_vectors.h, .c       int8 inputs with TFLM's expected outputs
     out/tflm/model_data.{h,c}    the .tflite as a C array, for TFLM users
-    out/tflm/model_int8.tflite   the flatbuffer the C was generated from, and the
-    out/tflm/export.json         export manifest: codegen reruns from out/tflm plus the checkpoint and
-                                 calibration scenes it names (the real-scene test vectors)
+    out/tflm/model_int8.tflite,  what codegen read from the export folder: the flatbuffer, the real
+      scene_inputs.npz,          scenes' core inputs and the manifest (front end, edge cut, names);
+      export.json                ``generate(out/tflm, ...)`` regenerates this folder byte for byte
     out/README.md                dropping the sources into a Make / CMake / STM32Cube project
     out/report.json, report.md   sizes, MACs, arena against TFLM's, fit against the board
 
-Everything is computed before the first file is written, then the folder is
-replaced as a whole: an error (unknown op, a model that does not fit the
-target) leaves ``out_dir`` as it was. Same inputs give byte-identical files.
+The output is a function of the export folder, the target and the
+toolchain's own sources: nothing else is read (no checkpoint, no scene file,
+nothing of an earlier output). Everything is computed before the first file
+is written, then the folder is replaced as a whole: an error (unknown op, a
+model that does not fit the target) leaves ``out_dir`` as it was. Same
+inputs give byte-identical files. Templates get a :class:`Context` of frozen
+dataclasses; sizes, offsets and padding are computed here, never in a template.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ import os
 import shlex
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +42,7 @@ from tinyrrm.errors import TinyrrmError
 from tinyrrm.training.fileio import FolderMark, dir_mode, portable, write_bytes
 from tinyrrm.training.fileio import check_out_dir as check_dir
 
-from . import intref, program, render, stage, targets, tflite_reader
+from . import intref, program, render, report, stage, targets, tflite_reader
 from .program import FC, Program
 
 KERNELS = render.TEMPLATES / "kernels"
@@ -59,13 +64,14 @@ def cname(name: str) -> str:
 
 @dataclass
 class Member:
-    """One member of a generated C struct, laid out as a C compiler does."""
+    """One member of a generated C struct, laid out as a C compiler does (:func:`layout`)."""
 
     name: str
     ctype: str  # int8_t | int16_t | int32_t | float
     dims: tuple[int, ...]
     data: np.ndarray | None = None
     offset: int = 0
+    pad: int = 0  # bytes of padding between this member and the next (0 for the last)
     doc: str = ""
 
     @property
@@ -82,12 +88,17 @@ class Member:
 
 
 def layout(members: list[Member], pad_to: int = 4) -> int:
-    """Assign offsets; every member starts at a multiple of ``pad_to`` bytes. Returns the total size."""
+    """Assign offsets and padding; every member starts at a multiple of ``pad_to`` bytes.
+    Returns the total size (a multiple of 4)."""
     off = 0
+    prev = None
     for m in members:
         off = -(-off // max(pad_to, m.align)) * max(pad_to, m.align)
-        m.offset = off
+        if prev is not None:
+            prev.pad = off - prev.offset - prev.size
+        m.offset, m.pad = off, 0
         off += m.size
+        prev = m
     return -(-off // 4) * 4
 
 
@@ -137,17 +148,31 @@ def _arena(prog: Program) -> list[Member]:
     return m
 
 
-def _fc_init(f: FC, prefix: str) -> dict:
+@dataclass(frozen=True)
+class FCParams:
+    """One FULLY_CONNECTED layer's ``tr_fc`` parameter block (names of its arrays in the weights struct)."""
+
+    name: str  # C name (msg1_U_x)
+    label: str  # the .tflite's name (msg1.U.x)
+    d_in: int
+    d_out: int
+    w: str
+    bias: str
+    mult: str
+    shift: str
+    in_zp: int
+    out_zp: int
+    act_min: int
+    act_max: int
+    fast_rq: int
+
+
+def _fc_params(f: FC, prefix: str) -> FCParams:
     n = cname(f.name)
     w = f"{prefix}_weights"
-    return {
-        "name": n, "label": f.name, "d_in": f.d_in, "d_out": f.d_out,
-        "w": f"&{w}.{n}_w[0][0]",
-        "bias": f"{w}.{n}_bias" if f.bias is not None else "0",
-        "mult": f"{w}.{n}_mult", "shift": f"{w}.{n}_shift",
-        "in_zp": f.inp.zero_point, "out_zp": f.out.zero_point, "act_min": f.act_min, "act_max": f.act_max,
-        "fast_rq": int(fast_requant(f)),
-    }
+    return FCParams(n, f.name, f.d_in, f.d_out, f"&{w}.{n}_w[0][0]", f"{w}.{n}_bias" if f.bias is not None else "0",
+                    f"{w}.{n}_mult", f"{w}.{n}_shift", f.inp.zero_point, f.out.zero_point, f.act_min, f.act_max,
+                    int(fast_requant(f)))
 
 
 def fast_requant(f: FC) -> bool:
@@ -158,10 +183,45 @@ def fast_requant(f: FC) -> bool:
     return bool(((f.shift <= -1) & (f.shift >= -31)).all() and (acc_max < (1 << 29)).all())
 
 
-def _add_init(a: program.Add) -> dict:
-    return {**{k: a.p[k] for k in ("mult1", "mult2", "mult_out", "shift1", "shift2", "shift_out", "left_shift")},
-            "in1_zp": a.in1.zero_point, "in2_zp": a.in2.zero_point, "out_zp": a.out.zero_point,
-            "act_min": a.act_min, "act_max": a.act_max, "node_first": a.p["node_first"]}
+@dataclass(frozen=True)
+class AddParams:
+    """An int8 ADD's ``tr_add`` block; ``node_first``: the node part is the ADD's first input."""
+
+    mult1: int
+    mult2: int
+    mult_out: int
+    shift1: int
+    shift2: int
+    shift_out: int
+    left_shift: int
+    in1_zp: int
+    in2_zp: int
+    out_zp: int
+    act_min: int
+    act_max: int
+    node_first: bool
+
+
+def _add_params(a: program.Add) -> AddParams:
+    return AddParams(**{k: a.p[k] for k in ("mult1", "mult2", "mult_out", "shift1", "shift2", "shift_out",
+                                            "left_shift", "node_first")},
+                     in1_zp=a.in1.zero_point, in2_zp=a.in2.zero_point, out_zp=a.out.zero_point,
+                     act_min=a.act_min, act_max=a.act_max)
+
+
+@dataclass(frozen=True)
+class MulParams:
+    """The mask MUL by the code of 1.0 (``b``), as a 256-entry table."""
+
+    mult: int
+    shift: int
+    b: int
+    in1_zp: int
+    in2_zp: int
+    out_zp: int
+    act_min: int
+    act_max: int
+    lut: np.ndarray
 
 
 def mul_lut(prog: Program) -> np.ndarray:
@@ -179,7 +239,7 @@ def _f(x: float) -> str:
     return f"{float(np.float32(x)):.9g}f"
 
 
-@dataclass
+@dataclass(frozen=True)
 class Vector:
     name: str
     k: int
@@ -188,13 +248,17 @@ class Vector:
     edge: np.ndarray  # bool [K, K]
     o_q: np.ndarray  # int8 [K, 2Nt] (TFLM; rows >= k unused)
 
+    @property
+    def edge_bits(self) -> np.ndarray:
+        return edge_bits(self.edge)
+
 
 from .host import edge_bits  # noqa: E402  (the ABI's bit order lives with the host build)
 
 
 def test_vectors(prog: Program, core, scene_inputs: list[tuple], seed: int = 7) -> list[Vector]:
     """Int8 core inputs with TFLM's outputs (``core``: a :class:`.tflm.TFLMCore`): real scenes
-    and the hard cases of issue 4."""
+    and the hard cases."""
     K, nt = prog.K, prog.nt
     one = intref.quantized_one(prog)
     rng = np.random.default_rng(seed)
@@ -229,47 +293,140 @@ def test_vectors(prog: Program, core, scene_inputs: list[tuple], seed: int = 7) 
     return out
 
 
-def _scene_inputs(export_dir: Path, prog: Program, core) -> list[tuple]:
-    """Core inputs (x_q, e_q, edge) of the first calibration scene at its first and last step.
-
-    The trajectory runs as on the target — float front end around the int8
-    core under TFLM — so no BLAS enters and the bytes are the same on any machine.
-    """
-    from tinyrrm.training import checkpoint as ckpt
-    from tinyrrm.training.scenes import load as load_scenes
-
-    from . import frontend
-    from .tflm import quantize
-
-    man = stage.read_manifest(export_dir)
-    model, _ = ckpt.load(man["checkpoint"]["path"])
-    calib = Path(man["calibration"]["path"])
-    if not calib.is_file():
-        raise FileNotFoundError(f"calibration scenes {calib} (named in {export_dir}/export.json) not found; "
-                                "they give the test vectors their real scenes (make data)")
-    scenes = load_scenes(calib).subset(slice(0, 1))
-    edge = scenes.edge_mask(model.cfg.cut_m)[0]
-    fe = frontend.FrontEnd.of(model)
-    seen: list[tuple] = []
-    def step(x, e, m):
-        seen.append((quantize(x, prog.x.scale, prog.x.zero_point), quantize(e, prog.e.scale, prog.e.zero_point), edge))
-        return core(x, e, m)
-
-    frontend.run(fe, step, frontend.unit_noise(scenes)[0], edge)
-    return [seen[0], seen[-1]]
+def _scene_inputs(export_dir: Path, man: dict, prog: Program) -> list[tuple]:
+    """The export's real-scene core inputs (x_q, e_q, edge), checked against the flatbuffer's shapes."""
+    path = export_dir / man["codegen"]["scene_inputs"]
+    with np.load(path, allow_pickle=False) as z:
+        x, e, edge = z["x_q"], z["e_q"], z["edge"]
+    K, nt = prog.K, prog.nt
+    if (x.shape[1:], e.shape[1:], edge.shape[1:]) != ((K, 4 * nt), (K, K, 2 * nt), (K, K)):
+        raise ValueError(f"{path}: core inputs of shapes {x.shape}, {e.shape}, {edge.shape} do not match "
+                         f"the model (K={K}, Nt={nt})")
+    return [(x[i], e[i], edge[i].astype(bool)) for i in range(x.shape[0])]
 
 
-def build_context(prog: Program, fe, target: targets.Target, tflite_sha: str, command: str,
-                  vectors: list[Vector], tflm_arena: int, prefix: str) -> dict:
+@dataclass(frozen=True)
+class ModelFacts:
+    """What the generated code serves: the model, its deployment graph and its float front end."""
+
+    name: str
+    prefix: str
+    K: int
+    nt: int
+    steps: int
+    residual: bool
+    compand: bool
+    low_rank: bool
+    cut_m: float | None  # links kept: dist < cut_m (None: all)
+    a1: int | None
+    a2: int | None
+
+    @property
+    def x_width(self) -> int:
+        """Node state [v, d]: 4 Nt."""
+        return 4 * self.nt
+
+    @property
+    def e_width(self) -> int:
+        """Edge features, beamformers and core outputs: 2 Nt (re, im per antenna)."""
+        return 2 * self.nt
+
+
+@dataclass(frozen=True)
+class MemoryPlan:
+    """Structs as :func:`layout` places them, and the sizes checked against the board."""
+
+    weights: tuple[Member, ...]
+    weights_bytes: int
+    arena: tuple[Member, ...]
+    arena_bytes: int
+    edge_bytes: int  # ceil(K*K / 8)
+    io_bytes: int  # sizeof(<prefix>_input) + sizeof(<prefix>_output)
+    stack_bytes: int
+    vectors_bytes: int
+    flash_need: int
+    ram_need: int
+
+
+@dataclass(frozen=True)
+class Layers:
+    """The core's layers (parameter blocks) by their place in the step."""
+
+    fc: tuple[FCParams, ...]  # all of them, in the order of the weights struct
+    msg_node: FCParams
+    msg_edge: FCParams
+    msg_chain: tuple[FCParams, ...]  # message layers between the ADD and the wide layer
+    wide: FCParams  # the wide message layer, fused with the max
+    upd_node: FCParams
+    upd_agg: FCParams
+    upd_chain: tuple[FCParams, ...]
+    msg_add: AddParams
+    upd_add: AddParams
+    mul: MulParams
+    macs_per_edge: int
+    macs_per_node: int
+
+
+@dataclass(frozen=True)
+class QParams:
+    scale: str  # a float32 C constant
+    zp: int
+
+
+@dataclass(frozen=True)
+class Quantization:
+    """The core's input/output quantization and the front end's standardisation (C constants)."""
+
+    x: QParams
+    e: QParams
+    o: QParams
+    direct_mean: tuple[str, ...]
+    direct_std: tuple[str, ...]
+    cross_mean: tuple[str, ...]
+    cross_std: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Context:
+    """Everything the templates see (:func:`build_context`)."""
+
+    prefix: str
+    P: str  # the prefix of macros
+    provenance: str  # C comment
+    provenance_md: str  # Markdown comment
+    target: targets.Target
+    model: ModelFacts
+    mem: MemoryPlan
+    layers: Layers
+    quant: Quantization
+    vectors: tuple[Vector, ...]
+    tflm_arena: int
+
+    def template_vars(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def _model_facts(prog: Program, fe, man: dict, prefix: str) -> ModelFacts:
+    cg, cfg = man["codegen"], man["model"]
+    if (cg["K"], cg["Nt"]) != (prog.K, prog.nt):
+        raise ValueError(f"export.json says K={cg['K']}, Nt={cg['Nt']}; model_int8.tflite has K={prog.K}, "
+                         f"Nt={prog.nt}")
+    return ModelFacts(name=man["name"], prefix=prefix, K=prog.K, nt=prog.nt, steps=fe.steps, residual=fe.residual,
+                      compand=fe.compand, low_rank=prog.low_rank, cut_m=cg["cut_m"], a1=cfg.get("a1"),
+                      a2=cfg.get("a2"))
+
+
+def _memory_plan(prog: Program, target: targets.Target, n_vectors: int, prefix: str) -> MemoryPlan:
+    """The weights and arena layouts and the fit against ``target`` (:class:`FitError` if it does not)."""
     weights = _weights(prog)
     w_bytes = layout(weights)
     arena = _arena(prog)
     a_bytes = layout(arena)
     K, nt = prog.K, prog.nt
-    edge_bytes = len(edge_bits(vectors[0].edge))  # ceil(K*K / 8)
+    edge_bytes = -(-K * K // 8)
     in_bytes = -(-(4 + K * K * nt * 2 * 4 + edge_bytes) // 4) * 4  # sizeof(<prefix>_input): k, h, edge bits, padding
     io_bytes = in_bytes + K * nt * 2 * 4  # + sizeof(<prefix>_output)
-    vec_bytes = len(vectors) * (4 + K * 4 * nt + K * K * 2 * nt + len(edge_bits(vectors[0].edge)) + K * 2 * nt)
+    vec_bytes = n_vectors * (4 + K * 4 * nt + K * K * 2 * nt + edge_bytes + K * 2 * nt)
     flash_need = w_bytes + CODE_BYTES_ESTIMATE
     ram_need = a_bytes + io_bytes + STACK_BYTES
     if flash_need > target.flash or ram_need > target.ram:
@@ -281,104 +438,105 @@ def build_context(prog: Program, fe, target: targets.Target, tflite_sha: str, co
             what.append(f"RAM {ram_need:,} B (arena {a_bytes:,} + input/output {io_bytes:,} + stack {STACK_BYTES:,})"
                         f" but {target.name} ({target.board}) has {target.ram:,} B")
         raise FitError(f"{prefix} does not fit {target.name}: needs " + "; needs ".join(what))
-    P = prefix.upper()
-    macs = {"per_edge": prog.macs_per_step(1) - prog.macs_per_step(0), "per_node": prog.macs_per_step(0) // K}
-    return {
-        "prefix": prefix, "P": P, "K": K, "NT": nt, "steps": fe.steps, "residual": fe.residual, "compand": fe.compand,
-        "target": target, "provenance": render.provenance(command, tflite_sha),
-        "provenance_md": render.provenance(command, tflite_sha, "html"),
-        "weights": weights, "weights_bytes": w_bytes, "arena": arena, "arena_bytes": a_bytes, "io_bytes": io_bytes,
-        "fc": {cname(f.name): _fc_init(f, prefix) for f in prog.fcs()},
-        "msg_node": cname(prog.msg_node.name), "msg_edge": cname(prog.msg_edge.name),
-        "msg_chain": [cname(f.name) for f in prog.msg_chain[:-1]], "wide": cname(prog.msg_chain[-1].name),
-        "wide_fc": prog.msg_chain[-1],
-        "upd_node": cname(prog.upd_node.name), "upd_agg": cname(prog.upd_agg.name),
-        "upd_chain": [cname(f.name) for f in prog.upd_chain],
-        "msg_add": _add_init(prog.msg_add), "upd_add": _add_init(prog.upd_add),
-        "mul": {"mult": prog.mask_mul.mult, "shift": prog.mask_mul.shift, "b": intref.quantized_one(prog),
-                "in1_zp": prog.mask_mul.in1.zero_point, "in2_zp": prog.mask_mul.in2.zero_point,
-                "out_zp": prog.mask_mul.out.zero_point, "act_min": prog.mask_mul.act_min,
-                "act_max": prog.mask_mul.act_max, "lut": mul_lut(prog)},
-        "q": {n: {"scale": _f(getattr(prog, n).scale), "zp": getattr(prog, n).zero_point} for n in ("x", "e", "o")},
-        "norm": {k: [_f(v) for v in getattr(fe, k)] for k in ("direct_mean", "direct_std", "cross_mean", "cross_std")},
-        "vectors": vectors, "vectors_bytes": vec_bytes, "edge_bytes": edge_bytes, "stack_bytes": STACK_BYTES,
-        "edge_bits": edge_bits, "tflm_arena": tflm_arena, "macs": macs, "low_rank": prog.low_rank,
-        "flash_need": flash_need, "ram_need": ram_need,
-    }
+    return MemoryPlan(tuple(weights), w_bytes, tuple(arena), a_bytes, edge_bytes, io_bytes, STACK_BYTES, vec_bytes,
+                      flash_need, ram_need)
 
 
-def _render_all(ctx: dict) -> dict[str, bytes]:
+def _layers(prog: Program, prefix: str) -> Layers:
+    m = prog.mask_mul
+    mul = MulParams(m.mult, m.shift, intref.quantized_one(prog), m.in1.zero_point, m.in2.zero_point,
+                    m.out.zero_point, m.act_min, m.act_max, mul_lut(prog))
+    fc = {f.name: _fc_params(f, prefix) for f in prog.fcs()}
+    return Layers(
+        fc=tuple(fc.values()), msg_node=fc[prog.msg_node.name], msg_edge=fc[prog.msg_edge.name],
+        msg_chain=tuple(fc[f.name] for f in prog.msg_chain[:-1]), wide=fc[prog.msg_chain[-1].name],
+        upd_node=fc[prog.upd_node.name], upd_agg=fc[prog.upd_agg.name],
+        upd_chain=tuple(fc[f.name] for f in prog.upd_chain),
+        msg_add=_add_params(prog.msg_add), upd_add=_add_params(prog.upd_add), mul=mul,
+        macs_per_edge=prog.macs_per_step(1) - prog.macs_per_step(0), macs_per_node=prog.macs_per_step(0) // prog.K)
+
+
+def _quantization(prog: Program, fe) -> Quantization:
+    q = {n: QParams(_f(getattr(prog, n).scale), getattr(prog, n).zero_point) for n in ("x", "e", "o")}
+    norm = {k: tuple(_f(v) for v in getattr(fe, k)) for k in ("direct_mean", "direct_std", "cross_mean", "cross_std")}
+    return Quantization(**q, **norm)
+
+
+def build_context(prog: Program, fe, man: dict, target: targets.Target, command: str, vectors: list[Vector],
+                  prefix: str) -> Context:
+    sha = man["files"]["model_int8.tflite"]["sha256"]
+    return Context(
+        prefix=prefix, P=prefix.upper(),
+        provenance=render.provenance(command, sha), provenance_md=render.provenance(command, sha, "html"),
+        target=target, model=_model_facts(prog, fe, man, prefix),
+        mem=_memory_plan(prog, target, len(vectors), prefix), layers=_layers(prog, prefix),
+        quant=_quantization(prog, fe), vectors=tuple(vectors), tflm_arena=man["tflm"]["arena"]["total"])
+
+
+def kernel_files() -> dict[str, bytes]:
+    """The hand-written kernels, copied verbatim: ``kernels/<name>`` -> the bytes of
+    ``firmware_templates/kernels/<name>`` (they depend on their source only, not on the model)."""
+    return {f"kernels/{src.name}": src.read_bytes() for src in sorted(KERNELS.iterdir())
+            if src.suffix in (".c", ".h")}
+
+
+def _render_all(ctx: Context) -> dict[str, bytes]:
     files = {}
     for tpl, out in (("model/model.h.j2", "model.h"), ("model/model.c.j2", "model.c"),
                      ("model/weights.h.j2", "weights.h"), ("model/weights.c.j2", "weights.c"),
                      ("model/test_vectors.h.j2", "test_vectors.h"), ("model/test_vectors.c.j2", "test_vectors.c"),
                      ("model/README.md.j2", "README.md")):
-        files[out] = render.render(tpl, **ctx).encode()
-    header = ctx["provenance"] + "\n"
-    for src in sorted(KERNELS.iterdir()):
-        if src.suffix in (".c", ".h"):
-            files[f"kernels/{src.name}"] = (header + src.read_text()).encode()
+        files[out] = render.render(tpl, **ctx.template_vars()).encode()
+    files.update(kernel_files())
     return files
+
+
+#: what codegen reads from an export folder, copied into ``out/tflm/``: regenerating needs only that copy
+EXPORT_FILES = ("model_data.c", "model_data.h", "model_int8.tflite", stage.SCENE_INPUTS, stage.MANIFEST)
 
 
 def generate(export_dir, target_name: str, out_dir, prefix: str | None = None, command: str | None = None) -> Path:
     """Generate ``out_dir`` for ``target_name`` from an export folder (see the module docstring)."""
-    from tinyrrm.training import checkpoint as ckpt
-
-    from . import frontend, report
+    from . import frontend
+    from .tflm import TFLMCore
 
     target = targets.get_any(target_name)
     export_dir = Path(export_dir)
     man = stage.read_manifest(export_dir)
     if man is None:
         raise FileNotFoundError(f"{export_dir}: no export (run `tinyrrm export model` first)")
-    blob = (export_dir / "model_int8.tflite").read_bytes()
+    if "codegen" not in man:
+        raise ValueError(f"{export_dir}/{stage.MANIFEST}: written by an older exporter (no `codegen` section); "
+                         "export the model again (`tinyrrm export model`)")
+    inputs = {}
+    for name in EXPORT_FILES:
+        data = (export_dir / name).read_bytes()
+        want = man["files"].get(name, {}).get("sha256") if name != stage.MANIFEST else None
+        if want is not None and stage._sha(data) != want:
+            raise ValueError(f"{export_dir}/{name} does not match its hash in {stage.MANIFEST}; export again")
+        inputs[name] = data
+    blob = inputs["model_int8.tflite"]
     prog = program.match(tflite_reader.read(blob))
-    model, _ = ckpt.load(man["checkpoint"]["path"])
-    fe = frontend.FrontEnd.of(model)
-    prefix = prefix or ("lrmpgnn" if prog.low_rank else "mpgnn")
-    sha = stage._sha(blob)
+    fe = frontend.FrontEnd.from_dict(man["codegen"]["frontend"])
+    prefix = prefix or man["codegen"]["prefix"]
     # the command that regenerates this folder (its default --out); a path inside the working
     # directory is recorded relative to it, so an absolute spelling gives the same bytes
     command = command or " ".join(shlex.quote(str(a)) for a in (
         "tinyrrm", "export", "c", "--export-dir", portable(export_dir), "--target", target.name))
-    from .tflm import TFLMCore
-
-    core = TFLMCore(blob)  # one interpreter (and host arena) for the scene trajectory and the vectors
-    vectors = test_vectors(prog, core, _scene_inputs(export_dir, prog, core))
-    ctx = build_context(prog, fe, target, sha, command, vectors, man["tflm"]["arena"]["total"], prefix)
+    vectors = test_vectors(prog, TFLMCore(blob), _scene_inputs(export_dir, man, prog))
+    ctx = build_context(prog, fe, man, target, command, vectors, prefix)
     files = _render_all(ctx)
-    # what codegen read, kept beside its output: regenerating needs only this folder
-    for name in ("model_data.c", "model_data.h", "model_int8.tflite", stage.MANIFEST):
-        files[f"tflm/{name}"] = (export_dir / name).read_bytes()
+    for name, data in inputs.items():
+        files[f"tflm/{name}"] = data
     rep = report.codegen_report(ctx, prog, man, files)
-    _keep_measured(Path(out_dir), files, rep)
     files["report.json"] = (json.dumps(rep, indent=2, sort_keys=True) + "\n").encode()
-    files["report.md"] = report.codegen_markdown(rep, ctx["provenance_md"]).encode()
+    files["report.md"] = report.codegen_markdown(rep, ctx.provenance_md).encode()
     return _replace_dir(Path(out_dir), files)
 
 
-def _keep_measured(out: Path, files: dict[str, bytes], rep: dict) -> None:
-    """Carry the measured figures (HIL, benchmarks) over a regeneration that changes no
-    source byte: they still describe exactly this code. Any change drops them."""
-    old = out / "report.json"
-    if not old.is_file():
-        return
-    for name, data in files.items():
-        p = out / name
-        if not p.is_file() or p.read_bytes() != data:
-            return
-    measured = json.loads(old.read_text()).get("measured")
-    if measured:
-        rep["measured"] = measured
-        png = out / "report_hil.png"
-        if png.is_file():
-            files["report_hil.png"] = png.read_bytes()
-
-
 #: a folder codegen wrote: its report.json (this format) lists every file, beside the report
-#: itself, report.md and the HIL stage's report_hil.png
-REPORT_FORMAT = "tinyrrm-codegen-report/1"
+#: itself and report.md (and report_hil.png, which older versions kept there)
+REPORT_FORMAT = report.FORMAT
 GENERATED = FolderMark("report.json", REPORT_FORMAT, lambda doc: [*doc["files"], "report.md", "report_hil.png"])
 
 

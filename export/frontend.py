@@ -27,7 +27,7 @@ channel from transmitter t to receiver r; the edge j -> k sits at
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Callable
 
 import numpy as np
@@ -55,6 +55,19 @@ class FrontEnd:
         b = {k: getattr(model, f"norm_{k}").detach().numpy().astype(np.float32) for k in
              ("direct_mean", "direct_std", "cross_mean", "cross_std")}
         return cls(**b, compand=model.cfg.compand, steps=model.cfg.steps, residual=model.cfg.residual)
+
+    def to_dict(self) -> dict:
+        """JSON form (the export manifest's ``frontend``): float32 statistics as exact floats."""
+        return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "FrontEnd":
+        stats = {k: np.asarray(d[k], np.float32) for k in ("direct_mean", "direct_std", "cross_mean", "cross_std")}
+        return cls(**stats, compand=bool(d["compand"]), steps=int(d["steps"]), residual=bool(d["residual"]))
+
+
+def _plain(v):
+    return v.tolist() if isinstance(v, np.ndarray) else v
 
 
 def _real(h: np.ndarray) -> np.ndarray:

@@ -81,11 +81,23 @@ def compile_shared(gen_dir, dsp: bool = False, cc: str = "gcc", extra: tuple[str
     return out
 
 
-def _prefix(gen_dir: Path) -> str:
-    for line in (Path(gen_dir) / "model.h").read_text().splitlines():
-        if line.startswith("#define ") and line.endswith("_MODEL_H"):
-            return line.split()[1][: -len("_MODEL_H")].lower()
-    raise BuildError(f"{gen_dir}/model.h: no model prefix found")
+def read_report(gen_dir) -> dict:
+    """``gen_dir/report.json``: the generator's machine-readable facts (prefix, K_MAX, Nt, steps,
+    edge bytes, edge cut), which the host build and the HIL stage read instead of parsing C."""
+    import json
+
+    p = Path(gen_dir) / "report.json"
+    try:
+        return json.loads(p.read_text())
+    except FileNotFoundError:
+        raise BuildError(f"{gen_dir}: no report.json (not a folder written by `tinyrrm export c`)") from None
+    except json.JSONDecodeError as e:
+        raise BuildError(f"{p}: not valid JSON ({e})") from None
+
+
+def prefix_of(gen_dir) -> str:
+    """The C prefix of the model generated in ``gen_dir``."""
+    return read_report(gen_dir)["model"]["prefix"]
 
 
 class HostModel:
@@ -93,21 +105,13 @@ class HostModel:
 
     def __init__(self, gen_dir, dsp: bool = False, cc: str = "gcc"):
         self.gen_dir = Path(gen_dir)
-        self.prefix = _prefix(self.gen_dir)
+        rep = read_report(self.gen_dir)
+        self.prefix = rep["model"]["prefix"]
         self.lib = ctypes.CDLL(str(compile_shared(self.gen_dir, dsp, cc)))
-        hdr = (self.gen_dir / "model.h").read_text()
-        P = self.prefix.upper()
-
-        def macro(name: str) -> str:
-            for line in hdr.splitlines():
-                if line.startswith(f"#define {P}_{name} "):
-                    return line.split(None, 2)[2]
-            raise BuildError(f"model.h: no {P}_{name}")
-
-        self.K = int(macro("K_MAX"))
-        self.nt = int(macro("NT"))
-        self.steps = int(macro("STEPS"))
-        self.edge_bytes = int(macro("EDGE_BYTES").rstrip("u"))
+        self.K = rep["model"]["K_MAX"]
+        self.nt = rep["model"]["Nt"]
+        self.steps = rep["model"]["steps"]
+        self.edge_bytes = rep["sizes"]["edge_bytes"]
         K, nt = self.K, self.nt
 
         class Input(ctypes.Structure):

@@ -29,6 +29,7 @@ def environment() -> jinja2.Environment:
         autoescape=False,
     )
     env.filters["c_bytes"] = c_array
+    env.filters["metres"] = metres
     return env
 
 
@@ -44,6 +45,11 @@ def provenance(command: str, tflite_sha256: str, comment: str = "c") -> str:
     if comment == "html":  # Markdown
         return "<!--\n" + "".join(f"{ln}\n" for ln in lines) + "-->"
     return "\n".join(f"# {ln}" for ln in lines)
+
+
+def metres(x: float) -> str:
+    """A distance as people write it: 500.0 -> ``500``, 12.5 -> ``12.5``."""
+    return f"{float(x):g}"
 
 
 def c_array(values, per_line: int = 16, fmt: str = "{:d}") -> str:

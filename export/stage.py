@@ -7,8 +7,16 @@ file is written (an error leaves nothing half-written)::
     out/model_int8.tflite    full-integer int8 core (tflite_export)
     out/model_fp32.tflite    the same core in fp32, for comparison
     out/model_data.c, .h     the int8 flatbuffer as an aligned C array + ops to register
+    out/scene_inputs.npz     the int8 core inputs of the first calibration scene at its
+                             first and last step (the real-scene test vectors)
     out/export.json          what went in (checkpoint and calibration hashes),
-                             what came out (hashes, shapes, TFLM arena)
+                             what came out (hashes, shapes, TFLM arena), and under
+                             ``codegen`` everything code generation needs besides the
+                             .tflite: the float front end, the edge cut, K, Nt, names
+
+Code generation reads this folder only (the manifest, the .tflite and the
+scene inputs), never the checkpoint or a scene file, so a copy of the folder
+regenerates the C anywhere.
 
 :func:`ensure` reuses a folder whose manifest matches the checkpoint and
 calibration hashes and whose ``.source`` stamp matches the exporter's own
@@ -29,7 +37,7 @@ from tqdm.auto import tqdm
 
 from tinyrrm.errors import UsageError
 from tinyrrm.training import checkpoint as ckpt
-from tinyrrm.training.fileio import FolderMark, portable, write_bytes, write_text
+from tinyrrm.training.fileio import FolderMark, npz_bytes, portable, write_bytes, write_text
 from tinyrrm.training.fileio import check_out_dir as check_dir
 from tinyrrm.training.models import MPGNN
 from tinyrrm.training.scenes import load as load_scenes
@@ -38,13 +46,16 @@ from . import frontend, onnx_export, render, tflite_export, tflite_reader, tflm
 
 FORMAT = "tinyrrm-export/1"
 MANIFEST = "export.json"
+#: int8 core inputs of a real scene for the test vectors (:func:`scene_inputs`)
+SCENE_INPUTS = "scene_inputs.npz"
 #: cache stamp beside the manifest: :func:`source_digest` of the code that wrote the folder
 STAMP = ".source"
 BUILD = Path("build/export")
 DEFAULT_CALIB = Path("data/train.npz")
 DEFAULT_N_CALIB = 200
 #: the files :func:`export_model` writes into its folder (nothing else there is touched)
-WRITES = ("model.onnx", "model_int8.tflite", "model_fp32.tflite", "model_data.h", "model_data.c", MANIFEST, STAMP)
+WRITES = ("model.onnx", "model_int8.tflite", "model_fp32.tflite", "model_data.h", "model_data.c", SCENE_INPUTS, MANIFEST,
+          STAMP)
 #: an export folder knows itself by its manifest
 FOLDER = FolderMark(MANIFEST, FORMAT, lambda doc: [*doc["files"], STAMP])
 #: scenes on which ONNX Runtime is checked against PyTorch at export time
@@ -118,6 +129,27 @@ def check_out_dir(out_dir) -> Path:
     is an export folder already."""
     return check_dir(out_dir, FOLDER, writes=WRITES)
 
+def scene_inputs(model: MPGNN, calib_path, core: tflm.TFLMCore, x_q: dict, e_q: dict) -> bytes:
+    """The .npz of core inputs ``x_q [2, K, 4Nt]``, ``e_q [2, K, K, 2Nt]`` (int8) and
+    ``edge [2, K, K]`` (bool) of the first scene of ``calib_path`` at its first and last step.
+
+    The trajectory runs as on the target (the float front end around the int8 core under
+    TFLM), so no BLAS enters and the bytes are the same on any machine. ``x_q``, ``e_q``:
+    the quantization (``scale``, ``zero_point``) of the core's inputs.
+    """
+    scenes = load_scenes(calib_path).subset(slice(0, 1))
+    edge = scenes.edge_mask(model.cfg.cut_m)[0]
+    seen: list[tuple] = []
+
+    def step(x, e, m):
+        seen.append((tflm.quantize(x, x_q["scale"], x_q["zero_point"]), tflm.quantize(e, e_q["scale"], e_q["zero_point"])))
+        return core(x, e, m)
+
+    frontend.run(frontend.FrontEnd.of(model), step, frontend.unit_noise(scenes)[0], edge)
+    picked = [seen[0], seen[-1]]
+    return npz_bytes([("x_q", np.stack([p[0] for p in picked])), ("e_q", np.stack([p[1] for p in picked])),
+                      ("edge", np.stack([edge, edge]))])
+
 
 def export_model(ckpt_dir, out_dir=None, calib_path=DEFAULT_CALIB, n_calib: int = DEFAULT_N_CALIB,
                  opset: int = onnx_export.DEFAULT_OPSET, progress: bool = True) -> Path:
@@ -142,6 +174,7 @@ def export_model(ckpt_dir, out_dir=None, calib_path=DEFAULT_CALIB, n_calib: int 
     arena = core.arena()
 
     sha8 = _sha(int8)
+    inputs = [_io(g, i, n) for i, n in zip(g.inputs, tflite_export.INPUTS)]
     ctx = {
         "provenance": render.provenance(command, sha8),
         "name": model.cfg.name,
@@ -150,7 +183,7 @@ def export_model(ckpt_dir, out_dir=None, calib_path=DEFAULT_CALIB, n_calib: int 
         "symbol": f"{_role(model)}_model_data",
         "header": "model_data.h",
         "ops": [{"name": op, "resolver": _resolver_name(op)} for op in g.opcodes],
-        "inputs": [_io(g, i, n) for i, n in zip(g.inputs, tflite_export.INPUTS)],
+        "inputs": inputs,
         "output": _io(g, g.outputs[0], tflite_export.OUTPUT),
         "arena": arena["total"],
         "length": len(int8),
@@ -162,6 +195,7 @@ def export_model(ckpt_dir, out_dir=None, calib_path=DEFAULT_CALIB, n_calib: int 
         "model_fp32.tflite": fp32,
         "model_data.h": render.render("tflm/model_data.h.j2", **ctx).encode(),
         "model_data.c": render.render("tflm/model_data.c.j2", **ctx).encode(),
+        SCENE_INPUTS: scene_inputs(model, calib_path, core, inputs[0], inputs[1]),
     }
     manifest = {
         "format": FORMAT,
@@ -174,6 +208,9 @@ def export_model(ckpt_dir, out_dir=None, calib_path=DEFAULT_CALIB, n_calib: int 
                  "outputs": list(onnx_export.OUTPUTS)},
         "tflite": {"ops": g.opcodes, "inputs": [ctx["inputs"][i] for i in range(3)], "output": ctx["output"]},
         "tflm": {"arena": arena},
+        # what code generation needs besides the .tflite (it never opens the checkpoint)
+        "codegen": {"frontend": frontend.FrontEnd.of(model).to_dict(), "cut_m": model.cfg.cut_m,
+                    "K": model.cfg.K, "Nt": model.cfg.Nt, "prefix": _role(model), "scene_inputs": SCENE_INPUTS},
         "files": {name: {"sha256": _sha(b), "bytes": len(b)} for name, b in sorted(files.items())},
         "tools": _tool_versions(),
     }

@@ -12,7 +12,8 @@ def pytest_addoption(parser):
     parser.addoption("--port", default=None, help="a real board's serial port instead of QEMU")
     parser.addoption("--hil-dir", default=None, help="folder of tinyrrm hil-prepare (default build/hil/<target>)")
     parser.addoption("--update-report", action="store_true",
-                     help="also write the figures into generated/<target>/report.* (make hil does)")
+                     help="also write the report to reports/hil/<target>.{json,md,png} (make hil does); "
+                          "without it the run writes under build/hil/ only")
 
 
 @pytest.fixture(scope="session")
@@ -27,10 +28,11 @@ def port(request):
 
 @pytest.fixture(scope="session")
 def hil(request, target, port):
-    """One full HIL run (firmware build, QEMU or board, all measurements), saved as the report."""
+    """One full HIL run (firmware build, QEMU or board, all measurements), saved under build/hil/
+    (and, with --update-report, as reports/hil/<target>.*)."""
     from tinyrrm.hil import session
 
     res = session.run_hil(target, port=port, hil_dir=request.config.getoption("--hil-dir"), progress=False)
     session.save(res, target, request.config.getoption("--hil-dir"),
-                 update_generated=request.config.getoption("--update-report"))
+                 publish=request.config.getoption("--update-report"))
     return res

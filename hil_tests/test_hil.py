@@ -22,7 +22,7 @@ def test_firmware_fits_the_reference_board(hil, target):
     # held against the generator's own figures: the weights are one read-only symbol of the
     # generator's size (in flash, not copied to RAM), the arena is in .bss, and the generator's
     # flash estimate (weights + code; the HIL image adds the test vectors) holds to 3%
-    w = hil["elf"]["symbols"]["lrmpgnn_weights"]
+    w = hil["elf"]["symbols"][hil["model"]["weights_symbol"]]
     assert w["size"] == g["weights_bytes"] == hil["model_bytes_in_flash"]
     assert w["read_only"] and w["section"] == ".rodata", w
     assert hil["elf"]["bss"] >= g["arena_bytes"]
@@ -122,7 +122,7 @@ def test_portable_path_is_also_bit_exact(target, hil):
     """The portable kernels on a DSP core (TR_NO_DSP): the same goldens."""
     if not T.get(target).dsp:
         pytest.skip("this core has only the portable path, checked above")
-    elf = build_firmware(target, gen_dir_for(target), f"build/fw/{target}/portable", "lrmpgnn", "-DTR_NO_DSP=1")
+    elf = build_firmware(target, gen_dir_for(target), f"build/fw/{target}/portable", extra_cflags="-DTR_NO_DSP=1")
     with open_target(target, elf) as c:
         assert c.hello()["dsp"] == "0"
         n, n_exact, _ = c.vectors()

@@ -260,7 +260,8 @@ def test_int8_export_does_not_move_with_cpu_rounding_noise(tiny_ckpts, tiny_data
 
 def test_export_is_deterministic_and_reused(tiny_ckpts, tiny_data, exported, tmp_path):
     again = stage.export_model(tiny_ckpts["lr"], tmp_path / "again", tiny_data["train"], n_calib=32, progress=False)
-    for f in ("model.onnx", "model_int8.tflite", "model_fp32.tflite", "model_data.c", "model_data.h", "export.json"):
+    for f in ("model.onnx", "model_int8.tflite", "model_fp32.tflite", "model_data.c", "model_data.h", stage.SCENE_INPUTS,
+              "export.json"):
         assert (again / f).read_bytes() == (exported["lr"] / f).read_bytes(), f
     assert stage.is_current(again, tiny_ckpts["lr"], tiny_data["train"], 32)
     before = (again / "model_int8.tflite").stat().st_mtime_ns

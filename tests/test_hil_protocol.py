@@ -119,3 +119,27 @@ def test_error_frame_is_reported(pty_pair):
     threading.Thread(target=answer, daemon=True).start()
     with pytest.raises(P.TargetError, match="ERROR to HELLO: bad CRC"):
         client.hello()
+
+
+def test_hil_report_goes_to_build_unless_published(tmp_path, monkeypatch):
+    """The HIL suite of `make test` writes its report under build/ only; `make hil` (publish)
+    writes reports/hil/<target>.{json,md,png}, with the markdown rendered from that JSON."""
+    import json
+
+    from tinyrrm.hil import session
+
+    res = json.loads(open(os.path.join(ROOT, "reports/hil/cortex-m4.json")).read())
+    res["model"] = {"name": "lrmpgnn_paper_a1-4_a2-16", "prefix": "lrmpgnn", "weights_symbol": "lrmpgnn_weights",
+                    "a1": 4, "a2": 16, "cut_m": 500.0, "tflite_sha256": "0" * 64}
+    monkeypatch.chdir(tmp_path)
+    session.save(res, "cortex-m4", hil_dir=tmp_path / "build/hil/cortex-m4", publish=False)
+    assert not (tmp_path / "reports").exists()
+    built = tmp_path / "build/hil/cortex-m4"
+    assert {p.name for p in built.iterdir()} == {"hil.json", "cortex-m4.json", "cortex-m4.md", "cortex-m4.png"}
+    session.save(res, "cortex-m4", hil_dir=built, publish=True)
+    pub = tmp_path / "reports/hil"
+    assert sorted(p.name for p in pub.iterdir()) == ["cortex-m4.json", "cortex-m4.md", "cortex-m4.png"]
+    brief = json.loads((pub / "cortex-m4.json").read_text())
+    assert brief["model"]["a2"] == 16 and brief["instructions_per_inference"] == res["instructions_per_inference"]
+    assert (pub / "cortex-m4.md").read_text() == session.markdown(brief, png="cortex-m4.png")
+    assert "![flash and RAM" in (pub / "cortex-m4.md").read_text()

@@ -423,7 +423,15 @@ def export_c(
 
     out = codegen.check_out_dir(out or Path("generated") / target.value)
     path = codegen.generate(export_dir, target.value, out)
+    _print_generated(path)
+
+
+def _print_generated(path: Path) -> None:
+    from tinyrrm.export.host import read_report
+    from tinyrrm.export.report import codegen_summary
+
     typer.echo(f"wrote {path}")
+    typer.echo(codegen_summary(read_report(path)))
 
 
 @export_app.command("target")
@@ -448,8 +456,7 @@ def export_target(
     command = (f"tinyrrm export target --target {target.value} --lrmpgnn {quote(portable(lrmpgnn))} "
                f"--calib {quote(portable(calib))}")
     path = codegen.generate(exp, target.value, out, command=command)
-    typer.echo(f"wrote {path}")
-    typer.echo((path / "report.md").read_text().split("## Layers")[0].split("-->", 1)[-1].strip())
+    _print_generated(path)
 
 
 @app.command()
@@ -459,12 +466,14 @@ def firmware(
     portable: bool = typer.Option(False, "--portable", help="force the portable kernels (TR_NO_DSP)"),
 ):
     """Build the HIL firmware of the deployed model for TARGET -> build/fw/<target>/deployed/firmware.elf."""
+    from tinyrrm.export.host import prefix_of
     from tinyrrm.hil import elfsize
     from tinyrrm.hil.run import build_firmware
     from tinyrrm.hil.session import gen_dir_for
 
-    elf = build_firmware(target.value, gen_dir_for(target.value), Path("build/fw") / target.value / ("portable" if portable else "deployed"),
-                         "lrmpgnn", "-DTR_NO_DSP=1" if portable else "")
+    gen = gen_dir_for(target.value)
+    elf = build_firmware(target.value, gen, Path("build/fw") / target.value / ("portable" if portable else "deployed"),
+                         prefix_of(gen), "-DTR_NO_DSP=1" if portable else "")
     sz = elfsize.sizes(elf)
     typer.echo(f"wrote {elf}: flash {sz['flash']:,} B (.text {sz['text']:,} + .rodata {sz['rodata']:,} + .data "
                f"{sz['data']:,}), static RAM {sz['ram_static']:,} B (.data + .bss)")
@@ -489,11 +498,11 @@ def hil(
     port: Optional[str] = typer.Option(None, "--port", help="a real board's serial port instead of QEMU"),
 ):
     """Run the deployed firmware (QEMU or a board) and measure: bit-exactness, flash/RAM, instructions,
-    sum rate, the 60x ratios -> build/hil/<target>/hil.json and generated/<target>/report.json."""
+    sum rate, the 60x ratios -> build/hil/<target>/hil.json and reports/hil/<target>.{json,md,png}."""
     from tinyrrm.hil import session
 
     res = session.run_hil(target.value, port=port)
-    path = session.save(res, target.value)
+    path = session.save(res, target.value, publish=True)
     typer.echo(json.dumps(session.summary(res), indent=2, sort_keys=True))
     typer.echo(f"wrote {path}")
 

@@ -14,12 +14,19 @@ one clear error, and nothing is deleted or replaced that tinyrrm did not create.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import tempfile
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterable
+
+import numpy as np
+
+#: the timestamp of every npz member: identical arrays give byte-identical files
+_ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 
 
 def atomic_write(path, write: Callable[[BinaryIO], None]) -> Path:
@@ -46,6 +53,21 @@ def write_bytes(path, data: bytes) -> Path:
 
 def write_text(path, text: str) -> Path:
     return write_bytes(path, text.encode("utf-8"))
+
+
+def npz_bytes(arrays) -> bytes:
+    """An np.load-compatible .npz of ``arrays`` (``(name, array)`` pairs, in that order), stored
+    uncompressed with fixed member timestamps: identical arrays give identical bytes (np.savez
+    stamps each member with the current time)."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, mode="w", compression=zipfile.ZIP_STORED) as zf:
+        for key, val in arrays:
+            info = zipfile.ZipInfo(key + ".npy", date_time=_ZIP_DATE)
+            info.compress_type = zipfile.ZIP_STORED
+            info.external_attr = 0o644 << 16
+            with zf.open(info, "w", force_zip64=True) as fid:
+                np.lib.format.write_array(fid, np.ascontiguousarray(val), allow_pickle=False)
+    return buf.getvalue()
 
 
 def portable(path) -> str:

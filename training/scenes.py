@@ -50,15 +50,11 @@ import numpy as np
 
 from tinyrrm.errors import TinyrrmError
 
-from .fileio import atomic_write
+from .fileio import atomic_write, npz_bytes
 
 __all__ = ["SceneError", "Scenes", "generate", "save", "load", "validate"]
 
 MODES = ("geometric", "iid")
-
-# Fixed member timestamp so that save() of identical scenes is byte-identical
-# (np.savez stamps every member with the current time).
-_ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 
 _H_SPEC = "complex64 [N, K, K, Nt] with K >= 2"
 #: what a file's H may be (complex128 is converted)
@@ -410,13 +406,7 @@ def _write_npz(scenes: Scenes, f) -> None:
     if scenes.dist is not None:
         arrays.append(("dist", scenes.dist))
     arrays += [("noise_var", np.float64(scenes.noise_var)), ("p_max", np.float64(scenes.p_max))]
-    with zipfile.ZipFile(f, mode="w", compression=zipfile.ZIP_STORED) as zf:
-        for key, val in arrays:
-            info = zipfile.ZipInfo(key + ".npy", date_time=_ZIP_DATE)
-            info.compress_type = zipfile.ZIP_STORED
-            info.external_attr = 0o644 << 16
-            with zf.open(info, "w", force_zip64=True) as fid:
-                np.lib.format.write_array(fid, np.ascontiguousarray(val), allow_pickle=False)
+    f.write(npz_bytes(arrays))
 
 
 def save(scenes: Scenes, path) -> Path:

@@ -3,15 +3,15 @@ core under QEMU (``-icount shift=0``), DSP path against the portable one."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from tinyrrm.export import targets as T
+from tinyrrm.export.host import read_report
 from tinyrrm.export.report import macs_per_inference
 from tinyrrm.training.scenes import load as load_scenes
 
 from .protocol import HILError
-from .run import CUT_M, path_instructions
+from .run import path_instructions
 from .session import gen_dir_for
 
 TARGETS = ("cortex-m3", "cortex-m4", "cortex-m7", "cortex-m33", "cortex-m55")
@@ -19,12 +19,12 @@ TARGETS = ("cortex-m3", "cortex-m4", "cortex-m7", "cortex-m33", "cortex-m55")
 
 def firmware_bench(test_path, n_scenes: int = 1, targets=TARGETS, progress: bool = True) -> dict:
     scenes = load_scenes(test_path).subset(slice(0, n_scenes))
-    mask = scenes.edge_mask(CUT_M)
     out: dict = {"scenes": f"{Path(test_path).name}[:{n_scenes}]", "targets": {}}
     for name in targets:
         t = T.get(name)
         gen = gen_dir_for(name)
-        rep = json.loads((gen / "report.json").read_text())
+        rep = read_report(gen)
+        mask = scenes.edge_mask(rep["model"]["cut_m"])
         macs = sum(macs_per_inference(rep, int(m.sum()), scenes.K) for m in mask) / scenes.N
         row: dict = {"qemu_machine": t.qemu_machine, "macs_per_inference": macs}
         # the folders `make hil` builds into: make finds those firmwares up to date

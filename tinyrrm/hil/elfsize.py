@@ -15,7 +15,8 @@ from pathlib import Path
 SHF_WRITE, SHF_ALLOC = 0x1, 0x2
 
 
-def sizes(elf_path) -> dict:
+def sizes(elf_path, symbols=()) -> dict:
+    """Section sizes of ``elf_path``, and where and how large ``symbols`` (and ``__stack_size``) are."""
     from elftools.elf.elffile import ELFFile
 
     out = {"text": 0, "rodata": 0, "data": 0, "bss": 0, "stack_reserved": 0, "sections": {}}
@@ -39,7 +40,7 @@ def sizes(elf_path) -> dict:
         sym = elf.get_section_by_name(".symtab")
         out["symbols"] = {}
         if sym is not None:
-            for name in ("lrmpgnn_weights", "mpgnn_weights", "__stack_size"):
+            for name in (*symbols, "__stack_size"):
                 hit = sym.get_symbol_by_name(name)
                 if hit:
                     at = hit[0]["st_value"]

@@ -35,7 +35,7 @@ BOARDS = {b.name: b for b in (
 )}
 
 
-def build(board: Board, gen_dir: Path, out_dir: Path, prefix: str = "lrmpgnn") -> Path:
+def build(board: Board, gen_dir: Path, out_dir: Path, prefix: str | None = None) -> Path:
     """``firmware.elf`` of the board's port (HILError with make's "needs X, has Y" line on failure)."""
     from .run import build_firmware
 

@@ -8,9 +8,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def hil_figure(res: dict, out_png) -> Path:
-    """Two panels: (1) deployed and original firmware flash/RAM vs the board's limits
-    (log scale); (2) our model-size ratios per rank cell vs the paper's, deployed cell marked."""
+def hil_png(res: dict) -> bytes:
+    """Two panels as PNG bytes: (1) deployed and original firmware flash/RAM vs the board's limits
+    (log scale); (2) our model-size ratios per rank cell vs the paper's, the deployed cell
+    (``res["model"]``'s ranks) marked."""
+    import io
+
     import matplotlib
 
     matplotlib.use("Agg")
@@ -42,8 +45,10 @@ def hil_figure(res: dict, out_png) -> Path:
         b.plot(paper["a2"], p[i], "x--", color=line.get_color(), alpha=0.6)
     b.plot([], [], "kx--", alpha=0.6, label="paper (same colour)")
     b.axhline(60, color="r", lw=0.8, ls=":", label="60×")
-    b.scatter([16], [res["model_size_ratio"]], marker="*", s=160, color="k", zorder=5,
-              label=f"deployed (4, 16), int8: {res['model_size_ratio']:.1f}×")
+    a1, a2 = res["model"]["a1"], res["model"]["a2"]
+    if a2 is not None:
+        b.scatter([a2], [res["model_size_ratio"]], marker="*", s=160, color="k", zorder=5,
+                  label=f"deployed ({a1}, {a2}), int8: {res['model_size_ratio']:.1f}×")
     b.set_xscale("log", base=2)
     b.set_yscale("log")
     b.set_xlabel("a2 (update-network rank)")
@@ -51,8 +56,7 @@ def hil_figure(res: dict, out_png) -> Path:
     b.set_title("model size ratio (fp32/fp32 grid; deployed: fp32/int8)", fontsize=9)
     b.legend(fontsize=7, ncol=2)
     fig.tight_layout()
-    out = Path(out_png)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110, metadata={"Software": None})
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, metadata={"Software": None})
     plt.close(fig)
-    return out
+    return buf.getvalue()

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from tinyrrm.export import targets as T
-from tinyrrm.export.host import input_bytes, output_array
+from tinyrrm.export.host import input_bytes, output_array, read_report
 
 from . import elfsize
 from .protocol import Client, HILError
@@ -35,12 +35,15 @@ FIRMWARE = ROOT / "firmware_templates" / "firmware"
 BUILD = Path("build/fw")
 
 
-def build_firmware(target: str, gen_dir, out_dir=None, prefix: str = "lrmpgnn", extra_cflags: str = "",
+def build_firmware(target: str, gen_dir, out_dir=None, prefix: str | None = None, extra_cflags: str = "",
                    big_flash: bool = False, port: str | None = None) -> Path:
     """``firmware.elf`` of ``gen_dir`` for ``target`` (a core; ``port`` names a board port
-    such as ``stm32f405`` instead); raises HILError with make's "needs X, has Y" line on failure."""
+    such as ``stm32f405`` instead); ``prefix`` None: the one ``gen_dir/report.json`` names. Raises
+    HILError with make's "needs X, has Y" line on failure."""
     if port is None:
         T.get(target)
+    if prefix is None:
+        prefix = read_report(gen_dir)["model"]["prefix"]
     out = Path(out_dir) if out_dir else BUILD / (port or target)
     cmd = ["make", "-s", "-C", str(FIRMWARE), f"TARGET={port or target}", f"GEN={Path(gen_dir).resolve()}",
            f"OUT={out.resolve()}", f"PREFIX={prefix}", f"EXTRA_CFLAGS={extra_cflags}"]
@@ -68,13 +71,11 @@ def open_target(target: str, elf=None, port: str | None = None, baud: int = 1152
         yield client
 
 
-#: the committed models' link cut (ModelConfig.cut_m); the lean HIL image loads no checkpoint
-CUT_M = 500.0
-
-
-def infer_scenes(client: Client, scenes, cut_m: float | None = CUT_M,
+def infer_scenes(client: Client, scenes, cut_m: float | None,
                  progress: bool = True) -> tuple[np.ndarray, list[int]]:
-    """Beamformers ``[N, K, Nt]`` (scaled by sqrt(p_max)) of ``scenes`` on the target, and ticks per scene."""
+    """Beamformers ``[N, K, Nt]`` (scaled by sqrt(p_max)) of ``scenes`` on the target, and ticks per scene;
+    the graph keeps the links shorter than ``cut_m`` metres (the model's edge cut: ``model.cut_m`` of
+    the generated report.json; None: all links)."""
     from tqdm.auto import tqdm
 
     info = client.info
@@ -102,21 +103,22 @@ def instructions(ticks: int, stats: dict) -> float:
 
 def path_instructions(target: str, gen_dir, out_dir, scenes, extra_cflags: str = "",
                       progress: bool = False) -> float:
-    """Mean instructions per inference of ``scenes`` on a firmware built with ``extra_cflags``
-    (``-DTR_NO_DSP=1``: the portable C path) under QEMU."""
-    elf = build_firmware(target, gen_dir, out_dir, "lrmpgnn", extra_cflags)
+    """Mean instructions per inference of ``scenes`` on a firmware of ``gen_dir`` built with
+    ``extra_cflags`` (``-DTR_NO_DSP=1``: the portable C path) under QEMU."""
+    model = read_report(gen_dir)["model"]
+    elf = build_firmware(target, gen_dir, out_dir, model["prefix"], extra_cflags)
     with open_target(target, elf) as c:
         stats = c.stats()
-        _, ticks = infer_scenes(c, scenes, progress=progress)
+        _, ticks = infer_scenes(c, scenes, model["cut_m"], progress=progress)
     return sum(instructions(tk, stats) for tk in ticks) / len(ticks)
 
 
-def measure(client: Client, elf) -> dict:
-    """Vectors, ELF sizes, painted stack: the figures every target reports."""
+def measure(client: Client, elf, symbols=()) -> dict:
+    """Vectors, ELF sizes (and ``symbols``' sizes and sections), painted stack: the figures every target reports."""
     info = client.hello()
     n, n_exact, mism = client.vectors()
     stats = client.stats()
-    sz = elfsize.sizes(elf)
+    sz = elfsize.sizes(elf, symbols)
     return {
         "hello": info.fields,
         "bit_exact": {"equal": n_exact, "total": n, "mismatching_bytes": mism},

@@ -1,4 +1,4 @@
-"""One HIL run of a target: every figure issue 5 asks for, and the report.
+"""One HIL run of a target: every figure of the on-target check, and its report.
 
 ``run_hil(target)`` builds the deployed firmware (and the original full
 MPGNN's, with a large virtual flash), runs them under QEMU (or the deployed
@@ -11,8 +11,13 @@ one on a board, ``port=``), and returns::
     sum_rate_ratio     int8 on target / fp32 original (and vs WMMSE, fp32 LR, host C)
     bit_exact          test vectors equal / total
 
-It writes them to ``build/hil/<target>/hil.json`` and merges them into
-``generated/<target>/report.json`` (``measured.hil``) when that folder exists.
+The deployment's facts (C prefix, weights symbol, edge cut, ranks) come from
+the generated folder's ``report.json``, not from this code. :func:`save`
+writes the full run to ``build/hil/<target>/hil.json`` and the report
+(:func:`summary` as ``<target>.json``, :func:`markdown` as ``<target>.md``, the
+figure as ``<target>.png``) beside it; only ``publish`` (``make hil``,
+``tinyrrm hil``) writes the report to ``reports/hil/``. The generated folder is
+never written here.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from tinyrrm.export import targets as T
+from tinyrrm.export.host import read_report
 from tinyrrm.export.report import macs_per_inference
 from tinyrrm.training.fileio import write_bytes, write_text
 from tinyrrm.training.metrics import sum_rate
@@ -30,9 +36,11 @@ from tinyrrm.training.scenes import load as load_scenes
 
 from . import elfsize, prepare
 from .protocol import HILError
-from .run import CUT_M, build_firmware, infer_scenes, instructions, measure, open_target, path_instructions
+from .run import build_firmware, infer_scenes, instructions, measure, open_target, path_instructions
 
 ROOT = Path(__file__).resolve().parents[2]
+#: where :func:`save` publishes the reports (``make hil``)
+REPORTS = Path("reports/hil")
 
 
 def gen_dir_for(target: str) -> Path:
@@ -46,25 +54,28 @@ def run_hil(target: str, port: str | None = None, hil_dir=None, extra_cflags: st
     t = T.get(target)
     ref, W, hdir = prepare.load_reference(target, hil_dir)
     gen = gen_dir_for(target)
-    report = json.loads((gen / "report.json").read_text())
+    report = read_report(gen)
+    model = report["model"]
     out_dir = Path("build/fw") / target / (tag or "deployed")
-    elf = build_firmware(target, gen, out_dir, "lrmpgnn", extra_cflags)
+    elf = build_firmware(target, gen, out_dir, model["prefix"], extra_cflags)
     scenes = load_scenes(hdir / "scenes.npz")
     with open_target(target, elf, port) as client:
-        res = measure(client, elf)
-        V, ticks = infer_scenes(client, scenes, progress=progress)
+        res = measure(client, elf, (model["weights_symbol"],))
+        V, ticks = infer_scenes(client, scenes, model["cut_m"], progress=progress)
     stats = res["stats"]
     # QEMU: instructions (icount, exact); a board: core-clock cycles (SysTick runs on the core clock)
     unit = "cycles" if port else "instructions"
     per_scene = [float(tk) for tk in ticks] if port else [instructions(tk, stats) for tk in ticks]
-    weights = res["elf"]["symbols"].get("lrmpgnn_weights")
+    weights = res["elf"]["symbols"].get(model["weights_symbol"])
     if weights is None:
-        raise HILError(f"{elf}: no lrmpgnn_weights symbol: not the deployed model's firmware")
-    macs = [macs_per_inference(report, int(m.sum()), scenes.K) for m in scenes.edge_mask(CUT_M)]
+        raise HILError(f"{elf}: no {model['weights_symbol']} symbol: not the deployed model's firmware")
+    macs = [macs_per_inference(report, int(m.sum()), scenes.K) for m in scenes.edge_mask(model["cut_m"])]
     rate = {k[2:]: float(sum_rate(scenes.H, v, scenes.noise_var, scenes.weights).mean()) for k, v in W.items()}
     rate["lrmpgnn_target"] = float(sum_rate(scenes.H, V, scenes.noise_var, scenes.weights).mean())
     res.update({
         "target": target, "board": t.board, "qemu_machine": t.qemu_machine if not port else None, "port": port,
+        # what was measured: the generated model's facts (report.json)
+        "model": {k: model[k] for k in ("name", "prefix", "weights_symbol", "a1", "a2", "cut_m", "tflite_sha256")},
         "firmware_elf": str(elf),
         "flash_limit_bytes": t.flash, "ram_limit_bytes": t.ram,
         "generator": {"flash_need_bytes": report["sizes"]["flash_need_bytes"],
@@ -94,7 +105,7 @@ def run_hil(target: str, port: str | None = None, hil_dir=None, extra_cflags: st
         res["portable"] = {"instructions_per_inference": ins, "instructions_per_mac": ins / np.mean(macs)}
         res["portable_over_dsp"] = ins / res["instructions_per_inference"]
     # the original full MPGNN, same core, large virtual flash: whole-firmware flash ratio
-    orig = build_firmware(target, hdir / "gen_mpgnn", Path("build/fw") / target / "original", "mpgnn",
+    orig = build_firmware(target, hdir / "gen_mpgnn", Path("build/fw") / target / "original", None,
                           extra_cflags, big_flash=True)
     osz = elfsize.sizes(orig)
     res["original_firmware"] = {"elf": str(orig), "flash_bytes": osz["flash"], "ram_static_bytes": osz["ram_static"]}
@@ -107,40 +118,80 @@ def run_hil(target: str, port: str | None = None, hil_dir=None, extra_cflags: st
     return res
 
 
-def save(res: dict, target: str, hil_dir=None, key: str = "hil", update_generated: bool = True) -> Path:
-    """``build/hil/<target>/<key>.json``, and (``update_generated``, what ``make hil`` does) the
-    summary in ``reports/<key>/<target>.json`` (every core's committed figures) and as
-    ``measured.<key>`` in ``generated/<target>/report.json`` when that target is generated."""
-    from tinyrrm.export import report as R
-
-    out = (Path(hil_dir) if hil_dir else prepare.OUT / target) / f"{key}.json"
+def save(res: dict, target: str, hil_dir=None, publish: bool = True) -> Path:
+    """``build/hil/<target>/hil.json`` (the full run) and the report beside it
+    (``<target>.json``, ``.md``, ``.png``); ``publish`` (what ``make hil`` and ``tinyrrm hil`` do)
+    also writes the report to ``reports/hil/``. Returns the full run's path."""
+    out = (Path(hil_dir) if hil_dir else prepare.OUT / target) / "hil.json"
     write_text(out, json.dumps(res, indent=2, sort_keys=True) + "\n")
-    png = out.parent / "report_hil.png"
-    try:
-        from .plots import hil_figure
-
-        hil_figure(res, png)
-    except ImportError:  # the lean image may lack matplotlib: figures are the full environment's job
-        png = None
-    gen = Path("generated") / target
-    if update_generated:
-        brief = summary(res)
-        write_text(Path("reports") / key / f"{target}.json",
-                   json.dumps({"target": target, **brief}, indent=2, sort_keys=True) + "\n")
-        if (gen / "report.json").is_file():
-            if png is not None:
-                write_bytes(gen / png.name, png.read_bytes())
-            R.merge_measured(gen, key, brief)
+    files = report_files(res, target)
+    for folder in (out.parent, REPORTS) if publish else (out.parent,):
+        for name, data in files.items():
+            write_bytes(folder / name, data)
     return out
 
 
+def report_files(res: dict, target: str) -> dict[str, bytes]:
+    """``<target>.json``, ``<target>.md`` and (with matplotlib) ``<target>.png`` of one run."""
+    brief = {"target": target, **summary(res)}
+    files = {f"{target}.json": (json.dumps(brief, indent=2, sort_keys=True) + "\n").encode()}
+    try:
+        from .plots import hil_png
+
+        files[f"{target}.png"] = hil_png(res)
+    except ImportError:  # the lean image may lack matplotlib: figures are the full environment's job
+        pass
+    files[f"{target}.md"] = markdown(brief, png=f"{target}.png" if f"{target}.png" in files else None).encode()
+    return files
+
+
 def summary(res: dict) -> dict:
-    """The report.json keys of issue 5 (the full run stays in build/hil)."""
-    keys = ("firmware_elf", "flash_bytes", "ram_bytes", "stack_peak_bytes", "count_unit", "instructions_per_inference",
-            "instructions_per_mac", "cycles_per_inference", "cycles_per_mac", "macs_per_inference",
+    """The keys of ``reports/hil/<target>.json`` (the full run stays in build/hil)."""
+    keys = ("model", "firmware_elf", "flash_bytes", "ram_bytes", "stack_peak_bytes", "count_unit",
+            "instructions_per_inference", "instructions_per_mac", "cycles_per_inference", "cycles_per_mac", "macs_per_inference",
             "model_bytes_in_flash", "model_size_ratio", "flash_ratio", "sum_rate_ratio",
             "sum_rate_ratio_vs", "bit_exact", "flash_limit_bytes", "ram_limit_bytes", "qemu_machine", "board",
             "original_firmware", "n_scenes", "portable", "portable_over_dsp")
     out = {k: res[k] for k in keys if k in res}
     out["bit_exact"] = {"equal": res["bit_exact"]["equal"], "total": res["bit_exact"]["total"]}
     return out
+
+
+def markdown(brief: dict, png: str | None = None) -> str:
+    """``reports/hil/<target>.md``: the :func:`summary` of a run (``brief``), for people."""
+    h = brief
+    where = f"QEMU `{h['qemu_machine']}` with `-icount shift=0`" if h.get("qemu_machine") else "a board"
+    orig = h.get("original_firmware", {})
+    unit = h.get("count_unit", "instructions")
+    m = h.get("model", {})
+    lines = [
+        f"# {m.get('name', 'the deployed model')} on {h['target']}: measured",
+        "",
+        f"On target ({where}; `tinyrrm hil --target {h['target']}`), {h['board']}:",
+        "",
+        "| figure | value |",
+        "| --- | ---: |",
+        f"| test vectors bit-exact with TFLM | {h['bit_exact']['equal']} / {h['bit_exact']['total']} |",
+        f"| firmware flash (.text+.rodata+.data) | {h['flash_bytes']:,} B of {h['flash_limit_bytes']:,} |",
+        f"| firmware RAM (.data+.bss + stack peak {h['stack_peak_bytes']:,} B) | {h['ram_bytes']:,} B of "
+        f"{h['ram_limit_bytes']:,} |",
+        f"| {unit} per inference ({'QEMU icount' if unit == 'instructions' else 'SysTick'}) | "
+        f"{h[unit + '_per_inference']:,.0f} |",
+        f"| {unit} per MAC | {h[unit + '_per_mac']:.2f} |",
+        *([f"| … portable C path (`TR_NO_DSP`): per MAC, DSP speed-up | "
+           f"{h['portable']['instructions_per_mac']:.2f}, {h['portable_over_dsp']:.2f}× |"]
+          if "portable" in h else []),
+        f"| model size ratio (fp32 original / deployed int8) | {h['model_size_ratio']:.1f}× |",
+        f"| flash ratio (original firmware {orig.get('flash_bytes', 0):,} B / deployed) | "
+        f"{h.get('flash_ratio', float('nan')):.1f}× |",
+        *([f"| original firmware's own test vectors bit-exact | {orig['bit_exact']['equal']} / "
+           f"{orig['bit_exact']['total']} |"] if "bit_exact" in orig else []),
+        f"| sum rate, int8 on target / fp32 original MPGNN ({h['n_scenes']} scenes) | "
+        f"{h['sum_rate_ratio']:.4f} |",
+        f"| … / WMMSE, / fp32 LR-MPGNN, / host C | {h['sum_rate_ratio_vs']['wmmse']:.4f}, "
+        f"{h['sum_rate_ratio_vs']['lrmpgnn_fp32']:.4f}, {h['sum_rate_ratio_vs']['host_c']:.6f} |",
+        "",
+    ]
+    if png:
+        lines += [f"![flash and RAM against the board; size ratios against the paper]({png})", ""]
+    return "\n".join(lines)
