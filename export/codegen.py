@@ -35,7 +35,7 @@ import numpy as np
 
 from tinyrrm.training.fileio import portable, write_bytes
 
-from . import intref, program, render, stage, targets, tflite_reader
+from . import cprefix, intref, program, render, stage, targets, tflite_reader
 from .program import FC, Program
 
 KERNELS = render.TEMPLATES / "kernels"
@@ -285,6 +285,7 @@ def build_context(prog: Program, fe, target: targets.Target, tflite_sha: str, co
         "prefix": prefix, "P": P, "K": K, "NT": nt, "steps": fe.steps, "residual": fe.residual, "compand": fe.compand,
         "target": target, "provenance": render.provenance(command, tflite_sha),
         "provenance_md": render.provenance(command, tflite_sha, "html"),
+        "provenance_mk": render.provenance(command, tflite_sha, "make"),
         "weights": weights, "weights_bytes": w_bytes, "arena": arena, "arena_bytes": a_bytes, "io_bytes": io_bytes,
         "fc": {cname(f.name): _fc_init(f, prefix) for f in prog.fcs()},
         "msg_node": cname(prog.msg_node.name), "msg_edge": cname(prog.msg_edge.name),
@@ -310,7 +311,7 @@ def _render_all(ctx: dict) -> dict[str, bytes]:
     for tpl, out in (("model/model.h.j2", "model.h"), ("model/model.c.j2", "model.c"),
                      ("model/weights.h.j2", "weights.h"), ("model/weights.c.j2", "weights.c"),
                      ("model/test_vectors.h.j2", "test_vectors.h"), ("model/test_vectors.c.j2", "test_vectors.c"),
-                     ("model/README.md.j2", "README.md")):
+                     ("model/README.md.j2", "README.md"), ("model/model.mk.j2", "model.mk")):
         files[out] = render.render(tpl, **ctx).encode()
     header = ctx["provenance"] + "\n"
     for src in sorted(KERNELS.iterdir()):
@@ -320,7 +321,8 @@ def _render_all(ctx: dict) -> dict[str, bytes]:
 
 
 def generate(export_dir, target_name: str, out_dir, prefix: str | None = None, command: str | None = None) -> Path:
-    """Generate ``out_dir`` for ``target_name`` from an export folder (see the module docstring)."""
+    """Generate ``out_dir`` for ``target_name`` from an export folder (see the module docstring).
+    ``prefix`` starts every C name (:mod:`.cprefix`; None: the model's family)."""
     from tinyrrm.training import checkpoint as ckpt
 
     from . import frontend, report
@@ -330,16 +332,17 @@ def generate(export_dir, target_name: str, out_dir, prefix: str | None = None, c
     man = stage.read_manifest(export_dir)
     if man is None:
         raise FileNotFoundError(f"{export_dir}: no export (run `tinyrrm export model` first)")
+    prefix = cprefix.resolve(prefix, man["name"])
     blob = (export_dir / "model_int8.tflite").read_bytes()
     prog = program.match(tflite_reader.read(blob))
     model, _ = ckpt.load(man["checkpoint"]["path"])
     fe = frontend.FrontEnd.of(model)
-    prefix = prefix or ("lrmpgnn" if prog.low_rank else "mpgnn")
     sha = stage._sha(blob)
     # the command that regenerates this folder (its default --out); a path inside the working
     # directory is recorded relative to it, so an absolute spelling gives the same bytes
     command = command or " ".join(shlex.quote(str(a)) for a in (
-        "tinyrrm", "export", "c", "--export-dir", portable(export_dir), "--target", target.name))
+        "tinyrrm", "export", "c", "--export-dir", portable(export_dir), "--target", target.name,
+        *(("--prefix", prefix) if prefix != cprefix.default(man["name"]) else ())))
     from .tflm import TFLMCore
 
     core = TFLMCore(blob)  # one interpreter (and host arena) for the scene trajectory and the vectors

@@ -304,6 +304,8 @@ app.add_typer(export_app, name="export")
 # options shared by the export commands
 _CHECKPOINT = typer.Option(Path("models/lrmpgnn_paper"), "--checkpoint", help="checkpoint folder")
 _OPSET = typer.Option(17, "--opset", help="ONNX opset (17..21)")
+_PREFIX = typer.Option(None, "--prefix", help="C prefix of every generated symbol and macro "
+                       "(default: the model's family, lrmpgnn or mpgnn)")
 
 
 @export_app.command("onnx")
@@ -352,11 +354,12 @@ def export_c(
                                     help="folder written by `tinyrrm export model`"),
     target: str = typer.Option("cortex-m4", "--target", help=", ".join(TARGETS)),
     out: Path = typer.Option(None, "--out", help="output folder (default generated/<target>)"),
+    prefix: Optional[str] = _PREFIX,
 ):
     """Generate C for TARGET from an export folder (weights, kernels, arena, test vectors, report)."""
     from tinyrrm.export import codegen
 
-    path = codegen.generate(export_dir, target, out or Path("generated") / target)
+    path = codegen.generate(export_dir, target, out or Path("generated") / target, prefix)
     typer.echo(f"wrote {path}")
 
 
@@ -367,11 +370,14 @@ def export_target(
     lrmpgnn: Path = typer.Option(Path("models/lrmpgnn_paper"), "--lrmpgnn", help="the model to deploy"),
     calib: Path = typer.Option(Path("data/train.npz"), "--calib", help="calibration scenes (training scenes)"),
     out: Path = typer.Option(None, "--out", help="output folder (default generated/<target>)"),
+    prefix: Optional[str] = _PREFIX,
 ):
     """The main job: export the deployed model (ONNX, TFLite int8) and generate C for TARGET."""
-    from tinyrrm.export import codegen, stage, targets
+    from tinyrrm.export import codegen, cprefix, stage, targets
 
-    targets.get(target)  # unknown target: one clear error before any work
+    targets.get(target)  # unknown target or prefix: one clear error before any work
+    if prefix is not None:
+        cprefix.check(prefix)
     exp = stage.ensure(lrmpgnn, calib_path=calib)
     typer.echo(stage.summary(exp))
     from shlex import quote
@@ -379,7 +385,9 @@ def export_target(
     from tinyrrm.training.fileio import portable
 
     command = f"tinyrrm export target --target {target} --lrmpgnn {quote(portable(lrmpgnn))} --calib {quote(portable(calib))}"
-    path = codegen.generate(exp, target, out or Path("generated") / target, command=command)
+    if prefix is not None:
+        command += f" --prefix {prefix}"
+    path = codegen.generate(exp, target, out or Path("generated") / target, prefix, command=command)
     typer.echo(f"wrote {path}")
     typer.echo((path / "report.md").read_text().split("## Layers")[0].split("-->", 1)[-1].strip())
 
