@@ -144,7 +144,7 @@ C_BUILD = Path("build/c")
 
 
 def firmware_for(checkpoint_dir: Path, target: str) -> tuple[Path, str]:
-    """Generated C and firmware of a checkpoint for ``target`` -> (elf, prefix).
+    """Generated C and firmware of a checkpoint for ``target`` -> (elf, generated folder).
 
     The committed ``generated/<target>`` is used when it holds this
     checkpoint's export; otherwise C is generated under ``build/gen``. A
@@ -170,21 +170,28 @@ def firmware_for(checkpoint_dir: Path, target: str) -> tuple[Path, str]:
         except codegen.FitError:
             codegen.generate(out, "host", gen)
             big = True
-    prefix = host.prefix_of(gen)
-    elf = build_firmware(target, gen, Path("build/fw") / target / out.name, prefix, big_flash=big)
-    return elf, prefix
+    elf = build_firmware(target, gen, Path("build/fw") / target / out.name, host.prefix_of(gen), big_flash=big)
+    return elf, gen
+
+
+def expected_hello(gen_dir: Path) -> dict[str, str]:
+    """The HELLO fields that name the model a firmware of ``gen_dir`` serves (its report.json)."""
+    m = json.loads((Path(gen_dir) / "report.json").read_text())["model"]
+    return {"prefix": m["prefix"], "k_max": str(m["K_MAX"]), "nt": str(m["Nt"]), "steps": str(m["steps"])}
 
 
 def qemu_backend(checkpoint_dir: Path, scenes: Scenes, target: str = "cortex-m4", port: str | None = None) -> np.ndarray:
-    """The firmware under QEMU (or, with ``port``, on a board that runs this model's firmware)."""
+    """The firmware under QEMU, or with ``port`` on a board, which must run this model's
+    firmware (a HELLO that differs is an error naming the fields)."""
+    from tinyrrm.hil.protocol import check_hello
     from tinyrrm.hil.run import infer_scenes, open_target
 
     model = _model(checkpoint_dir, scenes)
-    elf, prefix = firmware_for(checkpoint_dir, target)
+    elf, gen = firmware_for(checkpoint_dir, target)
     if port:
         with open_target(target, port=port) as client:
-            if client.hello()["prefix"] == prefix:
-                return infer_scenes(client, scenes, model.cfg.cut_m)[0]
+            check_hello(client.hello(), expected_hello(gen), f"the board on {port}", model.cfg.name)
+            return infer_scenes(client, scenes, model.cfg.cut_m)[0]
     with open_target(target, elf) as client:
         return infer_scenes(client, scenes, model.cfg.cut_m)[0]
 

@@ -38,11 +38,11 @@ from pathlib import Path
 
 import numpy as np
 
-from tinyrrm.errors import TinyrrmError
+from tinyrrm.errors import InputError, TinyrrmError
 from tinyrrm.training.fileio import FolderMark, dir_mode, portable, write_bytes
 from tinyrrm.training.fileio import check_out_dir as check_dir
 
-from . import intref, program, render, report, stage, targets, tflite_reader
+from . import cprefix, intref, program, render, report, stage, targets, tflite_reader
 from .program import FC, Program
 
 KERNELS = render.TEMPLATES / "kernels"
@@ -394,6 +394,7 @@ class Context:
     P: str  # the prefix of macros
     provenance: str  # C comment
     provenance_md: str  # Markdown comment
+    provenance_mk: str  # Makefile comment
     target: targets.Target
     model: ModelFacts
     mem: MemoryPlan
@@ -468,6 +469,7 @@ def build_context(prog: Program, fe, man: dict, target: targets.Target, command:
     return Context(
         prefix=prefix, P=prefix.upper(),
         provenance=render.provenance(command, sha), provenance_md=render.provenance(command, sha, "html"),
+        provenance_mk=render.provenance(command, sha, "make"),
         target=target, model=_model_facts(prog, fe, man, prefix),
         mem=_memory_plan(prog, target, len(vectors), prefix), layers=_layers(prog, prefix),
         quant=_quantization(prog, fe), vectors=tuple(vectors), tflm_arena=man["tflm"]["arena"]["total"])
@@ -485,7 +487,7 @@ def _render_all(ctx: Context) -> dict[str, bytes]:
     for tpl, out in (("model/model.h.j2", "model.h"), ("model/model.c.j2", "model.c"),
                      ("model/weights.h.j2", "weights.h"), ("model/weights.c.j2", "weights.c"),
                      ("model/test_vectors.h.j2", "test_vectors.h"), ("model/test_vectors.c.j2", "test_vectors.c"),
-                     ("model/README.md.j2", "README.md")):
+                     ("model/README.md.j2", "README.md"), ("model/model.mk.j2", "model.mk")):
         files[out] = render.render(tpl, **ctx.template_vars()).encode()
     files.update(kernel_files())
     return files
@@ -496,7 +498,8 @@ EXPORT_FILES = ("model_data.c", "model_data.h", "model_int8.tflite", stage.SCENE
 
 
 def generate(export_dir, target_name: str, out_dir, prefix: str | None = None, command: str | None = None) -> Path:
-    """Generate ``out_dir`` for ``target_name`` from an export folder (see the module docstring)."""
+    """Generate ``out_dir`` for ``target_name`` from an export folder (see the module docstring).
+    ``prefix`` starts every C name (:mod:`.cprefix`; None: the model's family)."""
     from . import frontend
     from .tflm import TFLMCore
 
@@ -506,23 +509,24 @@ def generate(export_dir, target_name: str, out_dir, prefix: str | None = None, c
     if man is None:
         raise FileNotFoundError(f"{export_dir}: no export (run `tinyrrm export model` first)")
     if "codegen" not in man:
-        raise ValueError(f"{export_dir}/{stage.MANIFEST}: written by an older exporter (no `codegen` section); "
+        raise InputError(f"{export_dir}/{stage.MANIFEST}: written by an older exporter (no `codegen` section); "
                          "export the model again (`tinyrrm export model`)")
+    prefix = cprefix.resolve(prefix, man["name"])
     inputs = {}
     for name in EXPORT_FILES:
         data = (export_dir / name).read_bytes()
         want = man["files"].get(name, {}).get("sha256") if name != stage.MANIFEST else None
         if want is not None and stage._sha(data) != want:
-            raise ValueError(f"{export_dir}/{name} does not match its hash in {stage.MANIFEST}; export again")
+            raise InputError(f"{export_dir}/{name} does not match its hash in {stage.MANIFEST}; export again")
         inputs[name] = data
     blob = inputs["model_int8.tflite"]
     prog = program.match(tflite_reader.read(blob))
     fe = frontend.FrontEnd.from_dict(man["codegen"]["frontend"])
-    prefix = prefix or man["codegen"]["prefix"]
     # the command that regenerates this folder (its default --out); a path inside the working
     # directory is recorded relative to it, so an absolute spelling gives the same bytes
     command = command or " ".join(shlex.quote(str(a)) for a in (
-        "tinyrrm", "export", "c", "--export-dir", portable(export_dir), "--target", target.name))
+        "tinyrrm", "export", "c", "--export-dir", portable(export_dir), "--target", target.name,
+        *(("--prefix", prefix) if prefix != cprefix.default(man["name"]) else ())))
     vectors = test_vectors(prog, TFLMCore(blob), _scene_inputs(export_dir, man, prog))
     ctx = build_context(prog, fe, man, target, command, vectors, prefix)
     files = _render_all(ctx)

@@ -42,7 +42,7 @@ from tinyrrm.training.fileio import check_out_dir as check_dir
 from tinyrrm.training.models import MPGNN
 from tinyrrm.training.scenes import load as load_scenes
 
-from . import frontend, onnx_export, render, tflite_export, tflite_reader, tflm
+from . import cprefix, frontend, onnx_export, render, tflite_export, tflite_reader, tflm
 
 FORMAT = "tinyrrm-export/1"
 MANIFEST = "export.json"
@@ -89,8 +89,8 @@ def source_digest() -> str:
 
 
 def _role(model: MPGNN) -> str:
-    """``lrmpgnn`` or ``mpgnn``: the C prefix (the full name goes in comments)."""
-    return "lrmpgnn" if model.cfg.low_rank else "mpgnn"
+    """The model's default C prefix (:func:`.cprefix.default`; the full name goes in comments)."""
+    return cprefix.default(model.cfg.name)
 
 
 def _resolver_name(opcode: str) -> str:

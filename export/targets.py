@@ -4,6 +4,11 @@ Flash and RAM are the reference board's (the part's datasheet figures), so
 "fits" means fits a board someone can buy. ``ram`` is the contiguous SRAM a
 linker script can hand to .data/.bss/stack (on the STM32F405 the 64 KB CCM
 is left out: not contiguous with SRAM1/2).
+
+This table is the one place these facts are written: the firmware's
+``boards/*/board.mk`` (CPU flags, QEMU machine, flash and RAM), the READMEs'
+target tables and every list of targets (Makefile, CLI) are held equal to it
+by ``tests/test_targets.py``.
 """
 
 from __future__ import annotations

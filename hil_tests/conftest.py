@@ -6,9 +6,11 @@ full environment); then only numpy, the cross compiler and QEMU.
 
 import pytest
 
+from tinyrrm.export.targets import TARGETS
+
 
 def pytest_addoption(parser):
-    parser.addoption("--target", default="cortex-m4", help="core: cortex-m3, -m4, -m7, -m33, -m55")
+    parser.addoption("--target", default="cortex-m4", help="core: " + ", ".join(TARGETS))
     parser.addoption("--port", default=None, help="a real board's serial port instead of QEMU")
     parser.addoption("--hil-dir", default=None, help="folder of tinyrrm hil-prepare (default build/hil/<target>)")
     parser.addoption("--update-report", action="store_true",

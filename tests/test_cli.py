@@ -364,3 +364,20 @@ def test_negative_cut_is_refused(cmd, tiny_data, tmp_path):
     cmd = [tiny_data["train"] if a == "SC" else tmp_path / "o" if a == "O" else a for a in cmd]
     one_error(run(*cmd, "--cut", -5), "--cut must be a distance >= 0")
     assert not (tmp_path / "o").exists()
+
+def test_export_prefix_option(tiny_ckpts, tiny_data, tmp_path):
+    """--prefix of export c / export target: a bad one is one error before any work, nothing
+    written; a good one names every symbol and is recorded in the regenerating command."""
+    from tinyrrm.export import stage
+
+    for bad, needle in (("int", "C keyword"), ("Beam", "lower-case letter"), ("a-b", "a-z, 0-9 and _")):
+        one_error(run("export", "target", "--prefix", bad, "--lrmpgnn", tmp_path / "nope", "--out", tmp_path / "o"),
+                  f"--prefix {bad!r} is not a valid C prefix: it")
+        assert not (tmp_path / "o").exists()
+    exp = stage.export_model(tiny_ckpts["lr"], tmp_path / "exp", tiny_data["train"], n_calib=8, progress=False)
+    one_error(run("export", "c", "--export-dir", exp, "--prefix", "tr", "--out", tmp_path / "o"), "shared kernels")
+    assert not (tmp_path / "o").exists()
+    r = run("export", "c", "--export-dir", exp, "--prefix", "beam_b", "--out", tmp_path / "o")
+    assert r.exit_code == 0, r.output
+    assert "int beam_b_infer(const beam_b_input *in, beam_b_output *out);" in (tmp_path / "o/model.h").read_text()
+    assert "--target cortex-m4 --prefix beam_b\n" in (tmp_path / "o/model.c").read_text()[:600]

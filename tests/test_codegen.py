@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tinyrrm.export import codegen, frontend, host, intref, program, quant, stage, targets, tflite_reader, tflm
+from tinyrrm.export import codegen, cprefix, frontend, host, intref, program, quant, stage, targets, tflite_reader, tflm
 from tinyrrm.training import checkpoint as ckpt
 from tinyrrm.training import scenes as sc
 from tinyrrm.training.train import prepare
@@ -225,6 +225,98 @@ def test_export_c_prints_the_summary_from_json(gen, tmp_path, monkeypatch):
                                  "--out", str(tmp_path / "o")])
     assert r.exit_code == 0, r.output
     assert "on cortex-m4" in r.output and "| static arena (`LRMPGNN_ARENA_BYTES`) |" in r.output
+
+def _host_exe(gen_dir, main, exe, *flags):
+    srcs = [str(p) for p in host.sources(gen_dir)] + [str(ROOT / "tests/c" / main)]
+    subprocess.run(["gcc", *STRICT, "-O2", *flags, "-I", str(gen_dir), *srcs, "-o", str(exe), "-lm"], check=True)
+    return subprocess.run([str(exe)], capture_output=True, text=True)
+
+
+def test_infer_refuses_non_finite_channels_with_its_code(gen, tmp_path):
+    """tests/c/nonfinite_main.c: NaN, +-Inf or an overflowing |h|^2 on an active link ->
+    <PREFIX>_ERR_NONFINITE (documented in model.h) and the output untouched; inactive links unread."""
+    for kind, prefix in (("full", "mpgnn"), ("lr", "lrmpgnn")):
+        g = gen[kind]["gen"]
+        hdr = (g / "model.h").read_text()
+        P = prefix.upper()
+        for code in ("OK", "ERR_K", "ERR_NONFINITE"):
+            assert f"#define {P}_{code} " in hdr and f" *         {P}_{code} " in hdr, f"{code} not documented"
+        r = _host_exe(g, "nonfinite_main.c", tmp_path / f"nf_{kind}", f"-DPREFIX={prefix}", f"-DPREFIX_UC={P}")
+        assert r.returncode == 0 and "ok: 0 case(s) failed" in r.stdout, r.stdout
+        m = host.HostModel(g)
+        H = np.ones((m.K, m.K, m.nt), np.complex64)
+        H[0, 1, 0] = np.nan
+        with pytest.raises(ValueError, match=r"_infer returned -2"):
+            m.infer(H, np.ones((m.K, m.K), bool))
+
+
+def test_two_models_with_two_prefixes_link_into_one_program(gen, tmp_path):
+    """Two models generated with --prefix beam_a / beam_b into two folders, both model.c and
+    weights.c with one copy of the kernels in one program: each passes its own TFLM vectors,
+    and each inference equals that model's own host build."""
+    import json
+
+    dirs = {}
+    for kind, prefix in (("full", "beam_a"), ("lr", "beam_b")):
+        dirs[prefix] = codegen.generate(gen[kind]["export"], "cortex-m4", tmp_path / prefix, prefix=prefix)
+        assert json.loads((dirs[prefix] / "report.json").read_text())["model"]["prefix"] == prefix
+        assert f"--prefix {prefix}" in (dirs[prefix] / "model.c").read_text()[:600]
+        assert (dirs[prefix] / "model.mk").read_text().splitlines()[-2:] == [
+            f"MODEL_PREFIX := {prefix}", f"MODEL_PREFIX_UC := {prefix.upper()}"]
+        _all_names_carry_the_prefix(dirs[prefix], prefix, tmp_path)
+    a, b = dirs["beam_a"], dirs["beam_b"]
+    srcs = [a / "model.c", a / "weights.c", a / "test_vectors.c", b / "model.c", b / "weights.c",
+            b / "test_vectors.c", *sorted((a / "kernels").glob("*.c")), ROOT / "tests/c/two_models_main.c"]
+    defs = ["-DMODEL_A=beam_a", "-DMODEL_B=beam_b", f'-DA_MODEL_H="{a}/model.h"', f'-DA_VECTORS_H="{a}/test_vectors.h"',
+            f'-DB_MODEL_H="{b}/model.h"', f'-DB_VECTORS_H="{b}/test_vectors.h"']
+    exe = tmp_path / "two"
+    # no -I: every generated file includes its own folder's headers ("model.h", "kernels/...")
+    subprocess.run(["gcc", *STRICT, "-O2", "-ffp-contract=off", "-DTR_NO_DSP=1", *defs, *map(str, srcs),
+                    "-o", str(exe), "-lm"], check=True)
+    r = subprocess.run([str(exe)], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.rstrip().endswith("ok"), r.stdout
+    lines = r.stdout.splitlines()
+    for prefix, d in dirs.items():
+        assert sum(ln.startswith(f"{prefix} vector ") and ln.endswith("mismatches=0") for ln in lines) == 8
+        got = np.array([float.fromhex(v) for v in next(ln for ln in lines if ln.startswith(f"{prefix} infer rc=0"))
+                        .split("v=")[1].split()], np.float32)
+        m = host.HostModel(d)
+        h = ((np.arange(m.K * m.K * m.nt * 2) % 11 - 5) * 0.25).astype(np.float32).reshape(m.K, m.K, m.nt, 2)
+        want = m.infer(h[..., 0] + 1j * h[..., 1], np.ones((m.K, m.K), bool))
+        np.testing.assert_array_equal(got.reshape(m.K, m.nt, 2), np.stack([want.real, want.imag], -1))
+
+
+def _all_names_carry_the_prefix(g: Path, prefix: str, tmp_path: Path) -> None:
+    """Every macro of the generated headers and every external symbol of the model's objects
+    starts with the prefix (the kernels' tr_ names are the one shared copy)."""
+    for h in ("model.h", "weights.h", "test_vectors.h"):
+        for name in re.findall(r"^#define (\w+)", (g / h).read_text(), re.M):
+            assert name.startswith(prefix.upper() + "_"), f"{h}: {name}"
+    for src in ("model.c", "weights.c", "test_vectors.c"):
+        obj = tmp_path / f"{prefix}_{src}.o"
+        subprocess.run(["gcc", "-std=c99", "-O2", "-I", str(g), "-c", str(g / src), "-o", str(obj)], check=True)
+        nm = subprocess.run(["nm", "--extern-only", "--defined-only", str(obj)], capture_output=True, text=True,
+                            check=True).stdout
+        for name in (ln.split()[-1] for ln in nm.splitlines() if ln.strip()):
+            assert name.startswith(prefix + "_"), f"{src}: {name}"
+
+
+@pytest.mark.parametrize("prefix, needle", [
+    ("Lrmpgnn", "lower-case letter"), ("2net", "lower-case letter"), ("net-a", "a-z, 0-9 and _"),
+    ("_net", "lower-case letter"), ("int", "C keyword"), ("static", "C keyword"), ("tr", "shared kernels"),
+    ("net__a", "C reserves"), ("a" * 21, "at most 20"), ("", "lower-case letter"),
+])
+def test_bad_prefix_is_one_clear_error_and_writes_nothing(gen, prefix, needle, tmp_path):
+    with pytest.raises(cprefix.PrefixError, match=needle) as err:
+        codegen.generate(gen["lr"]["export"], "cortex-m4", tmp_path / "x", prefix=prefix)
+    assert "\n" not in str(err.value) and "not a valid C prefix" in str(err.value)
+    assert not (tmp_path / "x").exists()
+
+
+def test_default_prefix_is_the_model_family():
+    assert cprefix.default("lrmpgnn_paper_a1-4_a2-16") == "lrmpgnn" == cprefix.resolve(None, "lrmpgnn_paper")
+    assert cprefix.default("mpgnn_paper") == "mpgnn"
+    assert cprefix.resolve("beam_a", "mpgnn_paper") == "beam_a"
 
 
 def test_report_sizes_are_the_c_structs_and_the_linker_stack(gen, tmp_path):

@@ -80,6 +80,37 @@ def test_board_port_runs_on_qemus_netduinoplus2(tmp_path):
         np.testing.assert_allclose(host.output_array(body, 50, 50, 2), m.infer(H, edge), atol=1e-6)
 
 
+def test_infer_of_a_non_finite_channel_is_one_error_frame(tiny_ckpts, tiny_data, tmp_path):
+    """A model generated with its own prefix (the Makefile reads it from GEN/model.mk): INFER
+    with a NaN or Inf channel, or k out of range, gets an ERROR frame the host raises as one
+    error, and the target keeps serving; a PREFIX that is not GEN's is refused at build time."""
+    from tinyrrm.export import codegen, stage
+
+    exp = stage.export_model(tiny_ckpts["lr"], tmp_path / "exp", tiny_data["train"], n_calib=8, progress=False)
+    gen = codegen.generate(exp, "cortex-m4", tmp_path / "gen", prefix="tiny_lr")
+    with pytest.raises(P.HILError, match=r"PREFIX=lrmpgnn but GEN .* holds the model tiny_lr"):
+        build_firmware("cortex-m4", gen, tmp_path / "bad", prefix="lrmpgnn")
+    elf = build_firmware("cortex-m4", gen, tmp_path / "fw", prefix="tiny_lr")
+    m = host.HostModel(gen)
+    rng = np.random.default_rng(3)
+    H = (rng.standard_normal((m.K, m.K, m.nt)) + 1j * rng.standard_normal((m.K, m.K, m.nt))).astype(np.complex64)
+    edge = ~np.eye(m.K, dtype=bool)
+    with open_target("cortex-m4", elf, timeout=60) as c:
+        assert c.hello()["prefix"] == "tiny_lr"
+        for bad in (np.nan, np.inf, 1e30):
+            Hb = H.copy()
+            Hb[1, 2, 0] = bad
+            with pytest.raises(P.TargetError, match=r"^target answered ERROR to INFER: non-finite channel") as err:
+                c.infer(host.input_bytes(Hb, edge, m.K))
+            assert "\n" not in str(err.value)
+        zero_k = bytearray(host.input_bytes(H, edge, m.K))
+        zero_k[:4] = bytes(4)
+        with pytest.raises(P.TargetError, match="ERROR to INFER: k out of range"):
+            c.infer(bytes(zero_k))
+        body, _ = c.infer(host.input_bytes(H, edge, m.K))  # and it keeps serving
+        np.testing.assert_allclose(host.output_array(body, m.K, m.K, m.nt), m.infer(H, edge), atol=1e-6)
+
+
 def test_cortex_m0_fails_at_build_time_with_needs_and_has(tmp_path):
     with pytest.raises(P.HILError, match=r"firmware for cortex-m0 needs RAM [\d,]+ B, has 16,384 B"):
         build_firmware("cortex-m0", GEN, tmp_path / "fw")

@@ -143,3 +143,90 @@ def test_hil_report_goes_to_build_unless_published(tmp_path, monkeypatch):
     assert brief["model"]["a2"] == 16 and brief["instructions_per_inference"] == res["instructions_per_inference"]
     assert (pub / "cortex-m4.md").read_text() == session.markdown(brief, png="cortex-m4.png")
     assert "![flash and RAM" in (pub / "cortex-m4.md").read_text()
+
+class _Babbler:
+    """A transport whose target answers nothing but bytes that are not frames."""
+
+    def __init__(self, noise: bytes):
+        self.noise, self.at = noise, 0
+
+    def write(self, data: bytes) -> None:
+        pass
+
+    def read(self, n: int, timeout: float) -> bytes:
+        time.sleep(0.001)
+        out = bytes(self.noise[(self.at + i) % len(self.noise)] for i in range(n))
+        self.at += n
+        return out
+
+
+def test_a_target_sending_garbage_is_not_called_silent(monkeypatch):
+    monkeypatch.setattr(P.Client, "HELLO_RETRY_S", 0.2)
+    with pytest.raises(P.HILError) as err:
+        P.Client(_Babbler(b"\x00\x13g"), timeout=0.5).hello()
+    msg = str(err.value)
+    assert msg.startswith("no answer to HELLO within 0 s: the target sent ") and "silent" not in msg
+    n = int(msg.split("sent ")[1].split()[0])
+    assert n > 3 and "bytes that are not frames (first: 00 13 67 00 13 67" in msg and "\n" not in msg
+    with pytest.raises(P.HILError, match=r"within 0 s: the target sent \d+ bytes that are not frames \(first: "
+                                         r"a5 a5 00 "):
+        P.read_frame(_Babbler(b"\xa5\xa5\x00"), 0.2)
+    half = P.encode(P.HELLO | 0x80, 1, b"proto=1")[:9]  # a frame that stops short
+    with pytest.raises(P.HILError, match=r"the target sent 1 frame\(s\) that stopped short"):
+        P.read_frame(_Once(half), 0.2)
+
+
+class _Once(_Babbler):
+    def read(self, n: int, timeout: float) -> bytes:
+        out, self.noise = self.noise[:n], self.noise[n:]
+        if not out:
+            time.sleep(min(timeout, 0.01))
+        return out
+
+
+def test_silent_target_is_called_silent(pty_pair):
+    _, name = pty_pair
+    with pytest.raises(P.HILError, match=r"no answer to HELLO within 0 s \(target silent or stuck\)$"):
+        P.Client(SerialTransport(name), timeout=0.3).hello()
+
+
+def test_a_board_running_other_firmware_is_one_error(pty_pair, tiny_ckpts, tiny_data, tmp_path, monkeypatch):
+    """evaluate --backend qemu --port P: a board whose HELLO names another model (here the
+    committed K=50 model where the checkpoint's firmware has K_MAX=6) is refused, not
+    replaced by QEMU without a word."""
+    import json
+
+    from tinyrrm.export import backends
+
+    master, name = pty_pair
+    peer = FakeTarget(host.HostModel(os.path.join(ROOT, "generated/cortex-m4")), master).start()
+    gen = tmp_path / "gen"
+    gen.mkdir()
+    (gen / "report.json").write_text(json.dumps({"model": {"prefix": "lrmpgnn", "K_MAX": 6, "Nt": 2, "steps": 3}}))
+    monkeypatch.setattr(backends, "firmware_for", lambda ckpt, target: (tmp_path / "unused.elf", gen))
+    from tinyrrm.training.scenes import load
+
+    with pytest.raises(P.HILError) as err:
+        backends.qemu_backend(tiny_ckpts["lr"], load(tiny_data["test"]), port=name)
+    peer.stop.set()
+    msg = str(err.value)
+    assert msg.startswith(f"the board on {name} runs other firmware: its HELLO says k_max=50 where lrmpgnn_tiny")
+    assert "k_max=6" in msg and "prefix" not in msg.split("(")[0] and "\n" not in msg
+
+
+def test_protocol_doc_states_the_infer_payload_the_host_packs():
+    """docs/PROTOCOL.md's INFER size, tail padding included, is what host.input_bytes packs
+    (and the firmware's sizeof(<prefix>_input), which a wrong size would answer with ERROR)."""
+    import re
+
+    doc = open(os.path.join(ROOT, "docs/PROTOCOL.md")).read()
+    row = next(ln for ln in doc.splitlines() if ln.startswith("| `0x03 INFER`"))
+    m = re.search(r"([\d,]+) for K_MAX = (\d+), Nt = (\d+) \(([\d,]+) before the padding\)", row)
+    assert m, row
+    size, k_max, nt, unpadded = int(m[1].replace(",", "")), int(m[2]), int(m[3]), int(m[4].replace(",", ""))
+    packed = host.input_bytes(np.zeros((k_max, k_max, nt), np.complex64), np.zeros((k_max, k_max), bool), k_max)
+    assert len(packed) == size and size % 4 == 0 and unpadded == 4 + 8 * k_max * k_max * nt + -(-k_max * k_max // 8)
+    for k, n in ((6, 2), (50, 2), (7, 1), (9, 3)):  # and the formula the row gives, for other sizes
+        assert len(host.input_bytes(np.zeros((k, k, n), np.complex64), np.zeros((k, k), bool), k)) == \
+            4 * -(-(4 + 8 * k * k * n + -(-k * k // 8)) // 4)
+    assert "4·⌈(4 + 8·K_MAX²·Nt + EDGE_BYTES) / 4⌉" in row

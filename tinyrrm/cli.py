@@ -367,6 +367,8 @@ app.add_typer(export_app, name="export")
 # options shared by the export commands
 _CHECKPOINT = typer.Option(Path("models/lrmpgnn_paper"), "--checkpoint", help="checkpoint folder")
 _OPSET = typer.Option(17, "--opset", help="ONNX opset (17..21)")
+_PREFIX = typer.Option(None, "--prefix", help="C prefix of every generated symbol and macro "
+                       "(default: the model's family, lrmpgnn or mpgnn)")
 
 
 @export_app.command("onnx")
@@ -417,12 +419,13 @@ def export_c(
                                     help="folder written by `tinyrrm export model`"),
     target: TargetName = typer.Option("cortex-m4", "--target"),
     out: Path = typer.Option(None, "--out", help="output folder (default generated/<target>)"),
+    prefix: Optional[str] = _PREFIX,
 ):
     """Generate C for TARGET from an export folder (weights, kernels, arena, test vectors, report)."""
     from tinyrrm.export import codegen
 
     out = codegen.check_out_dir(out or Path("generated") / target.value)
-    path = codegen.generate(export_dir, target.value, out)
+    path = codegen.generate(export_dir, target.value, out, prefix)
     _print_generated(path)
 
 
@@ -441,10 +444,13 @@ def export_target(
     lrmpgnn: Path = typer.Option(Path("models/lrmpgnn_paper"), "--lrmpgnn", help="the model to deploy"),
     calib: Path = typer.Option(Path("data/train.npz"), "--calib", help="calibration scenes (training scenes)"),
     out: Path = typer.Option(None, "--out", help="output folder (default generated/<target>)"),
+    prefix: Optional[str] = _PREFIX,
 ):
     """The main job: export the deployed model (ONNX, TFLite int8) and generate C for TARGET."""
-    from tinyrrm.export import codegen, stage
+    from tinyrrm.export import codegen, cprefix, stage
 
+    if prefix is not None:  # a bad prefix: one clear error before any work
+        cprefix.check(prefix)
     out = codegen.check_out_dir(out or Path("generated") / target.value)
     stage.check_out_dir(stage.default_dir(lrmpgnn))
     exp = stage.ensure(lrmpgnn, calib_path=calib)
@@ -455,7 +461,9 @@ def export_target(
 
     command = (f"tinyrrm export target --target {target.value} --lrmpgnn {quote(portable(lrmpgnn))} "
                f"--calib {quote(portable(calib))}")
-    path = codegen.generate(exp, target.value, out, command=command)
+    if prefix is not None:
+        command += f" --prefix {prefix}"
+    path = codegen.generate(exp, target.value, out, prefix, command=command)
     _print_generated(path)
 
 

@@ -5,7 +5,8 @@
 :class:`Client` sends one request and reads one response over any
 :class:`Transport` (``write(bytes)``, ``read(n, timeout) -> bytes``), and
 gives up cleanly: a silent, crashed or garbled target raises
-:class:`HILError` with a one-line reason, never hangs past its timeout.
+:class:`HILError` with a one-line reason (a target that sends bytes that are
+not frames is told from a silent one), never hangs past its timeout.
 """
 
 from __future__ import annotations
@@ -64,29 +65,70 @@ def decode(data: bytes) -> tuple[int, int, bytes]:
     return ftype, seq, data[HEADER.size : HEADER.size + length]
 
 
-def read_frame(t: Transport, timeout: float) -> tuple[int, int, bytes]:
-    """Hunt for sync, then read one frame within ``timeout`` seconds in all."""
+@dataclass
+class Junk:
+    """What a read saw besides frames, for the error that ends it: a silent target
+    and one that sends bytes that are not frames (wrong baud rate, another firmware,
+    a boot log) are told apart."""
+
+    n: int = 0  # bytes that were not part of a frame
+    first: bytes = b""  # the first of them
+    broken: int = 0  # frames that began (sync, maybe more) and stopped short
+    KEEP = 16
+
+    def add(self, data: bytes) -> None:
+        self.n += len(data)
+        self.first = (self.first + data)[: self.KEEP]
+
+    def explain(self, head: str) -> str:
+        """``head`` and what came instead of a frame, in one line."""
+        if not self.n and not self.broken:
+            return f"{head} (target silent or stuck)"
+        what = []
+        if self.n:
+            what.append(f"{self.n} bytes that are not frames (first: {self.first.hex(' ')})")
+        if self.broken:
+            what.append(f"{self.broken} frame(s) that stopped short")
+        return f"{head}: the target sent " + " and ".join(what)
+
+
+class _Timeout(Exception):
+    pass
+
+
+def read_frame(t: Transport, timeout: float, junk: Junk | None = None) -> tuple[int, int, bytes]:
+    """Hunt for sync, then read one frame within ``timeout`` seconds in all. Bytes skipped while
+    hunting are counted in ``junk`` (a fresh one when None) and named by the timeout's error."""
+    junk = Junk() if junk is None else junk
     deadline = time.monotonic() + timeout
 
     def left() -> float:
         rest = deadline - time.monotonic()
         if rest <= 0:
-            raise HILError(f"no complete response within {timeout:.0f} s (target silent or stuck)")
+            raise _Timeout
         return rest
 
     prev = b""
-    while True:
-        b = t.read(1, left())
-        if not b:
-            continue
-        if prev == b"\xa5" and b == b"\x5a":
-            break
-        prev = b
-    head = _read_exact(t, HEADER.size - 2, left)
-    length = struct.unpack("<I", head[2:6])[0]
-    if length > MAX_LENGTH:
-        raise HILError(f"response announces {length} bytes: garbled stream")
-    rest = _read_exact(t, length + 4, left)
+    in_frame = False
+    try:
+        while True:
+            b = t.read(1, left())
+            if not b:
+                continue
+            if prev == b"\xa5" and b == b"\x5a":
+                break
+            junk.add(prev)  # prev did not start a sync
+            prev = b
+        prev, in_frame = b"", True
+        head = _read_exact(t, HEADER.size - 2, left)
+        length = struct.unpack("<I", head[2:6])[0]
+        if length > MAX_LENGTH:
+            raise HILError(f"response announces {length} bytes: garbled stream")
+        rest = _read_exact(t, length + 4, left)
+    except _Timeout:
+        junk.add(prev)
+        junk.broken += in_frame
+        raise HILError(junk.explain(f"no complete response within {timeout:.0f} s")) from None
     try:
         return decode(SYNC + head + rest)
     except ValueError as e:
@@ -122,6 +164,16 @@ class Info:
         return (self.k_max * self.k_max + 7) // 8
 
 
+def check_hello(info: Info, want: dict[str, str], where: str, model: str) -> None:
+    """:class:`HILError` naming every HELLO field of ``where`` that differs from ``want``
+    (the firmware of ``model``): a board flashed with other firmware is not run."""
+    diff = [f"{k}={info.fields.get(k, '(none)')} where {model} has {k}={v}" for k, v in want.items()
+            if info.fields.get(k) != v]
+    if diff:
+        raise HILError(f"{where} runs other firmware: its HELLO says " + ", ".join(diff)
+                       + f" (flash {model}'s firmware, or drop --port to run it under QEMU)")
+
+
 class Client:
     """Request/response over a transport (see the module docstring)."""
 
@@ -152,6 +204,7 @@ class Client:
         (an ERROR with its seq raises :class:`TargetError`); late answers to earlier tries and
         error frames of a half-received try are skipped."""
         deadline = time.monotonic() + self.timeout
+        junk = Junk()  # over all tries: what the target sent instead of frames
         while True:
             self.seq = (self.seq + 1) & 0xFF
             self.t.write(encode(HELLO, self.seq))
@@ -159,7 +212,7 @@ class Client:
             body = None
             while body is None and time.monotonic() < try_end:
                 try:
-                    rtype, rseq, got = read_frame(self.t, try_end - time.monotonic())
+                    rtype, rseq, got = read_frame(self.t, try_end - time.monotonic(), junk)
                 except HILError:
                     break
                 if rseq == self.seq and rtype == ERROR:  # this HELLO arrived and was refused
@@ -169,7 +222,7 @@ class Client:
             if body is not None:
                 break
             if time.monotonic() >= deadline:
-                raise HILError(f"no answer to HELLO within {self.timeout:.0f} s (target silent or stuck)")
+                raise HILError(junk.explain(f"no answer to HELLO within {self.timeout:.0f} s"))
         text = body.decode(errors="replace")
         fields = dict(kv.split("=", 1) for kv in text.strip(";").split(";") if "=" in kv)
         if fields.get("proto") != "1":

@@ -1,5 +1,6 @@
 /* tinyrrm HIL firmware: serves docs/PROTOCOL.md (v1) over the board's UART.
- * Build with -DPREFIX=lrmpgnn -DPREFIX_UC=LRMPGNN -DTR_CORE_NAME='"cortex-m4"'
+ * Build with -DPREFIX=<prefix> -DPREFIX_UC=<PREFIX> (GEN/model.mk: the generated model's
+ * C prefix; every call goes through P()/PU()) -DTR_CORE_NAME='"cortex-m4"'
  * -DTR_CORE_HZ=25000000 and the generated model sources on the include path. */
 #include <stdint.h>
 #include <string.h>
@@ -10,11 +11,8 @@
 #include "test_vectors.h"
 #include "uart.h"
 
-#ifndef PREFIX
-#define PREFIX lrmpgnn
-#endif
-#ifndef PREFIX_UC
-#define PREFIX_UC LRMPGNN
+#if !defined(PREFIX) || !defined(PREFIX_UC)
+#error "build with -DPREFIX=<the model's prefix> -DPREFIX_UC=<its upper case> (the Makefile reads GEN/model.mk)"
 #endif
 #ifndef TR_CORE_NAME
 #define TR_CORE_NAME "unknown"
@@ -204,6 +202,16 @@ static void do_core(uint8_t seq)
     send(PROTO_CORE | PROTO_RESPONSE, seq, hdr, sizeof hdr, core_out, sizeof core_out);
 }
 
+/* the ERROR reason for an input <prefix>_infer refuses (its return codes, model.h) */
+static const char *infer_refusal(int32_t rc)
+{
+    if (rc == PU(_ERR_K))
+        return "k out of range";
+    if (rc == PU(_ERR_NONFINITE))
+        return "non-finite channel (NaN or Inf, or |h|^2 overflows float)";
+    return "input refused";
+}
+
 static void do_infer(uint8_t seq)
 {
     uint8_t hdr[12];
@@ -214,6 +222,10 @@ static void do_infer(uint8_t seq)
     t0 = ticks_now();
     rc = P(_infer)(&rx_buf.in, &infer_out);
     t1 = ticks_now();
+    if (rc != PU(_OK)) {
+        send_error(seq, infer_refusal(rc));
+        return;
+    }
     put_result(hdr, rc, t1 - t0);
     send(PROTO_INFER | PROTO_RESPONSE, seq, hdr, sizeof hdr, &infer_out, sizeof infer_out);
 }
