@@ -196,7 +196,7 @@ int lrmpgnn_core(const int8_t *x_q, const int8_t *e_q, const uint8_t *edge_bits,
             (void)s;
         }
     }
-    return 0;
+    return LRMPGNN_OK;
 }
 
 /* ---- float front end -------------------------------------------------------- */
@@ -270,11 +270,32 @@ void lrmpgnn_features(const lrmpgnn_input *in, int8_t *x_q, int8_t *e_q)
     node_state(in->k, x_q);
 }
 
+/* 1 when every channel of the active links is finite and so is its power (as channel() sums it) */
+static int channels_finite(const lrmpgnn_input *in)
+{
+    int32_t t, r, a;
+    for (t = 0; t < in->k; ++t) {
+        for (r = 0; r < in->k; ++r) {
+            float s = 0.0f;
+            for (a = 0; a < LRMPGNN_NT; ++a) {
+                s = s + (in->h[t][r][a][0] * in->h[t][r][a][0] + in->h[t][r][a][1] * in->h[t][r][a][1]);
+            }
+            if (!isfinite(s)) {  /* a NaN or Inf entry makes the sum NaN or Inf too */
+                return 0;
+            }
+        }
+    }
+    return 1;
+}
+
 int lrmpgnn_infer(const lrmpgnn_input *in, lrmpgnn_output *out)
 {
     int32_t step, t, i;
     if (in->k < 1 || in->k > LRMPGNN_K_MAX) {
         return LRMPGNN_ERR_K;
+    }
+    if (!channels_finite(in)) {
+        return LRMPGNN_ERR_NONFINITE;
     }
     features(in, &arena.e_q[0][0][0]);
     for (step = 0; step < LRMPGNN_STEPS; ++step) {
@@ -304,5 +325,5 @@ int lrmpgnn_infer(const lrmpgnn_input *in, lrmpgnn_output *out)
             out->v[t][i][1] = arena.v[t][2 + i];
         }
     }
-    return 0;
+    return LRMPGNN_OK;
 }

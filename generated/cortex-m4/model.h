@@ -8,13 +8,20 @@
  * ABI
  *   int lrmpgnn_infer(const lrmpgnn_input *in, lrmpgnn_output *out);
  *       float in, float out: the front end (companding, standardisation,
- *       quantization) around 3 steps of the int8 core. Returns 0, or
- *       LRMPGNN_ERR_K if in->k is not in [1, LRMPGNN_K_MAX].
+ *       quantization) around 3 steps of the int8 core. Returns
+ *         LRMPGNN_OK            (0)  *out holds the beamformers
+ *         LRMPGNN_ERR_K         (-1) in->k is not in [1, LRMPGNN_K_MAX]
+ *         LRMPGNN_ERR_NONFINITE (-2) a channel of an active link (h[t][r], t, r < k)
+ *                                has a NaN or +-Inf entry, or its power |h|^2
+ *                                overflows float (|h| above about 1.8e19)
+ *       On an error *out is not written.
  *   int lrmpgnn_core(const int8_t *x_q, const int8_t *e_q, const uint8_t *edge_bits,
  *                      int32_t k, int8_t *o_q);
  *       one int8 step, bit-exact with TFLite Micro running model_int8.tflite.
+ *       Returns LRMPGNN_OK, or LRMPGNN_ERR_K (k not in [1, LRMPGNN_K_MAX]; o_q not written).
  *   void lrmpgnn_features(const lrmpgnn_input *in, int8_t *x_q, int8_t *e_q);
- *       the front end's quantized inputs of the first step.
+ *       the front end's quantized inputs of the first step (in as lrmpgnn_infer
+ *       accepts it: k in range, channels finite).
  *
  * Conventions
  *   h[t][r][a] = channel from transmitter t to receiver r, antenna a, as
@@ -39,7 +46,10 @@
 #define LRMPGNN_ARENA_BYTES 37456u
 #define LRMPGNN_WEIGHTS_BYTES 113552u
 #define LRMPGNN_EDGE_BYTES 313u
+/* return codes of lrmpgnn_infer and lrmpgnn_core (see above) */
+#define LRMPGNN_OK 0
 #define LRMPGNN_ERR_K (-1)
+#define LRMPGNN_ERR_NONFINITE (-2)
 
 /* quantization of the core's inputs and output (real = scale * (q - zp)) */
 #define LRMPGNN_X_SCALE 0.0269607846f
