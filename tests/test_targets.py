@@ -99,7 +99,7 @@ def test_every_target_list_is_the_tables_names():
     names = list(T.TARGETS)
     make = re.search(r"^TARGETS\s*:=\s*(.*)$", (ROOT / "Makefile").read_text(), re.M)[1].split()
     assert make == names
-    assert list(cli.TARGETS) == names
+    assert [t.value for t in cli.TargetName] == names
     conftest = (ROOT / "hil_tests/conftest.py").read_text()
     assert "TARGETS" in conftest and "cortex-m3, -m4" not in conftest  # its --target help comes from the table
     from tinyrrm.hil import bench
