@@ -17,9 +17,14 @@ N_SCENES = 3
 
 
 @pytest.fixture(scope="module")
-def libs(tmp_path_factory):
+def builds(tmp_path_factory):
     d = tmp_path_factory.mktemp("wmmse_c")
-    return {nt: HostWmmse(K_MAX, nt, d) for nt in (1, 2, 4)}
+    return {fma: {nt: HostWmmse(K_MAX, nt, d, fma=fma) for nt in (1, 2, 4)} for fma in (0, 1)}
+
+
+@pytest.fixture
+def libs(builds):
+    return builds[0]
 
 
 def _scenes(Nt, K, mode, seed):
@@ -28,11 +33,13 @@ def _scenes(Nt, K, mode, seed):
     return s, w
 
 
+@pytest.mark.parametrize("fma", [0, 1])
 @pytest.mark.parametrize("Nt,K,mode,seed", CASES)
-def test_sum_rate_matches_numpy(libs, Nt, K, mode, seed):
-    """Same iteration count, no tolerance stop: weighted sum rate within 1e-4 relative, power <= 1."""
+def test_sum_rate_matches_numpy(builds, fma, Nt, K, mode, seed):
+    """Same iteration count, no tolerance stop: weighted sum rate within 1e-4 relative, power <= 1;
+    both inner-loop forms (fused multiply-add, as on Cortex-M4F, and multiply then add)."""
     s, w = _scenes(Nt, K, mode, seed)
-    lib = libs[Nt]
+    lib = builds[fma][Nt]
     for iters in ITERS:
         _, hist = wmmse(s.H, s.p_max, s.noise_var, w, max_iter=iters, tol=0.0, progress=False,
                         return_history=True)

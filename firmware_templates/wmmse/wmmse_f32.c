@@ -18,6 +18,23 @@
 #define MU_FLOOR 0x1p-12f   /* Tikhonov floor on mu / trace(A) for a singular A */
 #define NEWTON_RTOL 0x1p-20f /* Newton stops when its step is below this * mu */
 
+/* MADD(a, b, c) = a * b + c in the inner loops: fmaf (one rounding, one
+ * instruction) where the compiler says it is fast (FP_FAST_FMAF, GCC's
+ * __FP_FAST_FMAF: VFMA on Cortex-M4F/M7/M33/M55), else multiply and add.
+ * -DWMMSE_FMA=0/1 forces either; both are tested against the same goldens. */
+#ifndef WMMSE_FMA
+#if defined(FP_FAST_FMAF) || defined(__FP_FAST_FMAF)
+#define WMMSE_FMA 1
+#else
+#define WMMSE_FMA 0
+#endif
+#endif
+#if WMMSE_FMA
+#define MADD(a, b, c) fmaf((a), (b), (c))
+#else
+#define MADD(a, b, c) ((a) * (b) + (c))
+#endif
+
 /* per-link state in the caller's scratch, all indexed by link */
 typedef struct {
     float *v;    /* (KM, NT, 2) current beamformers */
@@ -56,12 +73,16 @@ static work split_scratch(void *scratch)
 /* g = x^H v for x, v (NT, 2): returns Re, *im = Im */
 static inline float conj_dot(const float *x, const float *v, float *im)
 {
-    float re = x[0] * v[0] + x[1] * v[1];
-    float ii = x[0] * v[1] - x[1] * v[0];
+    float re = x[0] * v[0];
+    float ii = x[0] * v[1];
     int a;
+    re = MADD(x[1], v[1], re);
+    ii = MADD(-x[1], v[0], ii);
     for (a = 1; a < NT; ++a) {
-        re += x[2 * a] * v[2 * a] + x[2 * a + 1] * v[2 * a + 1];
-        ii += x[2 * a] * v[2 * a + 1] - x[2 * a + 1] * v[2 * a];
+        re = MADD(x[2 * a], v[2 * a], re);
+        re = MADD(x[2 * a + 1], v[2 * a + 1], re);
+        ii = MADD(x[2 * a], v[2 * a + 1], ii);
+        ii = MADD(-x[2 * a + 1], v[2 * a], ii);
     }
     *im = ii;
     return re;
@@ -70,10 +91,16 @@ static inline float conj_dot(const float *x, const float *v, float *im)
 /* inf[r] += |h_jr^H v_j|^2 for receivers r in [r0, r1) */
 static inline void add_interference(const float *hj, const float *vj, int32_t r0, int32_t r1, float *inf)
 {
+    float vl[HV]; /* (NT, 2) v_j in registers: the stores to inf cannot alias it */
     int32_t r;
+    int a;
+    for (a = 0; a < HV; ++a)
+        vl[a] = vj[a];
     for (r = r0; r < r1; ++r) {
-        float gi, gr = conj_dot(hj + (size_t)r * HV, vj, &gi);
-        inf[r] += gr * gr + gi * gi;
+        float gi, gr = conj_dot(hj + (size_t)r * HV, vl, &gi);
+        float acc = inf[r];
+        acc = MADD(gi, gi, acc);
+        inf[r] = MADD(gr, gr, acc);
     }
 }
 
@@ -177,14 +204,19 @@ static void update_tx(const float *ht, int32_t t, int32_t k, const work *w, floa
     const float *x;
     int32_t j;
     for (j = 0; j < k; ++j) { /* A += c_j x x^H, x = h_tj */
-        float cj = w->c[j], p, q;
+        float cj = w->c[j], p, q, r;
         x = ht + (size_t)j * HV;
         p = cj * x[0];
         q = cj * x[1];
-        a += p * x[0] + q * x[1];
-        cr += p * x[2] + q * x[3];
-        ci += q * x[2] - p * x[3];
-        d += cj * (x[2] * x[2] + x[3] * x[3]);
+        a = MADD(p, x[0], a);
+        a = MADD(q, x[1], a);
+        cr = MADD(p, x[2], cr);
+        cr = MADD(q, x[3], cr);
+        ci = MADD(q, x[2], ci);
+        ci = MADD(-p, x[3], ci);
+        r = x[3] * x[3];
+        r = MADD(x[2], x[2], r);
+        d = MADD(cj, r, d);
     }
     tr = a + d;
     x = ht + (size_t)t * HV;
@@ -322,10 +354,12 @@ static void update_tx(const float *ht, int32_t t, int32_t k, const work *w, floa
         for (a = 0; a < HV; ++a)
             cx[a] = cj * x[a];
         for (a = 0; a < NT; ++a) {
-            A[2 * (a * NT + a)] += cx[2 * a] * x[2 * a] + cx[2 * a + 1] * x[2 * a + 1];
+            float *d = &A[2 * (a * NT + a)];
+            d[0] = MADD(cx[2 * a], x[2 * a], MADD(cx[2 * a + 1], x[2 * a + 1], d[0]));
             for (e = 0; e < a; ++e) { /* A_ae += c x_a conj(x_e) */
-                A[2 * (a * NT + e)] += cx[2 * a] * x[2 * e] + cx[2 * a + 1] * x[2 * e + 1];
-                A[2 * (a * NT + e) + 1] += cx[2 * a + 1] * x[2 * e] - cx[2 * a] * x[2 * e + 1];
+                float *o = &A[2 * (a * NT + e)];
+                o[0] = MADD(cx[2 * a], x[2 * e], MADD(cx[2 * a + 1], x[2 * e + 1], o[0]));
+                o[1] = MADD(cx[2 * a + 1], x[2 * e], MADD(-cx[2 * a], x[2 * e + 1], o[1]));
             }
         }
     }
