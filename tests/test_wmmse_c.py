@@ -122,3 +122,32 @@ def test_overflowing_gains_are_an_error(libs):
     out = np.full((K_MAX, 2, 2), 7.0, np.float32)
     rc, v, _ = libs[2].run(h, K_MAX, 2, v=out)
     assert rc == ERR["overflow"] and np.all(v == 7.0)
+
+
+def test_header_states_the_flop_count_the_bench_uses():
+    """wmmse_f32.h's per-pair operation count is the one the bench divides by."""
+    from tinyrrm.hil.wmmse_bench import HERE, flops_per_pair_iteration
+
+    doc = (HERE / "wmmse_f32.h").read_text()
+    a2, a4 = flops_per_pair_iteration(2), flops_per_pair_iteration(4)
+    assert f"NT = 2: 19 + 18 = {a2};  NT = 4: 72 + 34 = {a4}" in doc
+    assert (a2, a4) == (19 + 8 * 2 + 2, 6 * 4 + 4 * 4 * 3 + 8 * 4 + 2)
+
+
+@pytest.mark.parametrize("cpu", [["-mcpu=cortex-m4", "-mthumb", "-mfpu=fpv4-sp-d16", "-mfloat-abi=hard"],
+                                 ["-mcpu=cortex-m3", "-mthumb", "-mfloat-abi=soft"]], ids=["m4f", "m3"])
+@pytest.mark.parametrize("nt", [2, 4])
+def test_cross_compiles_strict(tmp_path, cpu, nt):
+    """arm-none-eabi-gcc with the cores' flags and the strict warnings (FMA path on the M4F)."""
+    import shutil
+    import subprocess
+
+    from tinyrrm.hil.wmmse_bench import HERE, STRICT
+
+    if shutil.which("arm-none-eabi-gcc") is None:
+        pytest.fail("arm-none-eabi-gcc missing: run docker/provision.sh")
+    r = subprocess.run(["arm-none-eabi-gcc", *cpu, *STRICT, "-DWMMSE_K_MAX=50", f"-DWMMSE_NT={nt}", "-c",
+                        str(HERE / "wmmse_f32.c"), "-o", str(tmp_path / "w.o")], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    dis = subprocess.run(["arm-none-eabi-objdump", "-d", str(tmp_path / "w.o")], capture_output=True, text=True)
+    assert ("vfma.f32" in dis.stdout) == ("-mfpu=fpv4-sp-d16" in cpu)

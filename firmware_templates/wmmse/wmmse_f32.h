@@ -27,28 +27,40 @@
  * Power multiplier: Newton on the secular equation phi(mu) = 1/||v(mu)|| - 1
  * (More & Sorensen). phi is concave and nearly linear in mu, so from mu = 0
  * (where phi < 0) the iterates rise monotonically to the root with no
- * bracket: quadratic convergence, typically 2-4 steps, stopping when a step
+ * bracket: quadratic convergence, typically 3-5 steps, stopping when a step
  * is below 2^-20 of mu, at most WMMSE_NEWTON_MAX (12). Bisection would take
  * about 24 steps to reach float32 resolution. The last iterate stays on the
  * side where ||v|| >= 1, and v is scaled to ||v|| <= 1, so the power limit
  * holds up to one rounding.
  *
- * Solve: NT = 2 uses the closed-form 2x2 inverse (adjugate over determinant),
- * with ||v(mu)|| and its derivative as rational functions of mu; any other NT
- * a complex Cholesky of A + mu I per Newton step. An A_k whose Cholesky (or
- * 2x2 determinant) is not positive -- singular, e.g. k < NT -- gets the
- * Tikhonov floor mu >= 2^-16 * trace(A_k) in place of the minimum-norm
- * solution; A_k = 0 or b_k = 0 gives v_k = 0.
+ * Solve: A_k and b_k are divided by trace(A_k) first (v is unchanged; the
+ * numbers stay O(1) whatever the channel scale). NT = 2 uses the closed-form
+ * 2x2 inverse (adjugate over determinant), with ||v(mu)||^2 a rational
+ * function of mu whose coefficients are formed once per link; any other NT
+ * a complex Cholesky of A + mu I per Newton step (forward and back
+ * substitution for v, one more forward for the derivative). An A_k whose
+ * 2x2 determinant or Cholesky pivot is below 2^-20 (of trace 1) -- singular,
+ * e.g. k < NT -- starts from the Tikhonov floor mu = 2^-12 trace(A_k) instead
+ * of the minimum-norm solution (the two agree whenever the power limit binds,
+ * as it usually does); A_k = 0 or b_k = 0 gives v_k = 0.
  *
- * Floating-point operations per sender-receiver pair per iteration (inner
- * loops, counted from the code; a multiply-add is two):
- *     A_k accumulation: 2 NT mul (c_j h) + NT diagonal (2 mul + 2 add)
- *                       + NT(NT-1)/2 off-diagonal complex MACs (8)
- *     gains:            NT complex conj MACs (8) + |g|^2 (3) + interference sum (1)
- *     NT = 2: 18 + 20 = 38 flops;  NT = 4: 64 + 36 = 100 flops.
- * Per link per iteration: the Newton solve (NT = 2: about 25 + 12 per step).
- * MRT + gains alone (iters = 0, wsr = NULL, the fixed cost of every run):
- * the gains above once, plus NT complex magnitudes and a sqrt per link.
+ * Floating-point operations per sender-receiver pair per iteration, counted
+ * from the two inner loops of wmmse_f32.c (a multiply-add counts as two):
+ *     A_k accumulation  NT = 2: 19 (2 mul c_j h, diagonal 4 + 5, off-diagonal 8)
+ *                       other NT: 2 NT + 4 NT + 8 NT(NT-1)/2
+ *     gains             8 NT - 2 (h^H v) + 3 (|g|^2) + 1 (interference sum)
+ *     total             NT = 2: 19 + 18 = 37;  NT = 4: 72 + 34 = 106
+ * Where fmaf is fast (FP_FAST_FMAF / __FP_FAST_FMAF, e.g. VFMA on Cortex-M4F)
+ * the inner loops use it (WMMSE_FMA, -DWMMSE_FMA=0/1 forces), so NT = 2 takes
+ * 21 FPU instructions a pair. Per link per iteration: c_k, beta_k and the
+ * solve (NT = 2: about 40 flops + 12 per Newton step, one sqrt and one
+ * division each). MRT + gains alone (iters = 0, wsr = NULL, the fixed cost
+ * of every run): the gain sweep once, plus a norm and a sqrt per link.
+ *
+ * Non-finite input costs nothing extra: the first gain sweep reads every
+ * active h once, and a NaN/Inf there makes a gain non-finite by IEEE rules
+ * (so do not build with -ffast-math or -ffinite-math-only); only then is the
+ * block scanned, to tell WMMSE_ERR_NONFINITE from WMMSE_ERR_OVERFLOW.
  *
  * Memory: no malloc, no stdio, no static state (reentrant); the caller owns
  * WMMSE_F32_SCRATCH_BYTES of scratch, aligned for float. Arithmetic is float
