@@ -151,3 +151,15 @@ def test_cross_compiles_strict(tmp_path, cpu, nt):
     assert r.returncode == 0, r.stderr
     dis = subprocess.run(["arm-none-eabi-objdump", "-d", str(tmp_path / "w.o")], capture_output=True, text=True)
     assert ("vfma.f32" in dis.stdout) == ("-mfpu=fpv4-sp-d16" in cpu)
+
+
+@pytest.mark.parametrize("fma", [0, 1])
+@pytest.mark.parametrize("Nt,K,n", [(4, 5, 47), (4, 5, 54), (4, 5, 58), (4, 8, 26), (2, 8, 52)])
+def test_links_switching_off(builds, fma, Nt, K, n):
+    """Scenes where WMMSE switches a link off: the direct term, 1e6 times the interference, must
+    not wash the interference out of A_k, and Newton on mu must survive a nearly singular R_k."""
+    s = sc.generate(60, K, Nt, 555, "geometric").subset([n])
+    w = np.random.default_rng(1).uniform(0.2, 2, (60, K))[n : n + 1]
+    _, hist = wmmse(s.H, 1.0, 1.0, w, max_iter=20, tol=0.0, progress=False, return_history=True)
+    rc, _, wsr = builds[fma][Nt].run(abi_channels(s.H[0], 1.0, 1.0, K_MAX), K, 20, w[0])
+    assert rc == ERR["ok"] and abs(wsr - hist[0, -1]) <= 1e-4 * hist[0, -1]

@@ -14,8 +14,10 @@
 /* h[t][r] -> its (NT, 2) channel vector */
 #define H_AT(h, t, r) ((h) + ((size_t)(t) * (size_t)KM + (size_t)(r)) * (size_t)HV)
 
-#define SINGULAR 0x1p-20f   /* pivot (or 2x2 determinant) of trace-1 A below this: singular */
-#define MU_FLOOR 0x1p-12f   /* Tikhonov floor on mu / trace(A) for a singular A */
+#define SINGULAR 0x1p-40f   /* NT = 2: det(A) of a trace-1 A below this is singular */
+#define PIVOT_RTOL 0x1p-20f /* Cholesky: a pivot below this of its diagonal is singular */
+#define MU_FLOOR 0x1p-20f   /* Tikhonov floor on mu / trace(A) for a singular A (or R):
+                               16x the rounding noise of a trace-1 pivot */
 #define NEWTON_RTOL 0x1p-20f /* Newton stops when its step is below this * mu */
 
 /* MADD(a, b, c) = a * b + c in the inner loops: fmaf (one rounding, one
@@ -33,6 +35,15 @@
 #define MADD(a, b, c) fmaf((a), (b), (c))
 #else
 #define MADD(a, b, c) ((a) * (b) + (c))
+#endif
+
+/* UNROLL_ALL before a loop over antennas (a compile-time count): GCC unrolls
+ * it fully, so the general-NT accumulators and the Cholesky factor live in
+ * registers; other compilers see a plain loop. */
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 8
+#define UNROLL_ALL _Pragma("GCC unroll 32")
+#else
+#define UNROLL_ALL
 #endif
 
 /* per-link state in the caller's scratch, all indexed by link */
@@ -78,6 +89,7 @@ static inline float conj_dot(const float *x, const float *v, float *im)
     int a;
     re = MADD(x[1], v[1], re);
     ii = MADD(-x[1], v[0], ii);
+    UNROLL_ALL
     for (a = 1; a < NT; ++a) {
         re = MADD(x[2 * a], v[2 * a], re);
         re = MADD(x[2 * a + 1], v[2 * a + 1], re);
@@ -94,6 +106,7 @@ static inline void add_interference(const float *hj, const float *vj, int32_t r0
     float vl[HV]; /* (NT, 2) v_j in registers: the stores to inf cannot alias it */
     int32_t r;
     int a;
+    UNROLL_ALL
     for (a = 0; a < HV; ++a)
         vl[a] = vj[a];
     for (r = r0; r < r1; ++r) {
@@ -157,55 +170,23 @@ static void clip_power(float *v)
     }
 }
 
+/* The direct term is kept apart: A_t = R_t + c_t x x^H with x = h_tt, the
+ * interference part R_t = sum_{j != t} c_j h_tj h_tj^H, and b_t = beta_t x.
+ * Summed into one float A, c_t |x|^2 (often 1e6 times the rest) would wash
+ * out R_t's small eigenvalues, which decide v_t when the power does not bind;
+ * apart, the solve below is exact algebra (matrix determinant lemma,
+ * Sherman-Morrison) and no digit of R_t is lost. */
+
 #if NT == 2
 
-/* A = [[a, cr + i ci], [cr - i ci, d]] (trace 1), b = (b0, b1): v (2, 2) out */
-static void solve2(float a, float d, float cr, float ci, const float *b, float *v)
+/* R += c_j x x^H for the rows [j0, j1) of ht: R = (a, d, cr + i ci), registers */
+static inline void accumulate_r(const float *ht, const float *c, int32_t j0, int32_t j1, float *R)
 {
-    float det = a * d - (cr * cr + ci * ci);
-    /* x = adj(A) b, so (A + mu I)^{-1} b = (x + mu b) / D(mu) */
-    float x0r = d * b[0] - (cr * b[2] - ci * b[3]);
-    float x0i = d * b[1] - (cr * b[3] + ci * b[2]);
-    float x1r = a * b[2] - (cr * b[0] + ci * b[1]);
-    float x1i = a * b[3] - (cr * b[1] - ci * b[0]);
-    /* ||x + mu b||^2 = n0 + n1 mu + n2 mu^2,  D(mu) = det + mu + mu^2 */
-    float n0 = x0r * x0r + x0i * x0i + x1r * x1r + x1i * x1i;
-    float n1 = 2.0f * (b[0] * x0r + b[1] * x0i + b[2] * x1r + b[3] * x1i);
-    float n2 = b[0] * b[0] + b[1] * b[1] + b[2] * b[2] + b[3] * b[3];
-    float mu = det > SINGULAR ? 0.0f : MU_FLOOR;
-    float num = n0 + mu * (n1 + mu * n2);
-    float den = det + mu * (1.0f + mu);
-    float inv;
-    int it;
-
-    if (num > den * den) { /* ||v(mu)|| > 1: Newton on D / sqrt(num) = 1 */
-        for (it = 0; it < WMMSE_NEWTON_MAX; ++it) {
-            float root = sqrtf(num);
-            float step = (root - den) * num / ((1.0f + 2.0f * mu) * num - 0.5f * den * (n1 + 2.0f * mu * n2));
-            mu += step;
-            num = n0 + mu * (n1 + mu * n2);
-            den = det + mu * (1.0f + mu);
-            if (!(step > NEWTON_RTOL * mu))
-                break;
-        }
-    }
-    inv = 1.0f / den;
-    v[0] = (x0r + mu * b[0]) * inv;
-    v[1] = (x0i + mu * b[1]) * inv;
-    v[2] = (x1r + mu * b[2]) * inv;
-    v[3] = (x1i + mu * b[3]) * inv;
-    clip_power(v);
-}
-
-/* v_t from the row h[t][0..k) and the weights c; b_t = beta_t h_tt */
-static void update_tx(const float *ht, int32_t t, int32_t k, const work *w, float *v)
-{
-    float a = 0.0f, d = 0.0f, cr = 0.0f, ci = 0.0f, b[4], tr, inv;
-    const float *x;
+    float a = R[0], d = R[1], cr = R[2], ci = R[3];
     int32_t j;
-    for (j = 0; j < k; ++j) { /* A += c_j x x^H, x = h_tj */
-        float cj = w->c[j], p, q, r;
-        x = ht + (size_t)j * HV;
+    for (j = j0; j < j1; ++j) {
+        const float *x = ht + (size_t)j * HV;
+        float cj = c[j], p, q, r;
         p = cj * x[0];
         q = cj * x[1];
         a = MADD(p, x[0], a);
@@ -218,42 +199,106 @@ static void update_tx(const float *ht, int32_t t, int32_t k, const work *w, floa
         r = MADD(x[2], x[2], r);
         d = MADD(cj, r, d);
     }
-    tr = a + d;
-    x = ht + (size_t)t * HV;
-    if (!(tr > 0.0f) || (w->beta[2 * t] == 0.0f && w->beta[2 * t + 1] == 0.0f)) {
+    R[0] = a;
+    R[1] = d;
+    R[2] = cr;
+    R[3] = ci;
+}
+
+/* v_t from the row h[t][0..k) (k, 2, 2), the weights c and beta_t */
+static void update_tx(const float *ht, int32_t t, int32_t k, const work *w, float *v)
+{
+    const float *x = ht + (size_t)t * HV; /* h_tt (2, 2) */
+    float R[4] = {0.0f, 0.0f, 0.0f, 0.0f}, ct = w->c[t], x2, tr, inv, br, bi;
+    float y[4], q, det, x0[4], b[4], n0, n1, n2, mu, num, den;
+    int it;
+
+    accumulate_r(ht, w->c, 0, t, R);
+    accumulate_r(ht, w->c, t + 1, k, R);
+    x2 = x[0] * x[0] + x[1] * x[1] + x[2] * x[2] + x[3] * x[3];
+    tr = R[0] + R[1] + ct * x2; /* trace(A_t) */
+    br = w->beta[2 * t];
+    bi = w->beta[2 * t + 1];
+    if (!(tr > 0.0f) || (br == 0.0f && bi == 0.0f)) {
         memset(v, 0, HV * sizeof(float));
         return;
     }
-    inv = 1.0f / tr; /* solve with trace(A) = 1: v = (A/tr + mu/tr I)^{-1} b/tr */
-    {
-        float br = w->beta[2 * t] * inv, bi = w->beta[2 * t + 1] * inv;
-        b[0] = br * x[0] - bi * x[1];
-        b[1] = br * x[1] + bi * x[0];
-        b[2] = br * x[2] - bi * x[3];
-        b[3] = br * x[3] + bi * x[2];
+    /* solve with trace(A) = 1: v = (A/tr + mu/tr I)^{-1} b/tr */
+    inv = 1.0f / tr;
+    R[0] *= inv;
+    R[1] *= inv;
+    R[2] *= inv;
+    R[3] *= inv;
+    ct *= inv;
+    br *= inv;
+    bi *= inv;
+    /* y = adj(R) x = adj(A) x (adj(x x^H) x = 0), q = x^H y,
+     * det(A) = det(R) + c_t x^H adj(R) x (determinant lemma) */
+    y[0] = R[1] * x[0] - (R[2] * x[2] - R[3] * x[3]);
+    y[1] = R[1] * x[1] - (R[2] * x[3] + R[3] * x[2]);
+    y[2] = R[0] * x[2] - (R[2] * x[0] + R[3] * x[1]);
+    y[3] = R[0] * x[3] - (R[2] * x[1] - R[3] * x[0]);
+    q = x[0] * y[0] + x[1] * y[1] + x[2] * y[2] + x[3] * y[3];
+    det = (R[0] * R[1] - (R[2] * R[2] + R[3] * R[3])) + ct * q;
+    /* b = beta x, x0 = adj(A) b = beta y: (A + mu I)^{-1} b = (x0 + mu b) / D(mu) */
+    b[0] = br * x[0] - bi * x[1];
+    b[1] = br * x[1] + bi * x[0];
+    b[2] = br * x[2] - bi * x[3];
+    b[3] = br * x[3] + bi * x[2];
+    x0[0] = br * y[0] - bi * y[1];
+    x0[1] = br * y[1] + bi * y[0];
+    x0[2] = br * y[2] - bi * y[3];
+    x0[3] = br * y[3] + bi * y[2];
+    /* ||x0 + mu b||^2 = n0 + n1 mu + n2 mu^2,  D(mu) = det + mu + mu^2 */
+    n0 = x0[0] * x0[0] + x0[1] * x0[1] + x0[2] * x0[2] + x0[3] * x0[3];
+    n1 = 2.0f * (b[0] * x0[0] + b[1] * x0[1] + b[2] * x0[2] + b[3] * x0[3]);
+    n2 = b[0] * b[0] + b[1] * b[1] + b[2] * b[2] + b[3] * b[3];
+    mu = det > SINGULAR ? 0.0f : MU_FLOOR;
+    num = n0 + mu * (n1 + mu * n2);
+    den = det + mu * (1.0f + mu);
+    if (num > den * den) { /* ||v(mu)|| > 1: Newton on D / sqrt(num) = 1 */
+        for (it = 0; it < WMMSE_NEWTON_MAX; ++it) {
+            float root = sqrtf(num);
+            float step = (root - den) * num / ((1.0f + 2.0f * mu) * num - 0.5f * den * (n1 + 2.0f * mu * n2));
+            mu += step;
+            num = n0 + mu * (n1 + mu * n2);
+            den = det + mu * (1.0f + mu);
+            if (!(step > NEWTON_RTOL * mu))
+                break;
+        }
     }
-    solve2(a * inv, d * inv, cr * inv, ci * inv, b, v);
+    inv = 1.0f / den;
+    v[0] = (x0[0] + mu * b[0]) * inv;
+    v[1] = (x0[1] + mu * b[1]) * inv;
+    v[2] = (x0[2] + mu * b[2]) * inv;
+    v[3] = (x0[3] + mu * b[3]) * inv;
+    clip_power(v);
 }
 
-#else /* general NT: complex Cholesky */
+#else /* general NT: complex Cholesky of R + mu I */
 
-/* L L^H = A + mu I for A (NT, NT, 2), lower triangle used; L (NT, NT, 2) lower.
- * Returns 0, or -1 when a pivot is below SINGULAR (A has trace 1). */
-static int cholesky(const float *A, float mu, float *L)
+/* L L^H = R + mu I for R (NT, NT, 2), lower triangle used; L (NT, NT, 2) lower.
+ * Returns 0, or -1 when a pivot keeps less than PIVOT_RTOL of its diagonal
+ * (mu = 0) or is not positive (mu > 0). */
+static int cholesky(const float *R, float mu, float *L)
 {
     int i, j, p;
+    UNROLL_ALL
     for (j = 0; j < NT; ++j) {
-        float dj = A[2 * (j * NT + j)] + mu, lj, inv;
+        float dj = R[2 * (j * NT + j)] + mu, lj, inv, diag = dj;
+        UNROLL_ALL
         for (p = 0; p < j; ++p)
             dj -= L[2 * (j * NT + p)] * L[2 * (j * NT + p)] + L[2 * (j * NT + p) + 1] * L[2 * (j * NT + p) + 1];
-        if (!(dj > SINGULAR))
-            return -1;
+        if (!(dj > PIVOT_RTOL * diag) && !(mu > 0.0f && dj > 0.0f))
+            return -1; /* with mu > 0 every exact pivot is >= mu: accept what rounding left */
         lj = sqrtf(dj);
         inv = 1.0f / lj;
         L[2 * (j * NT + j)] = lj;
         L[2 * (j * NT + j) + 1] = 0.0f;
+        UNROLL_ALL
         for (i = j + 1; i < NT; ++i) {
-            float re = A[2 * (i * NT + j)], im = A[2 * (i * NT + j) + 1];
+            float re = R[2 * (i * NT + j)], im = R[2 * (i * NT + j) + 1];
+            UNROLL_ALL
             for (p = 0; p < j; ++p) { /* -= L_ip conj(L_jp) */
                 const float *li = &L[2 * (i * NT + p)], *lq = &L[2 * (j * NT + p)];
                 re -= li[0] * lq[0] + li[1] * lq[1];
@@ -270,8 +315,10 @@ static int cholesky(const float *A, float mu, float *L)
 static void forward(const float *L, const float *b, float *y)
 {
     int i, p;
+    UNROLL_ALL
     for (i = 0; i < NT; ++i) {
         float re = b[2 * i], im = b[2 * i + 1], inv = 1.0f / L[2 * (i * NT + i)];
+        UNROLL_ALL
         for (p = 0; p < i; ++p) { /* -= L_ip y_p */
             const float *l = &L[2 * (i * NT + p)];
             re -= l[0] * y[2 * p] - l[1] * y[2 * p + 1];
@@ -286,8 +333,10 @@ static void forward(const float *L, const float *b, float *y)
 static void backward(const float *L, const float *y, float *x)
 {
     int i, p;
+    UNROLL_ALL
     for (i = NT - 1; i >= 0; --i) {
         float re = y[2 * i], im = y[2 * i + 1], inv = 1.0f / L[2 * (i * NT + i)];
+        UNROLL_ALL
         for (p = i + 1; p < NT; ++p) { /* -= conj(L_pi) x_p */
             const float *l = &L[2 * (p * NT + i)];
             re -= l[0] * x[2 * p] + l[1] * x[2 * p + 1];
@@ -302,69 +351,131 @@ static float power(const float *x)
 {
     float p = 0.0f;
     int a;
+    UNROLL_ALL
     for (a = 0; a < HV; ++a)
         p += x[a] * x[a];
     return p;
 }
 
-/* v = (A + mu I)^{-1} b with the WMMSE mu, A (NT, NT, 2) of trace 1, b, v (NT, 2) */
-static void solve_chol(const float *A, const float *b, float *v)
+/* y = (R + mu I)^{-1} x from L; returns s = x^H y (real), *yy = ||y||^2 */
+static float sm_solve(const float *L, const float *x, float *y, float *yy)
 {
-    float L[NT * NT * 2], z[HV]; /* (NT, NT, 2), (NT, 2) */
-    float mu = 0.0f, pw;
-    int it;
-    if (cholesky(A, mu, L) != 0) {
+    float s;
+    forward(L, x, y);
+    s = power(y); /* x^H M^{-1} x = ||L^{-1} x||^2 */
+    backward(L, y, y);
+    *yy = power(y);
+    return s;
+}
+
+/* v = (R + c x x^H + mu I)^{-1} beta x with the WMMSE mu (Sherman-Morrison:
+ * = beta y / (1 + c x^H y), y = (R + mu I)^{-1} x); R (NT, NT, 2) and c |x|^2
+ * of trace 1 together, x, v (NT, 2), beta = (br, bi).
+ * Safeguarded Newton: the derivative of ||v||^2 is a difference that cancels
+ * when y lies along one eigenvector of R (a link just switched off leaves R
+ * nearly singular); then, or when a step leaves the bracket [lo, hi] with
+ * ||v(lo)|| > 1 >= ||v(hi)|| (hi starts at ||b||), the step bisects. */
+static void solve_sm(const float *R, float c, const float *x, float br, float bi, float *v)
+{
+    float L[NT * NT * 2], y[HV], z[HV]; /* (NT, NT, 2), (NT, 2), (NT, 2) */
+    float mu = 0.0f, s, yy, den, b2 = br * br + bi * bi, pw, scale, lo, hi;
+    int it, a;
+    if (cholesky(R, mu, L) != 0) {
         mu = MU_FLOOR;
-        if (cholesky(A, mu, L) != 0) {
+        if (cholesky(R, mu, L) != 0) {
             memset(v, 0, HV * sizeof(float));
             return;
         }
     }
-    forward(L, b, v);
-    backward(L, v, v);
-    pw = power(v);
+    s = sm_solve(L, x, y, &yy);
+    den = 1.0f + c * s;
+    pw = b2 * yy / (den * den);
+    lo = mu;
+    hi = mu + sqrtf(b2 * power(x)); /* ||v(hi)|| <= ||b|| / hi <= 1, b = beta x */
     for (it = 0; it < WMMSE_NEWTON_MAX && pw > 1.0f; ++it) {
-        /* phi = 1/||v|| - 1, phi' = q / pw^(3/2) with q = v^H (A + mu I)^{-1} v = ||L^{-1} v||^2 */
-        float q, step;
-        forward(L, v, z);
-        q = power(z);
-        step = pw * (sqrtf(pw) - 1.0f) / q;
-        mu += step;
-        if (cholesky(A, mu, L) != 0)
-            break; /* unreachable for mu >= MU_FLOOR: keep the last v */
-        forward(L, b, v);
-        backward(L, v, v);
-        pw = power(v);
-        if (!(step > NEWTON_RTOL * mu))
-            break;
+        /* ||v||^2 = b2 yy / den^2; d/dmu = -2 b2 (den ||L^{-1} y||^2 - c yy^2) / den^3 */
+        float zz, q, next;
+        forward(L, y, z);
+        zz = power(z);
+        q = den * zz - c * yy * yy;
+        lo = mu;
+        next = mu + pw * (sqrtf(pw) - 1.0f) * den * den * den / (b2 * q);
+        if (!(q > 0x1p-8f * den * zz) || !(next < hi))
+            next = 0.5f * (lo + hi); /* bisect */
+        else if (!(next - mu > NEWTON_RTOL * next))
+            break; /* converged from the left: pw > 1 by a rounding */
+        mu = next;
+        if (cholesky(R, mu, L) != 0)
+            break; /* unreachable for mu > 0: keep the last y */
+        s = sm_solve(L, x, y, &yy);
+        den = 1.0f + c * s;
+        pw = b2 * yy / (den * den);
+        if (!(pw > 1.0f)) {
+            hi = mu;
+            if (!(hi - lo > NEWTON_RTOL * hi))
+                break;
+            /* overshoot: go on from lo towards the root with the bracket [lo, hi] */
+            mu = lo;
+            if (cholesky(R, mu, L) != 0)
+                break;
+            s = sm_solve(L, x, y, &yy);
+            den = 1.0f + c * s;
+            pw = b2 * yy / (den * den);
+        }
+    }
+    scale = 1.0f / den;
+    UNROLL_ALL
+    for (a = 0; a < NT; ++a) { /* v = beta y / den */
+        v[2 * a] = (br * y[2 * a] - bi * y[2 * a + 1]) * scale;
+        v[2 * a + 1] = (br * y[2 * a + 1] + bi * y[2 * a]) * scale;
     }
     clip_power(v);
 }
 
-static void update_tx(const float *ht, int32_t t, int32_t k, const work *w, float *v)
+/* R (NT, NT, 2) lower triangle += sum_j c_j x_j x_j^H over the rows [j0, j1) of ht */
+static void accumulate_r(const float *ht, const float *c, int32_t j0, int32_t j1, float *R)
 {
-    float A[NT * NT * 2], b[HV], tr = 0.0f, inv, br, bi; /* (NT, NT, 2) lower, (NT, 2) */
-    const float *x;
+    float acc[NT * NT * 2]; /* (NT, NT, 2): a local the compiler may keep in registers */
     int32_t j;
     int a, e;
-    memset(A, 0, sizeof A);
-    for (j = 0; j < k; ++j) { /* A += c_j x x^H (lower triangle), x = h_tj */
-        float cj = w->c[j], cx[HV];
-        x = ht + (size_t)j * HV;
+    UNROLL_ALL
+    for (a = 0; a < NT * NT * 2; ++a)
+        acc[a] = R[a];
+    for (j = j0; j < j1; ++j) {
+        const float *x = ht + (size_t)j * HV;
+        float cj = c[j], cx[HV];
+        UNROLL_ALL
         for (a = 0; a < HV; ++a)
             cx[a] = cj * x[a];
+        UNROLL_ALL
         for (a = 0; a < NT; ++a) {
-            float *d = &A[2 * (a * NT + a)];
-            d[0] = MADD(cx[2 * a], x[2 * a], MADD(cx[2 * a + 1], x[2 * a + 1], d[0]));
-            for (e = 0; e < a; ++e) { /* A_ae += c x_a conj(x_e) */
-                float *o = &A[2 * (a * NT + e)];
-                o[0] = MADD(cx[2 * a], x[2 * e], MADD(cx[2 * a + 1], x[2 * e + 1], o[0]));
-                o[1] = MADD(cx[2 * a + 1], x[2 * e], MADD(-cx[2 * a], x[2 * e + 1], o[1]));
+            float *d = &acc[2 * (a * NT + a)];
+            d[0] = MADD(cx[2 * a], x[2 * a], d[0]);
+            d[0] = MADD(cx[2 * a + 1], x[2 * a + 1], d[0]);
+            UNROLL_ALL
+            for (e = 0; e < a; ++e) { /* R_ae += c x_a conj(x_e) */
+                float *o = &acc[2 * (a * NT + e)];
+                o[0] = MADD(cx[2 * a], x[2 * e], o[0]);
+                o[0] = MADD(cx[2 * a + 1], x[2 * e + 1], o[0]);
+                o[1] = MADD(cx[2 * a + 1], x[2 * e], o[1]);
+                o[1] = MADD(-cx[2 * a], x[2 * e + 1], o[1]);
             }
         }
     }
+    memcpy(R, acc, sizeof acc);
+}
+
+static void update_tx(const float *ht, int32_t t, int32_t k, const work *w, float *v)
+{
+    float R[NT * NT * 2], tr = 0.0f, ct = w->c[t], inv, br, bi; /* (NT, NT, 2) lower */
+    const float *x = ht + (size_t)t * HV;                        /* h_tt (NT, 2) */
+    int a;
+    memset(R, 0, sizeof R);
+    accumulate_r(ht, w->c, 0, t, R);
+    accumulate_r(ht, w->c, t + 1, k, R);
     for (a = 0; a < NT; ++a)
-        tr += A[2 * (a * NT + a)];
+        tr += R[2 * (a * NT + a)];
+    tr += ct * power(x); /* trace(A_t) */
     br = w->beta[2 * t];
     bi = w->beta[2 * t + 1];
     if (!(tr > 0.0f) || (br == 0.0f && bi == 0.0f)) {
@@ -373,15 +484,8 @@ static void update_tx(const float *ht, int32_t t, int32_t k, const work *w, floa
     }
     inv = 1.0f / tr; /* solve with trace(A) = 1: v = (A/tr + mu/tr I)^{-1} b/tr */
     for (a = 0; a < NT * NT * 2; ++a)
-        A[a] *= inv;
-    br *= inv;
-    bi *= inv;
-    x = ht + (size_t)t * HV;
-    for (a = 0; a < NT; ++a) {
-        b[2 * a] = br * x[2 * a] - bi * x[2 * a + 1];
-        b[2 * a + 1] = br * x[2 * a + 1] + bi * x[2 * a];
-    }
-    solve_chol(A, b, v);
+        R[a] *= inv;
+    solve_sm(R, ct * inv, x, br * inv, bi * inv, v);
 }
 
 #endif

@@ -24,36 +24,43 @@
  * numbers are all that u, w, the next iteration and the rate use, so the
  * |h_jk^H v_j|^2 table is kept as its column sums (O(K) scratch, not O(K^2)).
  *
+ * Solve: the direct term is kept apart, A_k = R_k + c_k x x^H with x = h_kk,
+ * R_k = sum_{j!=k} c_j h_kj h_kj^H, b_k = beta_k x. Summed into one float32
+ * matrix, c_k |x|^2 (often 1e6 times the rest) would round R_k's small
+ * eigenvalues away, and those decide v_k when the power does not bind.
+ * Everything is divided by trace(A_k) first (v is unchanged; numbers O(1)).
+ *   NT = 2: closed form. adj(A) x = adj(R) x and det(A) = det(R) +
+ *     c_k x^H adj(R) x (determinant lemma), so (A + mu I)^{-1} b =
+ *     (x0 + mu b) / (det(A) + mu + mu^2), x0 = beta_k adj(R) x, and
+ *     ||v(mu)||^2 is a rational function of mu with exact derivative.
+ *   other NT: Sherman-Morrison, v = beta_k y / (1 + c_k x^H y) with
+ *     y = (R + mu I)^{-1} x from a complex Cholesky of R + mu I per step.
+ * A singular matrix (NT = 2: det(A) < 2^-40; Cholesky: a pivot below 2^-20
+ * of its diagonal, e.g. fewer interferers than antennas) starts from the
+ * Tikhonov floor mu = 2^-20 trace(A_k) instead of the minimum-norm solution
+ * (they agree whenever the power limit binds); A_k = 0 or b_k = 0 gives 0.
+ *
  * Power multiplier: Newton on the secular equation phi(mu) = 1/||v(mu)|| - 1
  * (More & Sorensen). phi is concave and nearly linear in mu, so from mu = 0
  * (where phi < 0) the iterates rise monotonically to the root with no
  * bracket: quadratic convergence, typically 3-5 steps, stopping when a step
- * is below 2^-20 of mu, at most WMMSE_NEWTON_MAX (12). Bisection would take
- * about 24 steps to reach float32 resolution. The last iterate stays on the
- * side where ||v|| >= 1, and v is scaled to ||v|| <= 1, so the power limit
- * holds up to one rounding.
- *
- * Solve: A_k and b_k are divided by trace(A_k) first (v is unchanged; the
- * numbers stay O(1) whatever the channel scale). NT = 2 uses the closed-form
- * 2x2 inverse (adjugate over determinant), with ||v(mu)||^2 a rational
- * function of mu whose coefficients are formed once per link; any other NT
- * a complex Cholesky of A + mu I per Newton step (forward and back
- * substitution for v, one more forward for the derivative). An A_k whose
- * 2x2 determinant or Cholesky pivot is below 2^-20 (of trace 1) -- singular,
- * e.g. k < NT -- starts from the Tikhonov floor mu = 2^-12 trace(A_k) instead
- * of the minimum-norm solution (the two agree whenever the power limit binds,
- * as it usually does); A_k = 0 or b_k = 0 gives v_k = 0.
+ * is below 2^-20 of mu, at most WMMSE_NEWTON_MAX. Bisection would take about
+ * 24 steps to reach float32 resolution. For NT != 2 the derivative is a
+ * difference that cancels when R_k is nearly singular (a link just switched
+ * off), so there Newton is safeguarded: a step whose derivative lost more
+ * than 8 bits, or that leaves the bracket [mu with ||v|| > 1, ||b||], bisects.
+ * v is finally scaled to ||v|| <= 1, so the limit holds up to one rounding.
  *
  * Floating-point operations per sender-receiver pair per iteration, counted
  * from the two inner loops of wmmse_f32.c (a multiply-add counts as two):
- *     A_k accumulation  NT = 2: 19 (2 mul c_j h, diagonal 4 + 5, off-diagonal 8)
+ *     R_k accumulation  NT = 2: 19 (2 mul c_j h, diagonal 4 + 5, off-diagonal 8)
  *                       other NT: 2 NT + 4 NT + 8 NT(NT-1)/2
  *     gains             8 NT - 2 (h^H v) + 3 (|g|^2) + 1 (interference sum)
  *     total             NT = 2: 19 + 18 = 37;  NT = 4: 72 + 34 = 106
  * Where fmaf is fast (FP_FAST_FMAF / __FP_FAST_FMAF, e.g. VFMA on Cortex-M4F)
  * the inner loops use it (WMMSE_FMA, -DWMMSE_FMA=0/1 forces), so NT = 2 takes
  * 21 FPU instructions a pair. Per link per iteration: c_k, beta_k and the
- * solve (NT = 2: about 40 flops + 12 per Newton step, one sqrt and one
+ * solve (NT = 2: about 70 flops + 12 per Newton step, one sqrt and one
  * division each). MRT + gains alone (iters = 0, wsr = NULL, the fixed cost
  * of every run): the gain sweep once, plus a norm and a sqrt per link.
  *
@@ -98,7 +105,7 @@
 #define WMMSE_ERR_NULL (-5)      /* h, v or scratch is NULL */
 #define WMMSE_ERR_OVERFLOW (-6)  /* finite input whose gains overflow float (|h|^2 ~ 1e38) */
 
-#define WMMSE_NEWTON_MAX 12 /* Newton steps on mu per link per iteration, at most */
+#define WMMSE_NEWTON_MAX 40 /* steps on mu per link per iteration, at most (Newton, or bisection) */
 
 /* scratch: v (K_MAX, NT, 2), s (K_MAX, 2), sig, inf, c (K_MAX), beta (K_MAX, 2) floats */
 #define WMMSE_F32_SCRATCH_FLOATS ((WMMSE_K_MAX) * (2 * (WMMSE_NT) + 7))
