@@ -18,7 +18,7 @@
 #define PIVOT_RTOL 0x1p-20f /* Cholesky: a pivot below this of its diagonal is singular */
 #define MU_FLOOR 0x1p-20f   /* Tikhonov floor on mu / trace(A) for a singular A (or R):
                                16x the rounding noise of a trace-1 pivot */
-#define NEWTON_RTOL 0x1p-20f /* Newton stops when its step is below this * mu */
+#define NEWTON_RTOL 0x1p-20f /* Newton stops: step below this * mu, or (NT != 2) |power - 1| below this */
 
 /* MADD(a, b, c) = a * b + c in the inner loops: fmaf (one rounding, one
  * instruction) where the compiler says it is fast (FP_FAST_FMAF, GCC's
@@ -410,6 +410,8 @@ static void solve_sm(const float *R, float c, const float *x, float br, float bi
         s = sm_solve(L, x, y, &yy);
         den = 1.0f + c * s;
         pw = b2 * yy / (den * den);
+        if (pw > 1.0f - NEWTON_RTOL && pw < 1.0f + NEWTON_RTOL)
+            break; /* ||v|| = 1 to float resolution: clip_power does the rest */
         if (!(pw > 1.0f)) {
             hi = mu;
             if (!(hi - lo > NEWTON_RTOL * hi))

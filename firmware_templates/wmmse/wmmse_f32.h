@@ -44,8 +44,9 @@
  * (More & Sorensen). phi is concave and nearly linear in mu, so from mu = 0
  * (where phi < 0) the iterates rise monotonically to the root with no
  * bracket: quadratic convergence, typically 3-5 steps, stopping when a step
- * is below 2^-20 of mu, at most WMMSE_NEWTON_MAX. Bisection would take about
- * 24 steps to reach float32 resolution. For NT != 2 the derivative is a
+ * is below 2^-20 of mu (NT != 2: or ||v||^2 is within 2^-20 of 1), at most
+ * WMMSE_NEWTON_MAX. Bisection would take about 24 steps to reach float32
+ * resolution. For NT != 2 the derivative is a
  * difference that cancels when R_k is nearly singular (a link just switched
  * off), so there Newton is safeguarded: a step whose derivative lost more
  * than 8 bits, or that leaves the bracket [mu with ||v|| > 1, ||b||], bisects.
