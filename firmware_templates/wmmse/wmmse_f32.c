@@ -1,0 +1,574 @@
+/* wmmse_f32: WMMSE beamforming in portable C99 float32 (see wmmse_f32.h for
+ * the algorithm, the conventions and the operation count).
+ * Build with -DWMMSE_K_MAX=.. -DWMMSE_NT=.. and without -ffast-math /
+ * -ffinite-math-only: the first gain sweep detects NaN/Inf by IEEE rules. */
+#include "wmmse_f32.h"
+
+#include <math.h>
+#include <string.h>
+
+#define KM (WMMSE_K_MAX)
+#define NT (WMMSE_NT)
+#define HV (2 * NT) /* floats per channel vector or beamformer */
+
+/* h[t][r] -> its (NT, 2) channel vector */
+#define H_AT(h, t, r) ((h) + ((size_t)(t) * (size_t)KM + (size_t)(r)) * (size_t)HV)
+
+#define SINGULAR 0x1p-40f   /* NT = 2: det(A) of a trace-1 A below this is singular */
+#define PIVOT_RTOL 0x1p-20f /* Cholesky: a pivot below this of its diagonal is singular */
+#define MU_FLOOR 0x1p-20f   /* Tikhonov floor on mu / trace(A) for a singular A (or R):
+                               16x the rounding noise of a trace-1 pivot */
+#define NEWTON_RTOL 0x1p-20f /* Newton stops: step below this * mu, or (NT != 2) |power - 1| below this */
+
+/* MADD(a, b, c) = a * b + c in the inner loops: fmaf (one rounding, one
+ * instruction) where the compiler says it is fast (FP_FAST_FMAF, GCC's
+ * __FP_FAST_FMAF: VFMA on Cortex-M4F/M7/M33/M55), else multiply and add.
+ * -DWMMSE_FMA=0/1 forces either; both are tested against the same goldens. */
+#ifndef WMMSE_FMA
+#if defined(FP_FAST_FMAF) || defined(__FP_FAST_FMAF)
+#define WMMSE_FMA 1
+#else
+#define WMMSE_FMA 0
+#endif
+#endif
+#if WMMSE_FMA
+#define MADD(a, b, c) fmaf((a), (b), (c))
+#else
+#define MADD(a, b, c) ((a) * (b) + (c))
+#endif
+
+/* UNROLL_ALL before a loop over antennas (a compile-time count): GCC unrolls
+ * it fully, so the general-NT accumulators and the Cholesky factor live in
+ * registers; other compilers see a plain loop. */
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 8
+#define UNROLL_ALL _Pragma("GCC unroll 32")
+#else
+#define UNROLL_ALL
+#endif
+
+/* per-link state in the caller's scratch, all indexed by link */
+typedef struct {
+    float *v;    /* (KM, NT, 2) current beamformers */
+    float *s;    /* (KM, 2)     s_k = h_kk^H v_k */
+    float *sig;  /* (KM,)       |s_k|^2 */
+    float *inf;  /* (KM,)       sum_{j!=k} |h_jk^H v_j|^2 + 1 */
+    float *c;    /* (KM,)       alpha_k sig_k / (inf_k (inf_k + sig_k)) */
+    float *beta; /* (KM, 2)     alpha_k s_k / inf_k */
+} work;
+
+size_t wmmse_f32_scratch_bytes(void)
+{
+    return WMMSE_F32_SCRATCH_BYTES;
+}
+
+static work split_scratch(void *scratch)
+{
+    float *p = (float *)scratch;
+    work w;
+    w.v = p;
+    p += KM * HV;
+    w.s = p;
+    p += KM * 2;
+    w.sig = p;
+    p += KM;
+    w.inf = p;
+    p += KM;
+    w.c = p;
+    p += KM;
+    w.beta = p;
+    return w;
+}
+
+/* ---- gains ------------------------------------------------------------------- */
+
+/* g = x^H v for x, v (NT, 2): returns Re, *im = Im */
+static inline float conj_dot(const float *x, const float *v, float *im)
+{
+    float re = x[0] * v[0];
+    float ii = x[0] * v[1];
+    int a;
+    re = MADD(x[1], v[1], re);
+    ii = MADD(-x[1], v[0], ii);
+    UNROLL_ALL
+    for (a = 1; a < NT; ++a) {
+        re = MADD(x[2 * a], v[2 * a], re);
+        re = MADD(x[2 * a + 1], v[2 * a + 1], re);
+        ii = MADD(x[2 * a], v[2 * a + 1], ii);
+        ii = MADD(-x[2 * a + 1], v[2 * a], ii);
+    }
+    *im = ii;
+    return re;
+}
+
+/* inf[r] += |h_jr^H v_j|^2 for receivers r in [r0, r1) */
+static inline void add_interference(const float *hj, const float *vj, int32_t r0, int32_t r1, float *inf)
+{
+    float vl[HV]; /* (NT, 2) v_j in registers: the stores to inf cannot alias it */
+    int32_t r;
+    int a;
+    UNROLL_ALL
+    for (a = 0; a < HV; ++a)
+        vl[a] = vj[a];
+    for (r = r0; r < r1; ++r) {
+        float gi, gr = conj_dot(hj + (size_t)r * HV, vl, &gi);
+        float acc = inf[r];
+        acc = MADD(gi, gi, acc);
+        inf[r] = MADD(gr, gr, acc);
+    }
+}
+
+/* s, sig and inf of the current v, for links [0, k): one sweep over the k x k block */
+static void gains(const float *h, int32_t k, work *w)
+{
+    int32_t j;
+    for (j = 0; j < k; ++j)
+        w->inf[j] = 1.0f; /* unit noise */
+    for (j = 0; j < k; ++j) {
+        const float *hj = H_AT(h, j, 0); /* (KM, NT, 2): row of transmitter j */
+        const float *vj = w->v + (size_t)j * HV;
+        float si, sr = conj_dot(hj + (size_t)j * HV, vj, &si);
+        w->s[2 * j] = sr;
+        w->s[2 * j + 1] = si;
+        w->sig[j] = sr * sr + si * si;
+        add_interference(hj, vj, 0, j, w->inf);
+        add_interference(hj, vj, j + 1, k, w->inf);
+    }
+}
+
+/* ---- MRT ----------------------------------------------------------------------- */
+
+/* v_k = h_kk / ||h_kk|| (0 where h_kk = 0) */
+static void mrt(const float *h, int32_t k, float *v)
+{
+    int32_t t;
+    int a;
+    for (t = 0; t < k; ++t) {
+        const float *x = H_AT(h, t, t);
+        float *vt = v + (size_t)t * HV;
+        float n2 = 0.0f, scale;
+        for (a = 0; a < HV; ++a)
+            n2 += x[a] * x[a];
+        scale = n2 > 0.0f ? 1.0f / sqrtf(n2) : 0.0f;
+        for (a = 0; a < HV; ++a)
+            vt[a] = scale * x[a];
+    }
+}
+
+/* ---- per-transmitter update: v_t = (A_t + mu I)^{-1} b_t ----------------------- */
+
+/* ||v|| <= 1 against rounding: scale v (NT, 2) down if its power exceeds 1 */
+static void clip_power(float *v)
+{
+    float p = 0.0f;
+    int a;
+    for (a = 0; a < HV; ++a)
+        p += v[a] * v[a];
+    if (p > 1.0f) {
+        float scale = 1.0f / sqrtf(p);
+        for (a = 0; a < HV; ++a)
+            v[a] *= scale;
+    }
+}
+
+/* The direct term is kept apart: A_t = R_t + c_t x x^H with x = h_tt, the
+ * interference part R_t = sum_{j != t} c_j h_tj h_tj^H, and b_t = beta_t x.
+ * Summed into one float A, c_t |x|^2 (often 1e6 times the rest) would wash
+ * out R_t's small eigenvalues, which decide v_t when the power does not bind;
+ * apart, the solve below is exact algebra (matrix determinant lemma,
+ * Sherman-Morrison) and no digit of R_t is lost. */
+
+#if NT == 2
+
+/* R += c_j x x^H for the rows [j0, j1) of ht: R = (a, d, cr + i ci), registers */
+static inline void accumulate_r(const float *ht, const float *c, int32_t j0, int32_t j1, float *R)
+{
+    float a = R[0], d = R[1], cr = R[2], ci = R[3];
+    int32_t j;
+    for (j = j0; j < j1; ++j) {
+        const float *x = ht + (size_t)j * HV;
+        float cj = c[j], p, q, r;
+        p = cj * x[0];
+        q = cj * x[1];
+        a = MADD(p, x[0], a);
+        a = MADD(q, x[1], a);
+        cr = MADD(p, x[2], cr);
+        cr = MADD(q, x[3], cr);
+        ci = MADD(q, x[2], ci);
+        ci = MADD(-p, x[3], ci);
+        r = x[3] * x[3];
+        r = MADD(x[2], x[2], r);
+        d = MADD(cj, r, d);
+    }
+    R[0] = a;
+    R[1] = d;
+    R[2] = cr;
+    R[3] = ci;
+}
+
+/* v_t from the row h[t][0..k) (k, 2, 2), the weights c and beta_t */
+static void update_tx(const float *ht, int32_t t, int32_t k, const work *w, float *v)
+{
+    const float *x = ht + (size_t)t * HV; /* h_tt (2, 2) */
+    float R[4] = {0.0f, 0.0f, 0.0f, 0.0f}, ct = w->c[t], x2, tr, inv, br, bi;
+    float y[4], q, det, x0[4], b[4], n0, n1, n2, mu, num, den;
+    int it;
+
+    accumulate_r(ht, w->c, 0, t, R);
+    accumulate_r(ht, w->c, t + 1, k, R);
+    x2 = x[0] * x[0] + x[1] * x[1] + x[2] * x[2] + x[3] * x[3];
+    tr = R[0] + R[1] + ct * x2; /* trace(A_t) */
+    br = w->beta[2 * t];
+    bi = w->beta[2 * t + 1];
+    if (!(tr > 0.0f) || (br == 0.0f && bi == 0.0f)) {
+        memset(v, 0, HV * sizeof(float));
+        return;
+    }
+    /* solve with trace(A) = 1: v = (A/tr + mu/tr I)^{-1} b/tr */
+    inv = 1.0f / tr;
+    R[0] *= inv;
+    R[1] *= inv;
+    R[2] *= inv;
+    R[3] *= inv;
+    ct *= inv;
+    br *= inv;
+    bi *= inv;
+    /* y = adj(R) x = adj(A) x (adj(x x^H) x = 0), q = x^H y,
+     * det(A) = det(R) + c_t x^H adj(R) x (determinant lemma) */
+    y[0] = R[1] * x[0] - (R[2] * x[2] - R[3] * x[3]);
+    y[1] = R[1] * x[1] - (R[2] * x[3] + R[3] * x[2]);
+    y[2] = R[0] * x[2] - (R[2] * x[0] + R[3] * x[1]);
+    y[3] = R[0] * x[3] - (R[2] * x[1] - R[3] * x[0]);
+    q = x[0] * y[0] + x[1] * y[1] + x[2] * y[2] + x[3] * y[3];
+    det = (R[0] * R[1] - (R[2] * R[2] + R[3] * R[3])) + ct * q;
+    /* b = beta x, x0 = adj(A) b = beta y: (A + mu I)^{-1} b = (x0 + mu b) / D(mu) */
+    b[0] = br * x[0] - bi * x[1];
+    b[1] = br * x[1] + bi * x[0];
+    b[2] = br * x[2] - bi * x[3];
+    b[3] = br * x[3] + bi * x[2];
+    x0[0] = br * y[0] - bi * y[1];
+    x0[1] = br * y[1] + bi * y[0];
+    x0[2] = br * y[2] - bi * y[3];
+    x0[3] = br * y[3] + bi * y[2];
+    /* ||x0 + mu b||^2 = n0 + n1 mu + n2 mu^2,  D(mu) = det + mu + mu^2 */
+    n0 = x0[0] * x0[0] + x0[1] * x0[1] + x0[2] * x0[2] + x0[3] * x0[3];
+    n1 = 2.0f * (b[0] * x0[0] + b[1] * x0[1] + b[2] * x0[2] + b[3] * x0[3]);
+    n2 = b[0] * b[0] + b[1] * b[1] + b[2] * b[2] + b[3] * b[3];
+    mu = det > SINGULAR ? 0.0f : MU_FLOOR;
+    num = n0 + mu * (n1 + mu * n2);
+    den = det + mu * (1.0f + mu);
+    if (num > den * den) { /* ||v(mu)|| > 1: Newton on D / sqrt(num) = 1 */
+        for (it = 0; it < WMMSE_NEWTON_MAX; ++it) {
+            float root = sqrtf(num);
+            float step = (root - den) * num / ((1.0f + 2.0f * mu) * num - 0.5f * den * (n1 + 2.0f * mu * n2));
+            mu += step;
+            num = n0 + mu * (n1 + mu * n2);
+            den = det + mu * (1.0f + mu);
+            if (!(step > NEWTON_RTOL * mu))
+                break;
+        }
+    }
+    inv = 1.0f / den;
+    v[0] = (x0[0] + mu * b[0]) * inv;
+    v[1] = (x0[1] + mu * b[1]) * inv;
+    v[2] = (x0[2] + mu * b[2]) * inv;
+    v[3] = (x0[3] + mu * b[3]) * inv;
+    clip_power(v);
+}
+
+#else /* general NT: complex Cholesky of R + mu I */
+
+/* L L^H = R + mu I for R (NT, NT, 2), lower triangle used; L (NT, NT, 2) lower.
+ * Returns 0, or -1 when a pivot keeps less than PIVOT_RTOL of its diagonal
+ * (mu = 0) or is not positive (mu > 0). */
+static int cholesky(const float *R, float mu, float *L)
+{
+    int i, j, p;
+    UNROLL_ALL
+    for (j = 0; j < NT; ++j) {
+        float dj = R[2 * (j * NT + j)] + mu, lj, inv, diag = dj;
+        UNROLL_ALL
+        for (p = 0; p < j; ++p)
+            dj -= L[2 * (j * NT + p)] * L[2 * (j * NT + p)] + L[2 * (j * NT + p) + 1] * L[2 * (j * NT + p) + 1];
+        if (!(dj > PIVOT_RTOL * diag) && !(mu > 0.0f && dj > 0.0f))
+            return -1; /* with mu > 0 every exact pivot is >= mu: accept what rounding left */
+        lj = sqrtf(dj);
+        inv = 1.0f / lj;
+        L[2 * (j * NT + j)] = lj;
+        L[2 * (j * NT + j) + 1] = 0.0f;
+        UNROLL_ALL
+        for (i = j + 1; i < NT; ++i) {
+            float re = R[2 * (i * NT + j)], im = R[2 * (i * NT + j) + 1];
+            UNROLL_ALL
+            for (p = 0; p < j; ++p) { /* -= L_ip conj(L_jp) */
+                const float *li = &L[2 * (i * NT + p)], *lq = &L[2 * (j * NT + p)];
+                re -= li[0] * lq[0] + li[1] * lq[1];
+                im -= li[1] * lq[0] - li[0] * lq[1];
+            }
+            L[2 * (i * NT + j)] = re * inv;
+            L[2 * (i * NT + j) + 1] = im * inv;
+        }
+    }
+    return 0;
+}
+
+/* y = L^{-1} b (forward), b, y (NT, 2); y may alias b */
+static void forward(const float *L, const float *b, float *y)
+{
+    int i, p;
+    UNROLL_ALL
+    for (i = 0; i < NT; ++i) {
+        float re = b[2 * i], im = b[2 * i + 1], inv = 1.0f / L[2 * (i * NT + i)];
+        UNROLL_ALL
+        for (p = 0; p < i; ++p) { /* -= L_ip y_p */
+            const float *l = &L[2 * (i * NT + p)];
+            re -= l[0] * y[2 * p] - l[1] * y[2 * p + 1];
+            im -= l[0] * y[2 * p + 1] + l[1] * y[2 * p];
+        }
+        y[2 * i] = re * inv;
+        y[2 * i + 1] = im * inv;
+    }
+}
+
+/* x = L^{-H} y (backward), y, x (NT, 2); x may alias y */
+static void backward(const float *L, const float *y, float *x)
+{
+    int i, p;
+    UNROLL_ALL
+    for (i = NT - 1; i >= 0; --i) {
+        float re = y[2 * i], im = y[2 * i + 1], inv = 1.0f / L[2 * (i * NT + i)];
+        UNROLL_ALL
+        for (p = i + 1; p < NT; ++p) { /* -= conj(L_pi) x_p */
+            const float *l = &L[2 * (p * NT + i)];
+            re -= l[0] * x[2 * p] + l[1] * x[2 * p + 1];
+            im -= l[0] * x[2 * p + 1] - l[1] * x[2 * p];
+        }
+        x[2 * i] = re * inv;
+        x[2 * i + 1] = im * inv;
+    }
+}
+
+static float power(const float *x)
+{
+    float p = 0.0f;
+    int a;
+    UNROLL_ALL
+    for (a = 0; a < HV; ++a)
+        p += x[a] * x[a];
+    return p;
+}
+
+/* y = (R + mu I)^{-1} x from L; returns s = x^H y (real), *yy = ||y||^2 */
+static float sm_solve(const float *L, const float *x, float *y, float *yy)
+{
+    float s;
+    forward(L, x, y);
+    s = power(y); /* x^H M^{-1} x = ||L^{-1} x||^2 */
+    backward(L, y, y);
+    *yy = power(y);
+    return s;
+}
+
+/* v = (R + c x x^H + mu I)^{-1} beta x with the WMMSE mu (Sherman-Morrison:
+ * = beta y / (1 + c x^H y), y = (R + mu I)^{-1} x); R (NT, NT, 2) and c |x|^2
+ * of trace 1 together, x, v (NT, 2), beta = (br, bi).
+ * Safeguarded Newton: the derivative of ||v||^2 is a difference that cancels
+ * when y lies along one eigenvector of R (a link just switched off leaves R
+ * nearly singular); then, or when a step leaves the bracket [lo, hi] with
+ * ||v(lo)|| > 1 >= ||v(hi)|| (hi starts at ||b||), the step bisects. */
+static void solve_sm(const float *R, float c, const float *x, float br, float bi, float *v)
+{
+    float L[NT * NT * 2], y[HV], z[HV]; /* (NT, NT, 2), (NT, 2), (NT, 2) */
+    float mu = 0.0f, s, yy, den, b2 = br * br + bi * bi, pw, scale, lo, hi;
+    int it, a;
+    if (cholesky(R, mu, L) != 0) {
+        mu = MU_FLOOR;
+        if (cholesky(R, mu, L) != 0) {
+            memset(v, 0, HV * sizeof(float));
+            return;
+        }
+    }
+    s = sm_solve(L, x, y, &yy);
+    den = 1.0f + c * s;
+    pw = b2 * yy / (den * den);
+    lo = mu;
+    hi = mu + sqrtf(b2 * power(x)); /* ||v(hi)|| <= ||b|| / hi <= 1, b = beta x */
+    for (it = 0; it < WMMSE_NEWTON_MAX && pw > 1.0f; ++it) {
+        /* ||v||^2 = b2 yy / den^2; d/dmu = -2 b2 (den ||L^{-1} y||^2 - c yy^2) / den^3 */
+        float zz, q, next;
+        forward(L, y, z);
+        zz = power(z);
+        q = den * zz - c * yy * yy;
+        lo = mu;
+        next = mu + pw * (sqrtf(pw) - 1.0f) * den * den * den / (b2 * q);
+        if (!(q > 0x1p-8f * den * zz) || !(next < hi))
+            next = 0.5f * (lo + hi); /* bisect */
+        else if (!(next - mu > NEWTON_RTOL * next))
+            break; /* converged from the left: pw > 1 by a rounding */
+        mu = next;
+        if (cholesky(R, mu, L) != 0)
+            break; /* unreachable for mu > 0: keep the last y */
+        s = sm_solve(L, x, y, &yy);
+        den = 1.0f + c * s;
+        pw = b2 * yy / (den * den);
+        if (pw > 1.0f - NEWTON_RTOL && pw < 1.0f + NEWTON_RTOL)
+            break; /* ||v|| = 1 to float resolution: clip_power does the rest */
+        if (!(pw > 1.0f)) {
+            hi = mu;
+            if (!(hi - lo > NEWTON_RTOL * hi))
+                break;
+            /* overshoot: go on from lo towards the root with the bracket [lo, hi] */
+            mu = lo;
+            if (cholesky(R, mu, L) != 0)
+                break;
+            s = sm_solve(L, x, y, &yy);
+            den = 1.0f + c * s;
+            pw = b2 * yy / (den * den);
+        }
+    }
+    scale = 1.0f / den;
+    UNROLL_ALL
+    for (a = 0; a < NT; ++a) { /* v = beta y / den */
+        v[2 * a] = (br * y[2 * a] - bi * y[2 * a + 1]) * scale;
+        v[2 * a + 1] = (br * y[2 * a + 1] + bi * y[2 * a]) * scale;
+    }
+    clip_power(v);
+}
+
+/* R (NT, NT, 2) lower triangle += sum_j c_j x_j x_j^H over the rows [j0, j1) of ht */
+static void accumulate_r(const float *ht, const float *c, int32_t j0, int32_t j1, float *R)
+{
+    float acc[NT * NT * 2]; /* (NT, NT, 2): a local the compiler may keep in registers */
+    int32_t j;
+    int a, e;
+    UNROLL_ALL
+    for (a = 0; a < NT * NT * 2; ++a)
+        acc[a] = R[a];
+    for (j = j0; j < j1; ++j) {
+        const float *x = ht + (size_t)j * HV;
+        float cj = c[j], cx[HV];
+        UNROLL_ALL
+        for (a = 0; a < HV; ++a)
+            cx[a] = cj * x[a];
+        UNROLL_ALL
+        for (a = 0; a < NT; ++a) {
+            float *d = &acc[2 * (a * NT + a)];
+            d[0] = MADD(cx[2 * a], x[2 * a], d[0]);
+            d[0] = MADD(cx[2 * a + 1], x[2 * a + 1], d[0]);
+            UNROLL_ALL
+            for (e = 0; e < a; ++e) { /* R_ae += c x_a conj(x_e) */
+                float *o = &acc[2 * (a * NT + e)];
+                o[0] = MADD(cx[2 * a], x[2 * e], o[0]);
+                o[0] = MADD(cx[2 * a + 1], x[2 * e + 1], o[0]);
+                o[1] = MADD(cx[2 * a + 1], x[2 * e], o[1]);
+                o[1] = MADD(-cx[2 * a], x[2 * e + 1], o[1]);
+            }
+        }
+    }
+    memcpy(R, acc, sizeof acc);
+}
+
+static void update_tx(const float *ht, int32_t t, int32_t k, const work *w, float *v)
+{
+    float R[NT * NT * 2], tr = 0.0f, ct = w->c[t], inv, br, bi; /* (NT, NT, 2) lower */
+    const float *x = ht + (size_t)t * HV;                        /* h_tt (NT, 2) */
+    int a;
+    memset(R, 0, sizeof R);
+    accumulate_r(ht, w->c, 0, t, R);
+    accumulate_r(ht, w->c, t + 1, k, R);
+    for (a = 0; a < NT; ++a)
+        tr += R[2 * (a * NT + a)];
+    tr += ct * power(x); /* trace(A_t) */
+    br = w->beta[2 * t];
+    bi = w->beta[2 * t + 1];
+    if (!(tr > 0.0f) || (br == 0.0f && bi == 0.0f)) {
+        memset(v, 0, HV * sizeof(float));
+        return;
+    }
+    inv = 1.0f / tr; /* solve with trace(A) = 1: v = (A/tr + mu/tr I)^{-1} b/tr */
+    for (a = 0; a < NT * NT * 2; ++a)
+        R[a] *= inv;
+    solve_sm(R, ct * inv, x, br * inv, bi * inv, v);
+}
+
+#endif
+
+/* ---- driver -------------------------------------------------------------------- */
+
+static void one_iteration(const float *h, int32_t k, const float *alpha, work *w)
+{
+    int32_t t;
+    /* from the gains of the current v: c_k and beta_k (u_k and w_k folded in) */
+    for (t = 0; t < k; ++t) {
+        float al = alpha ? alpha[t] : 1.0f;
+        float r = al / w->inf[t];
+        w->c[t] = r * w->sig[t] / (w->inf[t] + w->sig[t]);
+        w->beta[2 * t] = r * w->s[2 * t];
+        w->beta[2 * t + 1] = r * w->s[2 * t + 1];
+    }
+    for (t = 0; t < k; ++t)
+        update_tx(H_AT(h, t, 0), t, k, w, w->v + (size_t)t * HV);
+    gains(h, k, w);
+}
+
+/* 1 when every gain is finite */
+static int gains_finite(int32_t k, const work *w)
+{
+    int32_t t;
+    for (t = 0; t < k; ++t)
+        if (!isfinite(w->sig[t]) || !isfinite(w->inf[t]))
+            return 0;
+    return 1;
+}
+
+static int block_finite(const float *h, int32_t k)
+{
+    int32_t t, r;
+    int a;
+    for (t = 0; t < k; ++t)
+        for (r = 0; r < k; ++r)
+            for (a = 0; a < HV; ++a)
+                if (!isfinite(H_AT(h, t, r)[a]))
+                    return 0;
+    return 1;
+}
+
+int wmmse_f32(const float *h, int32_t k, const float *alpha, int32_t iters, void *scratch, float *v,
+              float *wsr)
+{
+    work w;
+    int32_t t, it;
+    float rate = 0.0f;
+
+    if (!h || !v || !scratch)
+        return WMMSE_ERR_NULL;
+    if (k < 1 || k > KM)
+        return WMMSE_ERR_K;
+    if (iters < 0)
+        return WMMSE_ERR_ITERS;
+    if (alpha)
+        for (t = 0; t < k; ++t) {
+            if (!isfinite(alpha[t]))
+                return WMMSE_ERR_NONFINITE;
+            if (alpha[t] < 0.0f)
+                return WMMSE_ERR_ALPHA;
+        }
+
+    w = split_scratch(scratch);
+    mrt(h, k, w.v);
+    gains(h, k, &w); /* touches every active h: a NaN/Inf there makes a gain non-finite */
+    if (!gains_finite(k, &w))
+        return block_finite(h, k) ? WMMSE_ERR_OVERFLOW : WMMSE_ERR_NONFINITE;
+    for (it = 0; it < iters; ++it)
+        one_iteration(h, k, alpha, &w);
+    if (!gains_finite(k, &w))
+        return WMMSE_ERR_OVERFLOW;
+
+    if (wsr) {
+        for (t = 0; t < k; ++t)
+            rate += (alpha ? alpha[t] : 1.0f) * log2f(1.0f + w.sig[t] / w.inf[t]);
+        *wsr = rate;
+    }
+    memcpy(v, w.v, (size_t)k * HV * sizeof(float));
+    memset(v + (size_t)k * HV, 0, (size_t)(KM - k) * HV * sizeof(float));
+    return WMMSE_OK;
+}
