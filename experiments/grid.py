@@ -28,6 +28,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from tinyrrm import paths
 from tinyrrm.errors import InputError, UsageError
 from tinyrrm.training.checkpoint import load as load_ckpt
 from tinyrrm.training.fileio import write_text
@@ -228,7 +229,7 @@ def reproduce(train, test, val, out_dir, *, workers=2, ray_address=None, arch="p
     jobs = [] if sizes_only else plan(train, test, val, cells, arch=arch, epochs=epochs, a1s=a1s, a2s=a2s,
                                       seeds=seeds, residual=residual, clip_penalty=clip_penalty)
     records = load_records(out / JOBS_FILE)
-    paper_path = Path(paper_path) if paper_path else Path(__file__).resolve().parents[1] / "reference/paper_tables.json"
+    paper_path = Path(paper_path) if paper_path else paths.PAPER_TABLES
     paper = json.loads(paper_path.read_text())
     meta = {"arch": arch, "epochs": None if sizes_only else epochs, "residual": residual,
             "clip_penalty": clip_penalty, "train": str(train), "test": str(test), "jobs_planned": len(jobs)}

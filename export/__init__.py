@@ -1,1 +1,1 @@
-"""Export stage: ONNX, TFLite int8, TFLM host check, codegen (see issues 3, 4)."""
+"""Export stage: ONNX, TFLite int8, TFLite Micro (the C generated from them is in tinyrrm.codegen)."""

@@ -9,19 +9,16 @@ inputs give byte-identical files.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import jinja2
 import numpy as np
 
 import tinyrrm
-
-TEMPLATES = Path(__file__).resolve().parent.parent / "firmware_templates"
+from tinyrrm import paths
 
 
 def environment() -> jinja2.Environment:
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+        loader=jinja2.FileSystemLoader(str(paths.TEMPLATES)),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         trim_blocks=True,

@@ -22,7 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
-from . import tflite_reader
+from tinyrrm.training.size import format_size as checkpoint_format
+from tinyrrm.training.size import size_report as checkpoint_report
+
+from . import stage, tflite_reader
+from .core import core_layers
 
 REQUANT_BYTES_PER_CHANNEL = 5  # int32 multiplier + int8 shift
 ELEMENTWISE_OP_BYTES = 32
@@ -62,10 +66,6 @@ def deployed_bytes(tflite_path) -> dict:
 def size_report(mpgnn_dir, lrmpgnn_dir, export: bool = True, progress: bool = True) -> dict:
     """:func:`tinyrrm.training.size.size_report` plus, with ``export``, the deployed
     int8 bytes read from each model's ``model_int8.tflite`` and TFLM's arena."""
-    from tinyrrm.training.size import size_report as checkpoint_report
-
-    from . import stage
-
     rep = checkpoint_report(mpgnn_dir, lrmpgnn_dir)
     if not export:
         return rep
@@ -81,8 +81,6 @@ def size_report(mpgnn_dir, lrmpgnn_dir, export: bool = True, progress: bool = Tr
 
 
 def format_size(rep: dict) -> str:
-    from tinyrrm.training.size import format_size as checkpoint_format
-
     lines = [checkpoint_format(rep)]
     if "deployed_int8" not in rep["lrmpgnn"]:
         return lines[0]
@@ -105,8 +103,6 @@ def format_size(rep: dict) -> str:
 def deployed_bytes_from_checkpoint(model) -> int:
     """The same count as :func:`deployed_bytes`, from the checkpoint's matrices
     (no TensorFlow needed); a test holds the two equal."""
-    from .core import core_layers
-
     total = 0
     for layer in core_layers(model).values():
         for m in [*layer.parts.values(), *layer.chain]:

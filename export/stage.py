@@ -28,15 +28,19 @@ edited in the exporter must not make committed bytes stale.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shlex
+from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 
+from tinyrrm import paths
 from tinyrrm.errors import UsageError
 from tinyrrm.training import checkpoint as ckpt
+from tinyrrm.training import models
 from tinyrrm.training.fileio import FolderMark, npz_bytes, portable, write_bytes, write_text
 from tinyrrm.training.fileio import check_out_dir as check_dir
 from tinyrrm.training.models import MPGNN
@@ -50,8 +54,8 @@ MANIFEST = "export.json"
 SCENE_INPUTS = "scene_inputs.npz"
 #: cache stamp beside the manifest: :func:`source_digest` of the code that wrote the folder
 STAMP = ".source"
-BUILD = Path("build/export")
-DEFAULT_CALIB = Path("data/train.npz")
+BUILD = paths.BUILD_EXPORT
+DEFAULT_CALIB = paths.TRAIN
 DEFAULT_N_CALIB = 200
 #: the files :func:`export_model` writes into its folder (nothing else there is touched)
 WRITES = ("model.onnx", "model_int8.tflite", "model_fp32.tflite", "model_data.h", "model_data.c", SCENE_INPUTS, MANIFEST,
@@ -67,8 +71,6 @@ def default_dir(ckpt_dir) -> Path:
 
 
 def _sha(data: bytes) -> str:
-    import hashlib
-
     return hashlib.sha256(data).hexdigest()
 
 
@@ -76,11 +78,7 @@ def source_digest() -> str:
     """sha256 over the code whose output an export folder holds: the export
     package (ONNX, TFLite, quantisation, the renderer), the ``tflm/`` templates,
     and the training package (the model the graphs are traced from)."""
-    import hashlib
-
-    from tinyrrm.training import models
-
-    roots = [Path(__file__).parent, Path(models.__file__).parent, render.TEMPLATES / "tflm"]
+    roots = [Path(__file__).parent, Path(models.__file__).parent, paths.TEMPLATES / "tflm"]
     h = hashlib.sha256()
     for root in roots:
         for f in sorted(p for p in root.rglob("*") if p.is_file() and p.suffix in (".py", ".j2")):
@@ -240,8 +238,6 @@ def _check_onnx(model: MPGNN, onnx_bytes: bytes, samples: list) -> None:
 
 
 def _tool_versions() -> dict:
-    from importlib.metadata import version
-
     return {p: version(p) for p in ("torch", "onnx", "onnxruntime", "tensorflow-cpu", "tflite-micro")}
 
 

@@ -44,6 +44,7 @@ from tinyrrm.training.models import MPGNN
 
 from . import frontend
 from .core import CoreLayer, Matrix, core_layers, core_numpy
+from .tflm import _capture_fd
 
 # TensorFlow reads these at import: keep its C++ start-up chatter out of the user's terminal
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -214,7 +215,6 @@ def convert(model: MPGNN, calib: list[list[np.ndarray]], int8: bool = True) -> b
             conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
             conv.inference_input_type = tf.int8
             conv.inference_output_type = tf.int8
-        from .tflm import _capture_fd
 
         seen: list[int] = []
         snap = _snapped_calibration(seen) if int8 else contextlib.nullcontext()

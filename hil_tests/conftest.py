@@ -6,7 +6,7 @@ full environment); then only numpy, the cross compiler and QEMU.
 
 import pytest
 
-from tinyrrm.export.targets import TARGETS
+from tinyrrm.codegen.targets import TARGETS
 
 
 def pytest_addoption(parser):

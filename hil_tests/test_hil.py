@@ -4,7 +4,7 @@ import struct
 
 import pytest
 
-from tinyrrm.export import targets as T
+from tinyrrm.codegen import targets as T
 from tinyrrm.hil import protocol as P
 from tinyrrm.hil.run import build_firmware, open_target
 from tinyrrm.hil.session import gen_dir_for

@@ -339,9 +339,9 @@ def test_evaluate_without_the_cut_is_the_complete_graph(tiny_data, tiny_ckpts):
     """--cut 0 gives the beams of the same model on graphs with every link."""
     import torch
 
+    from tinyrrm.evaluate import evaluate
     from tinyrrm.training import checkpoint as ck
     from tinyrrm.training import scenes as sc
-    from tinyrrm.training.evaluate import evaluate
     from tinyrrm.training.metrics import sum_rate
     from tinyrrm.training.train import prepare
 

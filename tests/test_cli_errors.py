@@ -22,8 +22,8 @@ runner = CliRunner()
 
 
 def test_every_project_error_is_a_tinyrrm_error():
-    from tinyrrm.export.codegen import FitError
-    from tinyrrm.export.host import BuildError
+    from tinyrrm.codegen.generate import FitError
+    from tinyrrm.codegen.host import BuildError
     from tinyrrm.export.tflite_export import ExportError
     from tinyrrm.export.tflite_reader import TFLiteError
     from tinyrrm.hil.protocol import HILError, TargetError
@@ -120,8 +120,10 @@ def test_a_bad_choice_fails_before_any_heavy_import(case, tmp_path):
 
 
 def test_choices_are_the_stage_tables():
-    from tinyrrm.export import backends, targets
-    from tinyrrm.training import evaluate, models
+    from tinyrrm import evaluate
+    from tinyrrm.codegen import targets
+    from tinyrrm.evaluate import backends
+    from tinyrrm.training import models
     from tinyrrm.training.train import TrainConfig
 
     assert list(cli.TargetName) == list(targets.TARGETS)

@@ -8,7 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tinyrrm.export import codegen, cprefix, frontend, host, intref, program, quant, stage, targets, tflite_reader, tflm
+from tinyrrm.codegen import generate as codegen
+from tinyrrm.codegen import host, intref, program, quant, targets
+from tinyrrm.export import cprefix, frontend, stage, tflite_reader, tflm
 from tinyrrm.training import checkpoint as ckpt
 from tinyrrm.training import scenes as sc
 from tinyrrm.training.train import prepare

@@ -5,10 +5,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tinyrrm.evaluate import torch_backend
 from tinyrrm.export.size import deployed_bytes_from_checkpoint
 from tinyrrm.training import checkpoint as ckpt
 from tinyrrm.training import scenes as sc
-from tinyrrm.training.evaluate import torch_backend
 from tinyrrm.training.models import model_bytes
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -153,7 +153,7 @@ def test_tflite_uv_shapes_against_checkpoint(exported, tiny_ckpts):
 @pytest.mark.parametrize("kind", ["full", "lr"])
 def test_tflm_close_to_fp32_and_to_tflite(exported, tiny_ckpts, tiny_data, kind):
     """TFLM int8 vs the fp32 core (a few output LSBs) and vs TFLite's interpreter (<= 2 LSB, DESIGN §5)."""
-    from tinyrrm.export.backends import TFLiteCore
+    from tinyrrm.evaluate.backends import TFLiteCore
 
     model, _ = ckpt.load(tiny_ckpts[kind])
     blob = (exported[kind] / "model_int8.tflite").read_bytes()
@@ -276,14 +276,14 @@ def test_export_is_deterministic_and_reused(tiny_ckpts, tiny_data, exported, tmp
 
 
 def test_source_digest_follows_the_exporter_code(monkeypatch, tmp_path):
-    from tinyrrm.export import render
+    from tinyrrm import paths
 
     d0 = stage.source_digest()
     assert d0 == stage.source_digest()
     fake = tmp_path / "templates"
     fake.mkdir()
     (fake / "tflm").mkdir()
-    monkeypatch.setattr(render, "TEMPLATES", fake)
+    monkeypatch.setattr(paths, "TEMPLATES", fake)
     assert stage.source_digest() != d0
 
 
@@ -307,8 +307,8 @@ def test_corrupt_tflite_is_one_clear_error(tmp_path):
 @pytest.mark.parametrize("backend", ["onnx", "tflm", "tflite"])
 def test_evaluate_exported_backends(tiny_ckpts, tiny_data, exported, backend, tmp_path, monkeypatch):
     """`tinyrrm evaluate --backend onnx|tflm`: same keys as torch; K below K_MAX runs padded."""
-    from tinyrrm.export import backends
-    from tinyrrm.training import evaluate as ev
+    from tinyrrm import evaluate as ev
+    from tinyrrm.evaluate import backends
 
     monkeypatch.setattr(stage, "default_dir", lambda c: exported["full" if c == tiny_ckpts["full"] else "lr"])
     monkeypatch.setattr(stage, "DEFAULT_CALIB", tiny_data["train"])

@@ -9,8 +9,8 @@ import shutil
 import numpy as np
 import pytest
 
-from tinyrrm.export import host
-from tinyrrm.export import targets as T
+from tinyrrm.codegen import host
+from tinyrrm.codegen import targets as T
 from tinyrrm.hil import flash
 from tinyrrm.hil import protocol as P
 from tinyrrm.hil.run import build_firmware, open_target
@@ -84,7 +84,8 @@ def test_infer_of_a_non_finite_channel_is_one_error_frame(tiny_ckpts, tiny_data,
     """A model generated with its own prefix (the Makefile reads it from GEN/model.mk): INFER
     with a NaN or Inf channel, or k out of range, gets an ERROR frame the host raises as one
     error, and the target keeps serving; a PREFIX that is not GEN's is refused at build time."""
-    from tinyrrm.export import codegen, stage
+    from tinyrrm.codegen import generate as codegen
+    from tinyrrm.export import stage
 
     exp = stage.export_model(tiny_ckpts["lr"], tmp_path / "exp", tiny_data["train"], n_calib=8, progress=False)
     gen = codegen.generate(exp, "cortex-m4", tmp_path / "gen", prefix="tiny_lr")
@@ -138,8 +139,8 @@ def test_flash_dry_run_prints_the_pyocd_command(capsys):
 
 def test_evaluate_backend_qemu(tiny_ckpts, tiny_data, tmp_path, monkeypatch):
     """`tinyrrm evaluate --backend qemu`: both models' firmware under QEMU, same keys and metric."""
+    from tinyrrm import evaluate as ev
     from tinyrrm.export import stage
-    from tinyrrm.training import evaluate as ev
 
     monkeypatch.setattr(stage, "DEFAULT_CALIB", tiny_data["train"])
     monkeypatch.setattr(stage, "BUILD", tmp_path / "export")

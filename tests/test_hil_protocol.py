@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 
-from tinyrrm.export import host
+from tinyrrm.codegen import host
 from tinyrrm.hil import protocol as P
 from tinyrrm.hil.transport import SerialTransport
 
@@ -49,7 +49,7 @@ def test_serial_transport_against_a_pty_peer(pty_pair):
     x = rng.integers(-128, 128, (m.K, 4 * m.nt), dtype=np.int8)
     e = rng.integers(-128, 128, (m.K, m.K, 2 * m.nt), dtype=np.int8)
     edge = rng.random((m.K, m.K)) < 0.3
-    from tinyrrm.export.codegen import edge_bits
+    from tinyrrm.codegen.generate import edge_bits
 
     o, ticks = client.core(x, e, edge_bits(edge), m.K)
     np.testing.assert_array_equal(o, m.core(x, e, edge))
@@ -196,7 +196,7 @@ def test_a_board_running_other_firmware_is_one_error(pty_pair, tiny_ckpts, tiny_
     replaced by QEMU without a word."""
     import json
 
-    from tinyrrm.export import backends
+    from tinyrrm.evaluate import backends
 
     master, name = pty_pair
     peer = FakeTarget(host.HostModel(os.path.join(ROOT, "generated/cortex-m4")), master).start()

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from tinyrrm.export import intref, program, quant, stage, tflite_reader, tflm
+from tinyrrm.codegen import intref, program, quant
+from tinyrrm.export import stage, tflite_reader, tflm
 
 
 @pytest.fixture(scope="module")

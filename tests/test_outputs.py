@@ -6,7 +6,8 @@ import stat
 
 import pytest
 
-from tinyrrm.export import codegen, stage
+from tinyrrm.codegen import generate as codegen
+from tinyrrm.export import stage
 from tinyrrm.training import fileio
 
 from .test_cli import one_error, run
@@ -121,7 +122,7 @@ def test_train_out_may_hold_other_files(tiny_data, tmp_path):
 
 
 def test_evaluate_out_onto_a_folder_is_one_clear_line(tiny_data, tiny_ckpts, tmp_path, monkeypatch):
-    from tinyrrm.training import evaluate as ev
+    from tinyrrm import evaluate as ev
 
     monkeypatch.setattr(ev, "load_scenes", _no_work)
     (tmp_path / "w.npz").mkdir()

@@ -1,4 +1,4 @@
-"""``export/targets.py`` is the one table of target facts: the firmware's board files, the
+"""``codegen/targets.py`` is the one table of target facts: the firmware's board files, the
 READMEs and every list of targets are held equal to it here."""
 
 import re
@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tinyrrm import cli
-from tinyrrm.export import targets as T
+from tinyrrm.codegen import targets as T
 from tinyrrm.hil import flash
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -102,6 +102,6 @@ def test_every_target_list_is_the_tables_names():
     assert [t.value for t in cli.TargetName] == names
     conftest = (ROOT / "hil_tests/conftest.py").read_text()
     assert "TARGETS" in conftest and "cortex-m3, -m4" not in conftest  # its --target help comes from the table
-    from tinyrrm.hil import bench
+    from tinyrrm.bench import firmware as bench
 
     assert set(bench.TARGETS) <= set(names)  # the cores the firmware benchmark runs (the ones that fit)

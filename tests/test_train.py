@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
+from tinyrrm.evaluate import evaluate
 from tinyrrm.training import checkpoint as ckpt
 from tinyrrm.training import scenes as sc
-from tinyrrm.training.evaluate import evaluate
 from tinyrrm.training.models import ModelConfig, svd_truncate
 from tinyrrm.training.train import TrainConfig, mean_sum_rate, prepare, train
 

@@ -17,8 +17,9 @@ from typing import Optional
 import typer
 from typer.core import TyperGroup
 
+from tinyrrm import paths
+from tinyrrm.codegen import targets as _targets  # the target table only: no torch, no TensorFlow
 from tinyrrm.errors import InputError, TinyrrmError, UsageError
-from tinyrrm.export import targets as _targets  # the target table only: no torch, no TensorFlow
 
 
 def _choices(name: str, values) -> type[enum.StrEnum]:
@@ -144,7 +145,8 @@ def train(
     from tinyrrm.training import checkpoint as ck
     from tinyrrm.training import scenes as sc
     from tinyrrm.training.models import ModelConfig
-    from tinyrrm.training.train import TrainConfig, train as run
+    from tinyrrm.training.train import TrainConfig
+    from tinyrrm.training.train import train as run
 
     ck.check_out_dir(out)
     _rank(a1, "a1"), _rank(a2, "a2")
@@ -166,8 +168,8 @@ def train(
 @_user_errors
 def evaluate(
     scenes: Path = typer.Option(..., "--scenes", help="scene file to evaluate on"),
-    mpgnn: Path = typer.Option(Path("models/mpgnn_paper"), "--mpgnn", help="full MPGNN checkpoint"),
-    lrmpgnn: Path = typer.Option(Path("models/lrmpgnn_paper"), "--lrmpgnn", help="LR-MPGNN checkpoint"),
+    mpgnn: Path = typer.Option(paths.MPGNN, "--mpgnn", help="full MPGNN checkpoint"),
+    lrmpgnn: Path = typer.Option(paths.LRMPGNN, "--lrmpgnn", help="LR-MPGNN checkpoint"),
     backend: Backend = typer.Option(Backend.torch, "--backend"),
     out: Optional[Path] = typer.Option(None, "--out", help="write beamformers W_* [N, K, Nt] to this .npz"),
     as_json: bool = typer.Option(False, "--json", help="print JSON instead of a table"),
@@ -177,7 +179,7 @@ def evaluate(
                                                             "(scenes without 'dist'); omit: the models' own cut"),
 ):
     """Sum rate of WMMSE, the full MPGNN and the LR-MPGNN, and their ratios."""
-    from tinyrrm.training import evaluate as ev
+    from tinyrrm import evaluate as ev
 
     _cut(cut)
     if cut not in (None, 0):
@@ -224,10 +226,10 @@ def history(
 @app.command()
 @_user_errors
 def reproduce(
-    train: Path = typer.Option(Path("data/train.npz"), "--train"),
-    test: Path = typer.Option(Path("data/test.npz"), "--test"),
-    val: Optional[Path] = typer.Option(Path("data/val.npz"), "--val"),
-    out: Path = typer.Option(Path("reports"), "--out"),
+    train: Path = typer.Option(paths.TRAIN, "--train"),
+    test: Path = typer.Option(paths.TEST, "--test"),
+    val: Optional[Path] = typer.Option(paths.VAL, "--val"),
+    out: Path = typer.Option(paths.REPORTS, "--out"),
     jobs: int = typer.Option(2, "--jobs", help="local worker processes (one torch thread each)"),
     ray: Optional[str] = typer.Option(None, "--ray", help="Ray cluster ADDRESS: run the cells there"),
     arch: Arch = typer.Option(Arch.paper, "--arch"),
@@ -243,7 +245,7 @@ def reproduce(
     clip_penalty: Optional[float] = typer.Option(None, "--clip-penalty",
                                                  help="weight of the loss on update outputs beyond unit power "
                                                       "[default: the grid's 0.1; 0 for cells without it]"),
-    cells_dir: Path = typer.Option(Path("runs"), "--cells-dir", help="where the cells' checkpoints go (DIR/grid/)"),
+    cells_dir: Path = typer.Option(paths.RUNS, "--cells-dir", help="where the cells' checkpoints go (DIR/grid/)"),
     carry: Optional[Path] = typer.Option(None, "--carry",
                                          help="an earlier paper_grid.json of the same recipe: the cells this run "
                                               "has not measured are taken from it, rescaled, marked as carried"),
@@ -274,11 +276,11 @@ def reproduce(
 @app.command("svd-study")
 @_user_errors
 def svd_study(
-    full: Path = typer.Option(Path("models/mpgnn_paper"), "--full", help="trained full MPGNN"),
-    train: Path = typer.Option(Path("data/train.npz"), "--train"),
-    val: Optional[Path] = typer.Option(Path("data/val.npz"), "--val"),
-    test: Path = typer.Option(Path("data/test.npz"), "--test"),
-    out: Path = typer.Option(Path("reports"), "--out"),
+    full: Path = typer.Option(paths.MPGNN, "--full", help="trained full MPGNN"),
+    train: Path = typer.Option(paths.TRAIN, "--train"),
+    val: Optional[Path] = typer.Option(paths.VAL, "--val"),
+    test: Path = typer.Option(paths.TEST, "--test"),
+    out: Path = typer.Option(paths.REPORTS, "--out"),
     cells: str = typer.Option("4:16,16:4,16:16,64:64", "--cells", help="a1:a2 pairs"),
     finetune: int = typer.Option(2, "--finetune-epochs"),
 ):
@@ -300,8 +302,8 @@ def svd_study(
 @app.command()
 @_user_errors
 def size(
-    mpgnn: Path = typer.Option(Path("models/mpgnn_paper"), "--mpgnn"),
-    lrmpgnn: Path = typer.Option(Path("models/lrmpgnn_paper"), "--lrmpgnn"),
+    mpgnn: Path = typer.Option(paths.MPGNN, "--mpgnn"),
+    lrmpgnn: Path = typer.Option(paths.LRMPGNN, "--lrmpgnn"),
     as_json: bool = typer.Option(False, "--json"),
     export: bool = typer.Option(True, "--export/--no-export",
                                 help="add the deployed int8 bytes and TFLM arena (exports if needed)"),
@@ -316,14 +318,14 @@ def size(
 @app.command()
 @_user_errors
 def bench(
-    train: Path = typer.Option(Path("data/train.npz"), "--train"),
-    test: Path = typer.Option(Path("data/test.npz"), "--test"),
-    out: Path = typer.Option(Path("reports/bench.json"), "--out"),
+    train: Path = typer.Option(paths.TRAIN, "--train"),
+    test: Path = typer.Option(paths.TEST, "--test"),
+    out: Path = typer.Option(paths.BENCH, "--out"),
     train_scenes: int = typer.Option(2000, "--train-scenes", help="scenes in the timed training epoch"),
     parts: str = typer.Option("train,export,codegen,firmware", "--parts",
                               help="comma list of: " + ", ".join(BenchPart)),
-    gen_dir: Path = typer.Option(Path("generated/cortex-m4"), "--gen-dir", help="generated C for the codegen part"),
-    lrmpgnn: Path = typer.Option(Path("models/lrmpgnn_paper"), "--lrmpgnn", help="model for the export timing"),
+    gen_dir: Path = typer.Option(paths.GENERATED / "cortex-m4", "--gen-dir", help="generated C for the codegen part"),
+    lrmpgnn: Path = typer.Option(paths.LRMPGNN, "--lrmpgnn", help="model for the export timing"),
 ):
     """Throughput of WMMSE and the models, training time per epoch, export and TFLM time -> JSON.
 
@@ -341,19 +343,19 @@ def bench(
     if not isinstance(rep, dict):
         raise InputError(f"{out}: not a bench report (want a JSON object); move it away to start a new one")
     if "train" in wanted:
-        from tinyrrm.training.bench import run_bench
+        from tinyrrm.bench.training import run_bench
 
         rep.update(run_bench(train, test, train_scenes=train_scenes))
     if "export" in wanted:
-        from tinyrrm.export.bench import export_bench
+        from tinyrrm.bench.export import export_bench
 
         rep["export"] = export_bench(lrmpgnn, train, test)
     if "codegen" in wanted:
-        from tinyrrm.export.bench_c import codegen_bench
+        from tinyrrm.bench.codegen import codegen_bench
 
         rep["codegen"] = codegen_bench(gen_dir, test)
     if "firmware" in wanted:
-        from tinyrrm.hil.bench import firmware_bench
+        from tinyrrm.bench.firmware import firmware_bench
 
         rep["firmware"] = firmware_bench(test)
     write_text(out, json.dumps(rep, indent=2, sort_keys=True) + "\n")
@@ -365,7 +367,7 @@ app.add_typer(export_app, name="export")
 
 
 # options shared by the export commands
-_CHECKPOINT = typer.Option(Path("models/lrmpgnn_paper"), "--checkpoint", help="checkpoint folder")
+_CHECKPOINT = typer.Option(paths.LRMPGNN, "--checkpoint", help="checkpoint folder")
 _OPSET = typer.Option(17, "--opset", help="ONNX opset (17..21)")
 _PREFIX = typer.Option(None, "--prefix", help="C prefix of every generated symbol and macro "
                        "(default: the model's family, lrmpgnn or mpgnn)")
@@ -395,7 +397,7 @@ def export_onnx(
 def export_model(
     checkpoint: Path = _CHECKPOINT,
     out: Path = typer.Option(None, "--out", help="export folder (default build/export/<checkpoint>)"),
-    calib: Path = typer.Option(Path("data/train.npz"), "--calib", help="calibration scenes (training scenes)"),
+    calib: Path = typer.Option(paths.TRAIN, "--calib", help="calibration scenes (training scenes)"),
     n_calib: int = typer.Option(200, "--n-calib", help="calibration scenes used (x steps = samples)"),
     opset: int = _OPSET,
 ):
@@ -415,23 +417,23 @@ export_app.command("tflite", help="Same as `export model` (the .tflite files com
 @export_app.command("c")
 @_user_errors
 def export_c(
-    export_dir: Path = typer.Option(Path("build/export/lrmpgnn_paper"), "--export-dir",
+    export_dir: Path = typer.Option(paths.BUILD_EXPORT / "lrmpgnn_paper", "--export-dir",
                                     help="folder written by `tinyrrm export model`"),
     target: TargetName = typer.Option("cortex-m4", "--target"),
     out: Path = typer.Option(None, "--out", help="output folder (default generated/<target>)"),
     prefix: Optional[str] = _PREFIX,
 ):
     """Generate C for TARGET from an export folder (weights, kernels, arena, test vectors, report)."""
-    from tinyrrm.export import codegen
+    from tinyrrm.codegen import generate as codegen
 
-    out = codegen.check_out_dir(out or Path("generated") / target.value)
+    out = codegen.check_out_dir(out or paths.GENERATED / target.value)
     path = codegen.generate(export_dir, target.value, out, prefix)
     _print_generated(path)
 
 
 def _print_generated(path: Path) -> None:
-    from tinyrrm.export.host import read_report
-    from tinyrrm.export.report import codegen_summary
+    from tinyrrm.codegen.host import read_report
+    from tinyrrm.codegen.report import codegen_summary
 
     typer.echo(f"wrote {path}")
     typer.echo(codegen_summary(read_report(path)))
@@ -441,17 +443,18 @@ def _print_generated(path: Path) -> None:
 @_user_errors
 def export_target(
     target: TargetName = typer.Option("cortex-m4", "--target"),
-    lrmpgnn: Path = typer.Option(Path("models/lrmpgnn_paper"), "--lrmpgnn", help="the model to deploy"),
-    calib: Path = typer.Option(Path("data/train.npz"), "--calib", help="calibration scenes (training scenes)"),
+    lrmpgnn: Path = typer.Option(paths.LRMPGNN, "--lrmpgnn", help="the model to deploy"),
+    calib: Path = typer.Option(paths.TRAIN, "--calib", help="calibration scenes (training scenes)"),
     out: Path = typer.Option(None, "--out", help="output folder (default generated/<target>)"),
     prefix: Optional[str] = _PREFIX,
 ):
     """The main job: export the deployed model (ONNX, TFLite int8) and generate C for TARGET."""
-    from tinyrrm.export import codegen, cprefix, stage
+    from tinyrrm.codegen import generate as codegen
+    from tinyrrm.export import cprefix, stage
 
     if prefix is not None:  # a bad prefix: one clear error before any work
         cprefix.check(prefix)
-    out = codegen.check_out_dir(out or Path("generated") / target.value)
+    out = codegen.check_out_dir(out or paths.GENERATED / target.value)
     stage.check_out_dir(stage.default_dir(lrmpgnn))
     exp = stage.ensure(lrmpgnn, calib_path=calib)
     typer.echo(stage.summary(exp))
@@ -474,13 +477,13 @@ def firmware(
     portable: bool = typer.Option(False, "--portable", help="force the portable kernels (TR_NO_DSP)"),
 ):
     """Build the HIL firmware of the deployed model for TARGET -> build/fw/<target>/deployed/firmware.elf."""
-    from tinyrrm.export.host import prefix_of
+    from tinyrrm.codegen.host import prefix_of
     from tinyrrm.hil import elfsize
     from tinyrrm.hil.run import build_firmware
     from tinyrrm.hil.session import gen_dir_for
 
     gen = gen_dir_for(target.value)
-    elf = build_firmware(target.value, gen, Path("build/fw") / target.value / ("portable" if portable else "deployed"),
+    elf = build_firmware(target.value, gen, paths.BUILD_FW / target.value / ("portable" if portable else "deployed"),
                          prefix_of(gen), "-DTR_NO_DSP=1" if portable else "")
     sz = elfsize.sizes(elf)
     typer.echo(f"wrote {elf}: flash {sz['flash']:,} B (.text {sz['text']:,} + .rodata {sz['rodata']:,} + .data "
@@ -494,7 +497,7 @@ def hil_prepare(
     n: int = typer.Option(4, "--n", help="test scenes the HIL runs"),
 ):
     """Reference beamformers and the original MPGNN's C for the HIL suite -> build/hil/<target>/."""
-    from tinyrrm.hil.prepare import prepare
+    from tinyrrm.prepare import prepare
 
     typer.echo(f"wrote {prepare(target.value, n=n)}")
 

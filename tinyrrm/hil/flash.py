@@ -16,6 +16,12 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from tinyrrm import paths
+
+from .protocol import HILError
+from .run import build_firmware
+from .session import gen_dir_for
+
 
 @dataclass(frozen=True)
 class Board:
@@ -37,8 +43,6 @@ BOARDS = {b.name: b for b in (
 
 def build(board: Board, gen_dir: Path, out_dir: Path, prefix: str | None = None) -> Path:
     """``firmware.elf`` of the board's port (HILError with make's "needs X, has Y" line on failure)."""
-    from .run import build_firmware
-
     return build_firmware(board.target, gen_dir, out_dir, prefix, port=board.port)
 
 
@@ -59,11 +63,9 @@ def main(argv=None) -> int:
     if board.target != a.target:
         print(f"flash: board {board.name} has a {board.target}, not a {a.target}", file=sys.stderr)
         return 2
-    from .protocol import HILError
-    from .session import gen_dir_for
 
     try:
-        elf = build(board, gen_dir_for(a.target), Path("build/fw") / board.port / "deployed")
+        elf = build(board, gen_dir_for(a.target), paths.BUILD_FW / board.port / "deployed")
     except HILError as e:
         print(f"flash: {e}", file=sys.stderr)
         return 2

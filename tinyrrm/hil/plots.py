@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
+import io
 import json
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+import numpy as np
+
+from tinyrrm import paths
 
 
 def hil_png(res: dict) -> bytes:
     """Two panels as PNG bytes: (1) deployed and original firmware flash/RAM vs the board's limits
     (log scale); (2) our model-size ratios per rank cell vs the paper's, the deployed cell
     (``res["model"]``'s ranks) marked."""
-    import io
-
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import numpy as np
 
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4.2))
     labels = ["flash", "RAM"]
@@ -37,8 +36,8 @@ def hil_png(res: dict) -> bytes:
     a.set_title(f"{res['target']} — {res['board']}", fontsize=9)
     a.legend(fontsize=8)
 
-    ours = json.loads((ROOT / "reports/paper_grid.json").read_text())["model_size_ratio"]
-    paper = json.loads((ROOT / "reference/paper_tables.json").read_text())["model_size_ratio"]
+    ours = json.loads(paths.GRID_REPORT.read_text())["model_size_ratio"]
+    paper = json.loads(paths.PAPER_TABLES.read_text())["model_size_ratio"]
     o, p = np.asarray(ours["rows"], float), np.asarray(paper["rows"], float)
     for i, a1 in enumerate(ours["a1"]):
         (line,) = b.plot(ours["a2"], o[i], "o-", label=f"ours a1={a1}")

@@ -21,18 +21,19 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
+from tqdm.auto import tqdm
 
-from tinyrrm.export import targets as T
-from tinyrrm.export.host import input_bytes, output_array, read_report
+from tinyrrm import paths
+from tinyrrm.codegen import targets as T
+from tinyrrm.codegen.host import input_bytes, output_array, read_report
 
 from . import elfsize
 from .protocol import Client, HILError
 from .qemu import Qemu
 from .transport import SerialTransport
 
-ROOT = Path(__file__).resolve().parents[2]
-FIRMWARE = ROOT / "firmware_templates" / "firmware"
-BUILD = Path("build/fw")
+FIRMWARE = paths.FIRMWARE
+BUILD = paths.BUILD_FW
 
 
 def build_firmware(target: str, gen_dir, out_dir=None, prefix: str | None = None, extra_cflags: str = "",
@@ -76,8 +77,6 @@ def infer_scenes(client: Client, scenes, cut_m: float | None,
     """Beamformers ``[N, K, Nt]`` (scaled by sqrt(p_max)) of ``scenes`` on the target, and ticks per scene;
     the graph keeps the links shorter than ``cut_m`` metres (the model's edge cut: ``model.cut_m`` of
     the generated report.json; None: all links)."""
-    from tqdm.auto import tqdm
-
     info = client.info
     if scenes.K > info.k_max or scenes.Nt != info.nt:
         raise HILError(f"scenes have K={scenes.K}, Nt={scenes.Nt}; the firmware serves K <= {info.k_max}, "

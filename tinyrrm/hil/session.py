@@ -27,36 +27,46 @@ from pathlib import Path
 
 import numpy as np
 
-from tinyrrm.export import targets as T
-from tinyrrm.export.host import read_report
-from tinyrrm.export.report import macs_per_inference
+from tinyrrm import paths
+from tinyrrm.codegen import targets as T
+from tinyrrm.codegen.host import read_report
+from tinyrrm.codegen.report import macs_per_inference
 from tinyrrm.training.fileio import write_bytes, write_text
 from tinyrrm.training.metrics import sum_rate
 from tinyrrm.training.scenes import load as load_scenes
 
-from . import elfsize, prepare
+from . import elfsize, plots
 from .protocol import HILError
 from .run import build_firmware, infer_scenes, instructions, measure, open_target, path_instructions
 
-ROOT = Path(__file__).resolve().parents[2]
 #: where :func:`save` publishes the reports (``make hil``)
-REPORTS = Path("reports/hil")
+REPORTS = paths.HIL_REPORTS
 
 
 def gen_dir_for(target: str) -> Path:
     """``generated/<target>`` if generated, else cortex-m4's: the C is the same for every core."""
-    own = Path("generated") / target
-    return own if (own / "model.c").is_file() else Path("generated/cortex-m4")
+    own = paths.GENERATED / target
+    return own if (own / "model.c").is_file() else paths.GENERATED / "cortex-m4"
+
+
+def load_reference(target: str, out_dir=None) -> tuple[dict, dict[str, np.ndarray], Path]:
+    out = Path(out_dir) if out_dir else paths.BUILD_HIL / target
+    if not (out / "reference.json").is_file():
+        raise FileNotFoundError(f"{out}: no HIL reference (run `tinyrrm hil-prepare --target {target}`)")
+    ref = json.loads((out / "reference.json").read_text())
+    with np.load(out / "reference.npz") as z:
+        W = {k: z[k] for k in z.files}
+    return ref, W, out
 
 
 def run_hil(target: str, port: str | None = None, hil_dir=None, extra_cflags: str = "", tag: str = "",
             progress: bool = True) -> dict:
     t = T.get(target)
-    ref, W, hdir = prepare.load_reference(target, hil_dir)
+    ref, W, hdir = load_reference(target, hil_dir)
     gen = gen_dir_for(target)
     report = read_report(gen)
     model = report["model"]
-    out_dir = Path("build/fw") / target / (tag or "deployed")
+    out_dir = paths.BUILD_FW / target / (tag or "deployed")
     elf = build_firmware(target, gen, out_dir, model["prefix"], extra_cflags)
     scenes = load_scenes(hdir / "scenes.npz")
     with open_target(target, elf, port) as client:
@@ -101,11 +111,11 @@ def run_hil(target: str, port: str | None = None, hil_dir=None, extra_cflags: st
     })
     res["bit_exact_fraction"] = res["bit_exact"]["equal"] / res["bit_exact"]["total"]
     if t.dsp and not port:  # the same scenes through the portable C path, for the DSP speed-up
-        ins = path_instructions(target, gen, Path("build/fw") / target / "portable", scenes, "-DTR_NO_DSP=1")
+        ins = path_instructions(target, gen, paths.BUILD_FW / target / "portable", scenes, "-DTR_NO_DSP=1")
         res["portable"] = {"instructions_per_inference": ins, "instructions_per_mac": ins / np.mean(macs)}
         res["portable_over_dsp"] = ins / res["instructions_per_inference"]
     # the original full MPGNN, same core, large virtual flash: whole-firmware flash ratio
-    orig = build_firmware(target, hdir / "gen_mpgnn", Path("build/fw") / target / "original", None,
+    orig = build_firmware(target, hdir / "gen_mpgnn", paths.BUILD_FW / target / "original", None,
                           extra_cflags, big_flash=True)
     osz = elfsize.sizes(orig)
     res["original_firmware"] = {"elf": str(orig), "flash_bytes": osz["flash"], "ram_static_bytes": osz["ram_static"]}
@@ -122,7 +132,7 @@ def save(res: dict, target: str, hil_dir=None, publish: bool = True) -> Path:
     """``build/hil/<target>/hil.json`` (the full run) and the report beside it
     (``<target>.json``, ``.md``, ``.png``); ``publish`` (what ``make hil`` and ``tinyrrm hil`` do)
     also writes the report to ``reports/hil/``. Returns the full run's path."""
-    out = (Path(hil_dir) if hil_dir else prepare.OUT / target) / "hil.json"
+    out = (Path(hil_dir) if hil_dir else paths.BUILD_HIL / target) / "hil.json"
     write_text(out, json.dumps(res, indent=2, sort_keys=True) + "\n")
     files = report_files(res, target)
     for folder in (out.parent, REPORTS) if publish else (out.parent,):
@@ -136,9 +146,7 @@ def report_files(res: dict, target: str) -> dict[str, bytes]:
     brief = {"target": target, **summary(res)}
     files = {f"{target}.json": (json.dumps(brief, indent=2, sort_keys=True) + "\n").encode()}
     try:
-        from .plots import hil_png
-
-        files[f"{target}.png"] = hil_png(res)
+        files[f"{target}.png"] = plots.hil_png(res)
     except ImportError:  # the lean image may lack matplotlib: figures are the full environment's job
         pass
     files[f"{target}.md"] = markdown(brief, png=f"{target}.png" if f"{target}.png" in files else None).encode()

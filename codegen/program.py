@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import quant
-from .tflite_reader import Graph, Op, Tensor, TFLiteError
+from tinyrrm.codegen import quant
+from tinyrrm.export.tflite_reader import Graph, Op, Tensor, TFLiteError
 
 KNOWN_OPS = {"FULLY_CONNECTED", "ADD", "RESHAPE", "MUL", "REDUCE_MAX"}
 

@@ -18,11 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
-from . import host
-from .render import TEMPLATES
-from .report import macs_per_inference
+from tinyrrm import paths
+from tinyrrm.codegen import host
+from tinyrrm.codegen.report import macs_per_inference
+from tinyrrm.export import frontend
+from tinyrrm.training.scenes import load as load_scenes
 
-DRIVER = TEMPLATES / "host" / "infer_main.c"
+DRIVER = paths.TEMPLATES / "host" / "infer_main.c"
 
 
 def build_driver(gen_dir: Path, out: Path, extra: tuple[str, ...] = ()) -> Path:
@@ -70,10 +72,6 @@ def host_instructions(gen_dir, H: np.ndarray, edge: np.ndarray) -> dict:
 def codegen_bench(gen_dir, test_path) -> dict:
     """``make bench``'s codegen part: MACs, host instructions, arenas (``tinyrrm bench`` writes
     them to reports/bench.json; the generated folder is not touched)."""
-    from tinyrrm.training.scenes import load as load_scenes
-
-    from . import frontend
-
     gen_dir = Path(gen_dir)
     rep = host.read_report(gen_dir)
     s = load_scenes(test_path).subset(slice(0, 1))

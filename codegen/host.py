@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import json
 import shutil
 import struct
 import subprocess
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tinyrrm import paths
 from tinyrrm.errors import TinyrrmError
 
 
@@ -44,7 +46,7 @@ def output_array(body: bytes, k: int, k_max: int, nt: int) -> np.ndarray:
     v = np.frombuffer(body, np.float32, k_max * nt * 2).reshape(k_max, nt, 2)[:k]
     return (v[..., 0] + 1j * v[..., 1]).astype(np.complex64)
 
-BUILD = Path("build/host")
+BUILD = paths.BUILD_HOST
 CFLAGS = ["-std=c99", "-O2", "-ffp-contract=off", "-fPIC", "-shared", "-Wall", "-Wextra", "-Werror",
           "-Wdouble-promotion", "-Wfloat-conversion"]
 
@@ -84,8 +86,6 @@ def compile_shared(gen_dir, dsp: bool = False, cc: str = "gcc", extra: tuple[str
 def read_report(gen_dir) -> dict:
     """``gen_dir/report.json``: the generator's machine-readable facts (prefix, K_MAX, Nt, steps,
     edge bytes, edge cut), which the host build and the HIL stage read instead of parsing C."""
-    import json
-
     p = Path(gen_dir) / "report.json"
     try:
         return json.loads(p.read_text())

@@ -19,22 +19,23 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
-
+from tinyrrm import paths
+from tinyrrm.codegen import generate as codegen
+from tinyrrm.codegen import targets
+from tinyrrm.evaluate import save_beamformers, torch_backend
+from tinyrrm.evaluate.backends import c_backend
+from tinyrrm.export import size, stage
+from tinyrrm.training import checkpoint as ckpt
 from tinyrrm.training.fileio import write_text
+from tinyrrm.training.models import model_bytes
+from tinyrrm.training.scenes import load, save
+from tinyrrm.training.wmmse import wmmse
 
-OUT = Path("build/hil")
+OUT = paths.BUILD_HIL
 
 
-def prepare(target: str, mpgnn="models/mpgnn_paper", lrmpgnn="models/lrmpgnn_paper", test="data/test.npz",
-            n: int = 4, calib="data/train.npz", out_dir=None, progress: bool = True) -> Path:
-    from tinyrrm.export import codegen, size, stage, targets
-    from tinyrrm.export.backends import c_backend
-    from tinyrrm.training import checkpoint as ckpt
-    from tinyrrm.training.evaluate import save_beamformers, torch_backend
-    from tinyrrm.training.models import model_bytes
-    from tinyrrm.training.scenes import load, save
-    from tinyrrm.training.wmmse import wmmse
+def prepare(target: str, mpgnn=paths.MPGNN, lrmpgnn=paths.LRMPGNN, test=paths.TEST,
+            n: int = 4, calib=paths.TRAIN, out_dir=None, progress: bool = True) -> Path:
 
     targets.get(target)
     out = Path(out_dir) if out_dir else OUT / target
@@ -61,12 +62,3 @@ def prepare(target: str, mpgnn="models/mpgnn_paper", lrmpgnn="models/lrmpgnn_pap
     write_text(out / "reference.json", json.dumps(ref, indent=2, sort_keys=True) + "\n")
     return out
 
-
-def load_reference(target: str, out_dir=None) -> tuple[dict, dict[str, np.ndarray], Path]:
-    out = Path(out_dir) if out_dir else OUT / target
-    if not (out / "reference.json").is_file():
-        raise FileNotFoundError(f"{out}: no HIL reference (run `tinyrrm hil-prepare --target {target}`)")
-    ref = json.loads((out / "reference.json").read_text())
-    with np.load(out / "reference.npz") as z:
-        W = {k: z[k] for k in z.files}
-    return ref, W, out

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import torch
 
-from .models import MPGNN, ModelConfig
-from .scenes import load as load_scenes
-from .scenes import save as save_scenes
-from .train import TrainConfig, prepare, train
-from .wmmse import wmmse
+from tinyrrm.training.models import MPGNN, ModelConfig
+from tinyrrm.training.scenes import load as load_scenes
+from tinyrrm.training.scenes import save as save_scenes
+from tinyrrm.training.train import TrainConfig, prepare, train
+from tinyrrm.training.wmmse import wmmse
 
 CONFIGS = {
     "mpgnn_paper": ModelConfig(arch="paper"),

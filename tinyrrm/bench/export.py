@@ -9,12 +9,10 @@ import tempfile
 import time
 from pathlib import Path
 
-
+from tinyrrm.evaluate.backends import pad_links
+from tinyrrm.export import frontend, stage, tflm
 from tinyrrm.training import checkpoint as ckpt
 from tinyrrm.training.scenes import load as load_scenes
-
-from . import frontend, stage, tflm
-from .backends import pad_links
 
 
 def export_bench(ckpt_dir, calib_path, test_path, n_scenes: int = 20, progress: bool = True) -> dict:

@@ -38,14 +38,16 @@ from pathlib import Path
 
 import numpy as np
 
+from tinyrrm import paths
+from tinyrrm.codegen import intref, program, quant, report, targets
+from tinyrrm.codegen.program import FC, Program
 from tinyrrm.errors import InputError, TinyrrmError
+from tinyrrm.export import cprefix, frontend, render, stage, tflite_reader
+from tinyrrm.export.tflm import TFLMCore
 from tinyrrm.training.fileio import FolderMark, dir_mode, portable, write_bytes
 from tinyrrm.training.fileio import check_out_dir as check_dir
 
-from . import cprefix, intref, program, render, report, stage, targets, tflite_reader
-from .program import FC, Program
-
-KERNELS = render.TEMPLATES / "kernels"
+KERNELS = paths.KERNELS
 #: flash the generated code takes besides the weights, for the fit check: model.c with its
 #: parameter blocks, the kernels and the libm they call (cortex-m4 at -O2, the firmware's flags:
 #: about 6.5 KB of objects plus logf/sqrtf/roundf); report.json's "code_bytes_estimate"
@@ -226,8 +228,6 @@ class MulParams:
 
 def mul_lut(prog: Program) -> np.ndarray:
     """The mask MUL by the code of 1.0 for every int8 input (TFLM's arithmetic, exact)."""
-    from . import quant
-
     m = prog.mask_mul
     a = np.arange(-128, 128, dtype=np.int64)
     prod = (a - m.in1.zero_point) * (intref.quantized_one(prog) - m.in2.zero_point)
@@ -253,7 +253,7 @@ class Vector:
         return edge_bits(self.edge)
 
 
-from .host import edge_bits  # noqa: E402  (the ABI's bit order lives with the host build)
+from tinyrrm.codegen.host import edge_bits  # noqa: E402  (the ABI's bit order lives with the host build)
 
 
 def test_vectors(prog: Program, core, scene_inputs: list[tuple], seed: int = 7) -> list[Vector]:
@@ -500,9 +500,6 @@ EXPORT_FILES = ("model_data.c", "model_data.h", "model_int8.tflite", stage.SCENE
 def generate(export_dir, target_name: str, out_dir, prefix: str | None = None, command: str | None = None) -> Path:
     """Generate ``out_dir`` for ``target_name`` from an export folder (see the module docstring).
     ``prefix`` starts every C name (:mod:`.cprefix`; None: the model's family)."""
-    from . import frontend
-    from .tflm import TFLMCore
-
     target = targets.get_any(target_name)
     export_dir = Path(export_dir)
     man = stage.read_manifest(export_dir)

@@ -1,6 +1,6 @@
 """Evaluation backends of the exported models (``tinyrrm evaluate --backend``).
 
-Each follows the contract of :mod:`tinyrrm.training.evaluate`::
+Each follows the contract of :mod:`tinyrrm.evaluate`::
 
     backend(checkpoint_dir, scenes) -> V complex64 [N, K, Nt], ||v_k||^2 <= p_max
 
@@ -27,11 +27,15 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from tinyrrm import paths
+from tinyrrm.codegen import generate as codegen
+from tinyrrm.codegen import host
+from tinyrrm.export import frontend, onnx_export, stage, tflm
+from tinyrrm.hil.protocol import check_hello
+from tinyrrm.hil.run import build_firmware, infer_scenes, open_target
 from tinyrrm.training import checkpoint as ckpt
 from tinyrrm.training.models import MPGNN
 from tinyrrm.training.scenes import Scenes
-
-from . import frontend, onnx_export, stage, tflm
 
 
 def _model(checkpoint_dir: Path, scenes: Scenes) -> MPGNN:
@@ -127,8 +131,6 @@ def tflm_backend(checkpoint_dir: Path, scenes: Scenes) -> np.ndarray:
 
 
 def c_backend(checkpoint_dir: Path, scenes: Scenes) -> np.ndarray:
-    from . import codegen, host
-
     model = _model(checkpoint_dir, scenes)
     out = stage.ensure(checkpoint_dir)
     mask = scenes.edge_mask(model.cfg.cut_m)  # the C runs K < K_MAX natively: no padding
@@ -140,7 +142,7 @@ def c_backend(checkpoint_dir: Path, scenes: Scenes) -> np.ndarray:
     return (np.stack(V) * math.sqrt(scenes.p_max)).astype(np.complex64)
 
 
-C_BUILD = Path("build/c")
+C_BUILD = paths.BUILD_C
 
 
 def firmware_for(checkpoint_dir: Path, target: str) -> tuple[Path, str]:
@@ -152,25 +154,21 @@ def firmware_for(checkpoint_dir: Path, target: str) -> tuple[Path, str]:
     virtual flash (the QEMU machine's whole code memory), as issue 5 asks
     for the original's whole-firmware flash.
     """
-    from tinyrrm.hil.run import build_firmware
-
-    from . import codegen, host
-
     out = stage.ensure(checkpoint_dir)
     sha = stage.read_manifest(out)["files"]["model_int8.tflite"]["sha256"]
-    committed = Path("generated") / target
+    committed = paths.GENERATED / target
     rep = committed / "report.json"
     if rep.is_file() and json.loads(rep.read_text())["model"]["tflite_sha256"] == sha:
         gen, big = committed, False
     else:
-        gen = Path("build/gen") / target / out.name
+        gen = paths.BUILD_GEN / target / out.name
         try:
             codegen.generate(out, target, gen)
             big = False
         except codegen.FitError:
             codegen.generate(out, "host", gen)
             big = True
-    elf = build_firmware(target, gen, Path("build/fw") / target / out.name, host.prefix_of(gen), big_flash=big)
+    elf = build_firmware(target, gen, paths.BUILD_FW / target / out.name, host.prefix_of(gen), big_flash=big)
     return elf, gen
 
 
@@ -183,9 +181,6 @@ def expected_hello(gen_dir: Path) -> dict[str, str]:
 def qemu_backend(checkpoint_dir: Path, scenes: Scenes, target: str = "cortex-m4", port: str | None = None) -> np.ndarray:
     """The firmware under QEMU, or with ``port`` on a board, which must run this model's
     firmware (a HELLO that differs is an error naming the fields)."""
-    from tinyrrm.hil.protocol import check_hello
-    from tinyrrm.hil.run import infer_scenes, open_target
-
     model = _model(checkpoint_dir, scenes)
     elf, gen = firmware_for(checkpoint_dir, target)
     if port:

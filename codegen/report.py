@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tinyrrm.paths import KERNELS, SHIPPED
+
 #: ``report.json``'s format tag; codegen recognises a folder it wrote by it
 FORMAT = "tinyrrm-codegen-report/2"
 
@@ -26,9 +28,7 @@ def macs_per_inference(rep: dict, edges: int, k: int) -> int:
 
 
 def codegen_report(ctx, prog, manifest: dict, files: dict[str, bytes]) -> dict:
-    """The report of one generation (``ctx``: a :class:`.codegen.Context`)."""
-    from .codegen import KERNELS
-
+    """The report of one generation (``ctx``: a :class:`.generate.Context`)."""
     t, m, mem, L = ctx.target, ctx.model, ctx.mem, ctx.layers
     K = m.K
     layers = []
@@ -40,7 +40,7 @@ def codegen_report(ctx, prog, manifest: dict, files: dict[str, bytes]) -> dict:
     mean_edges = float(np.mean(real)) if real else float(full_edges)
     per_edge, per_node = L.macs_per_edge, L.macs_per_node
     steps = m.steps
-    root = KERNELS.parent.parent
+    root = SHIPPED
     kernels = [{"file": n, "source": (KERNELS / Path(n).name).relative_to(root).as_posix(),
                 "sha256": hashlib.sha256(data).hexdigest()} for n, data in sorted(files.items())
                if n.startswith("kernels/")]

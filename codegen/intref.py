@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import quant
-from .program import FC, Add, Program, mask_one
+from tinyrrm.codegen import quant
+from tinyrrm.codegen.program import FC, Add, Program, mask_one
 
 
 def quantized_one(prog: Program) -> int:

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tinyrrm.export import targets as T
-from tinyrrm.export.host import read_report
-from tinyrrm.export.report import macs_per_inference
+from tinyrrm.codegen import targets as T
+from tinyrrm.codegen.host import read_report
+from tinyrrm.codegen.report import macs_per_inference
+from tinyrrm.hil.protocol import HILError
+from tinyrrm.hil.run import path_instructions
+from tinyrrm.hil.session import gen_dir_for
+from tinyrrm.paths import BUILD_FW
 from tinyrrm.training.scenes import load as load_scenes
-
-from .protocol import HILError
-from .run import path_instructions
-from .session import gen_dir_for
 
 TARGETS = ("cortex-m3", "cortex-m4", "cortex-m7", "cortex-m33", "cortex-m55")
 
@@ -32,7 +32,7 @@ def firmware_bench(test_path, n_scenes: int = 1, targets=TARGETS, progress: bool
         paths.append(("portable", "portable", "-DTR_NO_DSP=1"))
         for label, folder, flags in paths:
             try:
-                ins = path_instructions(name, gen, Path("build/fw") / name / folder, scenes, flags,
+                ins = path_instructions(name, gen, BUILD_FW / name / folder, scenes, flags,
                                         progress=progress)
             except HILError as e:
                 row[label] = {"error": str(e)}

@@ -21,21 +21,22 @@ from typing import Callable
 import numpy as np
 import torch
 
+from tinyrrm import paths
 from tinyrrm.errors import UsageError
-
-from . import checkpoint as ckpt
-from .fileio import atomic_write, check_out_file
-from .metrics import sum_rate
-from .scenes import Scenes, check_cut
-from .scenes import load as load_scenes
-from .train import prepare
-from .wmmse import mrt, wmmse
+from tinyrrm.evaluate.backends import BACKENDS as exported
+from tinyrrm.training import checkpoint as ckpt
+from tinyrrm.training.fileio import atomic_write, check_out_file
+from tinyrrm.training.metrics import sum_rate
+from tinyrrm.training.scenes import Scenes, check_cut
+from tinyrrm.training.scenes import load as load_scenes
+from tinyrrm.training.train import prepare
+from tinyrrm.training.wmmse import mrt, wmmse
 
 Backend = Callable[[Path, Scenes], np.ndarray]
 
-#: default committed checkpoints (relative to the repository root)
-DEFAULT_MPGNN = Path("models/mpgnn_paper")
-DEFAULT_LRMPGNN = Path("models/lrmpgnn_paper")
+#: default committed checkpoints (shipped data: :mod:`tinyrrm.paths`)
+DEFAULT_MPGNN = paths.MPGNN
+DEFAULT_LRMPGNN = paths.LRMPGNN
 
 
 def torch_backend(checkpoint_dir: Path, scenes: Scenes, batch: int = 50) -> np.ndarray:
@@ -54,10 +55,8 @@ BACKENDS: dict[str, Backend] = {"torch": torch_backend}
 
 
 def _register_export_backends() -> None:
-    """The exported backends (onnx, tflite, tflm, ...) live in tinyrrm.export, which
-    needs TensorFlow and ONNX Runtime: imported only when one is asked for."""
-    from tinyrrm.export.backends import BACKENDS as exported
-
+    """The exported backends (onnx, tflite, tflm, generated C, QEMU) of :mod:`.backends`,
+    added when one is asked for (they build their stage's files on first use)."""
     for name, fn in exported.items():
         BACKENDS.setdefault(name, fn)
 

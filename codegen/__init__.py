@@ -1,0 +1,1 @@
+"""Code generation: an export folder -> C for one core, its targets and host build."""

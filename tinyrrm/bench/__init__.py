@@ -1,0 +1,1 @@
+"""Benchmarks of every stage (``make bench``): training, export, generated C, firmware."""
