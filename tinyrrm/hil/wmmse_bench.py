@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import argparse
 import ctypes
 import json
 import math
@@ -21,11 +22,16 @@ from pathlib import Path
 
 import numpy as np
 
+from tinyrrm import paths
+from tinyrrm.errors import TinyrrmError
+from tinyrrm.training import scenes as sc
+from tinyrrm.training.wmmse import wmmse
+
 from .protocol import HILError
 from .qemu import Qemu
 from .run import instructions
 
-HERE = Path(__file__).resolve().parents[2] / "firmware_templates" / "wmmse"
+HERE = paths.TEMPLATES / "wmmse"
 STRICT = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-Wdouble-promotion", "-Wfloat-conversion"]
 ERR = {"ok": 0, "k": -1, "iters": -2, "nonfinite": -3, "alpha": -4, "null": -5, "overflow": -6}
 
@@ -142,8 +148,6 @@ def _stats(client) -> dict:
 
 
 def _scene(test_path, nt: int):
-    from tinyrrm.training import scenes as sc
-
     s = sc.load(test_path).subset(slice(0, 1))
     if s.Nt != nt:
         s = sc.generate(1, s.K, nt, SCENE_SEED)
@@ -151,12 +155,10 @@ def _scene(test_path, nt: int):
     return s, f"{Path(test_path).name}[0]"
 
 
-def bench(test_path="data/test.npz", build_dir="build/wmmse", cases=None, progress: bool = True) -> dict:
+def bench(test_path=paths.TEST, build_dir=paths.BUILD / "wmmse", cases=None, progress: bool = True) -> dict:
     """Instructions of wmmse_f32 on each (core, Nt) of ``cases`` (default :data:`CASES`) for
     the first scene of ``test_path`` (K = its K), under QEMU ``-icount shift=0``; the chip's
     weighted sum rate beside training/wmmse.py's at the same iteration count."""
-    from tinyrrm.training.wmmse import wmmse
-
     out: dict = {"test": str(test_path), "flags": "-O2 -std=c99 -ffp-contract=off (the HIL firmware's)",
                  "cases": []}
     for (target, nt), iter_list in (cases or CASES).items():
@@ -202,16 +204,14 @@ def write(res: dict, path) -> Path:
 
 def main(argv=None) -> None:
     """``python -m tinyrrm.hil.wmmse_bench [--test data/test.npz] [--out reports/wmmse_bench.json]``"""
-    import argparse
-
     p = argparse.ArgumentParser(prog="python -m tinyrrm.hil.wmmse_bench", description=main.__doc__)
-    p.add_argument("--test", default="data/test.npz")
-    p.add_argument("--out", default="reports/wmmse_bench.json")
-    p.add_argument("--build", default="build/wmmse")
+    p.add_argument("--test", default=str(paths.TEST))
+    p.add_argument("--out", default=str(paths.REPORTS / "wmmse_bench.json"))
+    p.add_argument("--build", default=str(paths.BUILD / "wmmse"))
     a = p.parse_args(argv)
     try:
         res = bench(a.test, a.build)
-    except (HILError, OSError, ValueError) as e:
+    except (TinyrrmError, OSError) as e:
         raise SystemExit(f"wmmse bench: {e}") from None
     print(f"wrote {write(res, a.out)}")
 
