@@ -108,12 +108,18 @@ def _weights(prog: Program) -> list[Member]:
     out = []
     for f in prog.fcs():
         n = cname(f.name)
-        out.append(Member(f"{n}_w", "int8_t", (f.d_out, f.d_in), f.weight,
-                          doc=f"{f.name} weights [d_out={f.d_out}][d_in={f.d_in}]"))
+        out.append(
+            Member(
+                f"{n}_w",
+                "int8_t",
+                (f.d_out, f.d_in),
+                f.weight,
+                doc=f"{f.name} weights [d_out={f.d_out}][d_in={f.d_in}]",
+            )
+        )
         if f.bias is not None:
             out.append(Member(f"{n}_bias", "int32_t", (f.d_out,), f.bias, doc=f"{f.name} bias"))
-        out.append(Member(f"{n}_mult", "int32_t", (f.d_out,), f.mult.astype(np.int64),
-                          doc=f"{f.name} Q31 multipliers"))
+        out.append(Member(f"{n}_mult", "int32_t", (f.d_out,), f.mult.astype(np.int64), doc=f"{f.name} Q31 multipliers"))
         out.append(Member(f"{n}_shift", "int8_t", (f.d_out,), f.shift.astype(np.int64), doc=f"{f.name} shifts"))
     return out
 
@@ -172,9 +178,21 @@ class FCParams:
 def _fc_params(f: FC, prefix: str) -> FCParams:
     n = cname(f.name)
     w = f"{prefix}_weights"
-    return FCParams(n, f.name, f.d_in, f.d_out, f"&{w}.{n}_w[0][0]", f"{w}.{n}_bias" if f.bias is not None else "0",
-                    f"{w}.{n}_mult", f"{w}.{n}_shift", f.inp.zero_point, f.out.zero_point, f.act_min, f.act_max,
-                    int(fast_requant(f)))
+    return FCParams(
+        n,
+        f.name,
+        f.d_in,
+        f.d_out,
+        f"&{w}.{n}_w[0][0]",
+        f"{w}.{n}_bias" if f.bias is not None else "0",
+        f"{w}.{n}_mult",
+        f"{w}.{n}_shift",
+        f.inp.zero_point,
+        f.out.zero_point,
+        f.act_min,
+        f.act_max,
+        int(fast_requant(f)),
+    )
 
 
 def fast_requant(f: FC) -> bool:
@@ -205,10 +223,17 @@ class AddParams:
 
 
 def _add_params(a: program.Add) -> AddParams:
-    return AddParams(**{k: a.p[k] for k in ("mult1", "mult2", "mult_out", "shift1", "shift2", "shift_out",
-                                            "left_shift", "node_first")},
-                     in1_zp=a.in1.zero_point, in2_zp=a.in2.zero_point, out_zp=a.out.zero_point,
-                     act_min=a.act_min, act_max=a.act_max)
+    return AddParams(
+        **{
+            k: a.p[k]
+            for k in ("mult1", "mult2", "mult_out", "shift1", "shift2", "shift_out", "left_shift", "node_first")
+        },
+        in1_zp=a.in1.zero_point,
+        in2_zp=a.in2.zero_point,
+        out_zp=a.out.zero_point,
+        act_min=a.act_min,
+        act_max=a.act_max,
+    )
 
 
 @dataclass(frozen=True)
@@ -300,8 +325,9 @@ def _scene_inputs(export_dir: Path, man: dict, prog: Program) -> list[tuple]:
         x, e, edge = z["x_q"], z["e_q"], z["edge"]
     K, nt = prog.K, prog.nt
     if (x.shape[1:], e.shape[1:], edge.shape[1:]) != ((K, 4 * nt), (K, K, 2 * nt), (K, K)):
-        raise ValueError(f"{path}: core inputs of shapes {x.shape}, {e.shape}, {edge.shape} do not match "
-                         f"the model (K={K}, Nt={nt})")
+        raise ValueError(
+            f"{path}: core inputs of shapes {x.shape}, {e.shape}, {edge.shape} do not match the model (K={K}, Nt={nt})"
+        )
     return [(x[i], e[i], edge[i].astype(bool)) for i in range(x.shape[0])]
 
 
@@ -410,11 +436,20 @@ class Context:
 def _model_facts(prog: Program, fe, man: dict, prefix: str) -> ModelFacts:
     cg, cfg = man["codegen"], man["model"]
     if (cg["K"], cg["Nt"]) != (prog.K, prog.nt):
-        raise ValueError(f"export.json says K={cg['K']}, Nt={cg['Nt']}; model_int8.tflite has K={prog.K}, "
-                         f"Nt={prog.nt}")
-    return ModelFacts(name=man["name"], prefix=prefix, K=prog.K, nt=prog.nt, steps=fe.steps, residual=fe.residual,
-                      compand=fe.compand, low_rank=prog.low_rank, cut_m=cg["cut_m"], a1=cfg.get("a1"),
-                      a2=cfg.get("a2"))
+        raise ValueError(f"export.json says K={cg['K']}, Nt={cg['Nt']}; model_int8.tflite has K={prog.K}, Nt={prog.nt}")
+    return ModelFacts(
+        name=man["name"],
+        prefix=prefix,
+        K=prog.K,
+        nt=prog.nt,
+        steps=fe.steps,
+        residual=fe.residual,
+        compand=fe.compand,
+        low_rank=prog.low_rank,
+        cut_m=cg["cut_m"],
+        a1=cfg.get("a1"),
+        a2=cfg.get("a2"),
+    )
 
 
 def _memory_plan(prog: Program, target: targets.Target, n_vectors: int, prefix: str) -> MemoryPlan:
@@ -433,28 +468,59 @@ def _memory_plan(prog: Program, target: targets.Target, n_vectors: int, prefix: 
     if flash_need > target.flash or ram_need > target.ram:
         what = []
         if flash_need > target.flash:
-            what.append(f"flash {flash_need:,} B (weights {w_bytes:,} + code ~{CODE_BYTES_ESTIMATE:,})"
-                        f" but {target.name} ({target.board}) has {target.flash:,} B")
+            what.append(
+                f"flash {flash_need:,} B (weights {w_bytes:,} + code ~{CODE_BYTES_ESTIMATE:,})"
+                f" but {target.name} ({target.board}) has {target.flash:,} B"
+            )
         if ram_need > target.ram:
-            what.append(f"RAM {ram_need:,} B (arena {a_bytes:,} + input/output {io_bytes:,} + stack {STACK_BYTES:,})"
-                        f" but {target.name} ({target.board}) has {target.ram:,} B")
+            what.append(
+                f"RAM {ram_need:,} B (arena {a_bytes:,} + input/output {io_bytes:,} + stack {STACK_BYTES:,})"
+                f" but {target.name} ({target.board}) has {target.ram:,} B"
+            )
         raise FitError(f"{prefix} does not fit {target.name}: needs " + "; needs ".join(what))
-    return MemoryPlan(tuple(weights), w_bytes, tuple(arena), a_bytes, edge_bytes, io_bytes, STACK_BYTES, vec_bytes,
-                      flash_need, ram_need)
+    return MemoryPlan(
+        tuple(weights),
+        w_bytes,
+        tuple(arena),
+        a_bytes,
+        edge_bytes,
+        io_bytes,
+        STACK_BYTES,
+        vec_bytes,
+        flash_need,
+        ram_need,
+    )
 
 
 def _layers(prog: Program, prefix: str) -> Layers:
     m = prog.mask_mul
-    mul = MulParams(m.mult, m.shift, intref.quantized_one(prog), m.in1.zero_point, m.in2.zero_point,
-                    m.out.zero_point, m.act_min, m.act_max, mul_lut(prog))
+    mul = MulParams(
+        m.mult,
+        m.shift,
+        intref.quantized_one(prog),
+        m.in1.zero_point,
+        m.in2.zero_point,
+        m.out.zero_point,
+        m.act_min,
+        m.act_max,
+        mul_lut(prog),
+    )
     fc = {f.name: _fc_params(f, prefix) for f in prog.fcs()}
     return Layers(
-        fc=tuple(fc.values()), msg_node=fc[prog.msg_node.name], msg_edge=fc[prog.msg_edge.name],
-        msg_chain=tuple(fc[f.name] for f in prog.msg_chain[:-1]), wide=fc[prog.msg_chain[-1].name],
-        upd_node=fc[prog.upd_node.name], upd_agg=fc[prog.upd_agg.name],
+        fc=tuple(fc.values()),
+        msg_node=fc[prog.msg_node.name],
+        msg_edge=fc[prog.msg_edge.name],
+        msg_chain=tuple(fc[f.name] for f in prog.msg_chain[:-1]),
+        wide=fc[prog.msg_chain[-1].name],
+        upd_node=fc[prog.upd_node.name],
+        upd_agg=fc[prog.upd_agg.name],
         upd_chain=tuple(fc[f.name] for f in prog.upd_chain),
-        msg_add=_add_params(prog.msg_add), upd_add=_add_params(prog.upd_add), mul=mul,
-        macs_per_edge=prog.macs_per_step(1) - prog.macs_per_step(0), macs_per_node=prog.macs_per_step(0) // prog.K)
+        msg_add=_add_params(prog.msg_add),
+        upd_add=_add_params(prog.upd_add),
+        mul=mul,
+        macs_per_edge=prog.macs_per_step(1) - prog.macs_per_step(0),
+        macs_per_node=prog.macs_per_step(0) // prog.K,
+    )
 
 
 def _quantization(prog: Program, fe) -> Quantization:
@@ -463,31 +529,44 @@ def _quantization(prog: Program, fe) -> Quantization:
     return Quantization(**q, **norm)
 
 
-def build_context(prog: Program, fe, man: dict, target: targets.Target, command: str, vectors: list[Vector],
-                  prefix: str) -> Context:
+def build_context(
+    prog: Program, fe, man: dict, target: targets.Target, command: str, vectors: list[Vector], prefix: str
+) -> Context:
     sha = man["files"]["model_int8.tflite"]["sha256"]
     return Context(
-        prefix=prefix, P=prefix.upper(),
-        provenance=render.provenance(command, sha), provenance_md=render.provenance(command, sha, "html"),
+        prefix=prefix,
+        P=prefix.upper(),
+        provenance=render.provenance(command, sha),
+        provenance_md=render.provenance(command, sha, "html"),
         provenance_mk=render.provenance(command, sha, "make"),
-        target=target, model=_model_facts(prog, fe, man, prefix),
-        mem=_memory_plan(prog, target, len(vectors), prefix), layers=_layers(prog, prefix),
-        quant=_quantization(prog, fe), vectors=tuple(vectors), tflm_arena=man["tflm"]["arena"]["total"])
+        target=target,
+        model=_model_facts(prog, fe, man, prefix),
+        mem=_memory_plan(prog, target, len(vectors), prefix),
+        layers=_layers(prog, prefix),
+        quant=_quantization(prog, fe),
+        vectors=tuple(vectors),
+        tflm_arena=man["tflm"]["arena"]["total"],
+    )
 
 
 def kernel_files() -> dict[str, bytes]:
     """The hand-written kernels, copied verbatim: ``kernels/<name>`` -> the bytes of
     ``firmware_templates/kernels/<name>`` (they depend on their source only, not on the model)."""
-    return {f"kernels/{src.name}": src.read_bytes() for src in sorted(KERNELS.iterdir())
-            if src.suffix in (".c", ".h")}
+    return {f"kernels/{src.name}": src.read_bytes() for src in sorted(KERNELS.iterdir()) if src.suffix in (".c", ".h")}
 
 
 def _render_all(ctx: Context) -> dict[str, bytes]:
     files = {}
-    for tpl, out in (("model/model.h.j2", "model.h"), ("model/model.c.j2", "model.c"),
-                     ("model/weights.h.j2", "weights.h"), ("model/weights.c.j2", "weights.c"),
-                     ("model/test_vectors.h.j2", "test_vectors.h"), ("model/test_vectors.c.j2", "test_vectors.c"),
-                     ("model/README.md.j2", "README.md"), ("model/model.mk.j2", "model.mk")):
+    for tpl, out in (
+        ("model/model.h.j2", "model.h"),
+        ("model/model.c.j2", "model.c"),
+        ("model/weights.h.j2", "weights.h"),
+        ("model/weights.c.j2", "weights.c"),
+        ("model/test_vectors.h.j2", "test_vectors.h"),
+        ("model/test_vectors.c.j2", "test_vectors.c"),
+        ("model/README.md.j2", "README.md"),
+        ("model/model.mk.j2", "model.mk"),
+    ):
         files[out] = render.render(tpl, **ctx.template_vars()).encode()
     files.update(kernel_files())
     return files
@@ -506,8 +585,10 @@ def generate(export_dir, target_name: str, out_dir, prefix: str | None = None, c
     if man is None:
         raise FileNotFoundError(f"{export_dir}: no export (run `tinyrrm export model` first)")
     if "codegen" not in man:
-        raise InputError(f"{export_dir}/{stage.MANIFEST}: written by an older exporter (no `codegen` section); "
-                         "export the model again (`tinyrrm export model`)")
+        raise InputError(
+            f"{export_dir}/{stage.MANIFEST}: written by an older exporter (no `codegen` section); "
+            "export the model again (`tinyrrm export model`)"
+        )
     prefix = cprefix.resolve(prefix, man["name"])
     inputs = {}
     for name in EXPORT_FILES:
@@ -521,9 +602,19 @@ def generate(export_dir, target_name: str, out_dir, prefix: str | None = None, c
     fe = frontend.FrontEnd.from_dict(man["codegen"]["frontend"])
     # the command that regenerates this folder (its default --out); a path inside the working
     # directory is recorded relative to it, so an absolute spelling gives the same bytes
-    command = command or " ".join(shlex.quote(str(a)) for a in (
-        "tinyrrm", "export", "c", "--export-dir", portable(export_dir), "--target", target.name,
-        *(("--prefix", prefix) if prefix != cprefix.default(man["name"]) else ())))
+    command = command or " ".join(
+        shlex.quote(str(a))
+        for a in (
+            "tinyrrm",
+            "export",
+            "c",
+            "--export-dir",
+            portable(export_dir),
+            "--target",
+            target.name,
+            *(("--prefix", prefix) if prefix != cprefix.default(man["name"]) else ()),
+        )
+    )
     vectors = test_vectors(prog, TFLMCore(blob), _scene_inputs(export_dir, man, prog))
     ctx = build_context(prog, fe, man, target, command, vectors, prefix)
     files = _render_all(ctx)

@@ -46,9 +46,20 @@ def output_array(body: bytes, k: int, k_max: int, nt: int) -> np.ndarray:
     v = np.frombuffer(body, np.float32, k_max * nt * 2).reshape(k_max, nt, 2)[:k]
     return (v[..., 0] + 1j * v[..., 1]).astype(np.complex64)
 
+
 BUILD = paths.BUILD_HOST
-CFLAGS = ["-std=c99", "-O2", "-ffp-contract=off", "-fPIC", "-shared", "-Wall", "-Wextra", "-Werror",
-          "-Wdouble-promotion", "-Wfloat-conversion"]
+CFLAGS = [
+    "-std=c99",
+    "-O2",
+    "-ffp-contract=off",
+    "-fPIC",
+    "-shared",
+    "-Wall",
+    "-Wextra",
+    "-Werror",
+    "-Wdouble-promotion",
+    "-Wfloat-conversion",
+]
 
 
 class BuildError(TinyrrmError, RuntimeError):
@@ -115,8 +126,11 @@ class HostModel:
         K, nt = self.K, self.nt
 
         class Input(ctypes.Structure):
-            _fields_ = [("k", ctypes.c_int32), ("h", ctypes.c_float * (K * K * nt * 2)),
-                        ("edge_bits", ctypes.c_uint8 * self.edge_bytes)]
+            _fields_ = [
+                ("k", ctypes.c_int32),
+                ("h", ctypes.c_float * (K * K * nt * 2)),
+                ("edge_bits", ctypes.c_uint8 * self.edge_bytes),
+            ]
 
         class Output(ctypes.Structure):
             _fields_ = [("v", ctypes.c_float * (K * nt * 2))]
@@ -144,8 +158,13 @@ class HostModel:
         e = np.ascontiguousarray(e_q, np.int8)
         bits = np.ascontiguousarray(edge_bits(edge), np.uint8)
         o = np.zeros((K, 2 * nt), np.int8)
-        rc = self._core(self._ptr(x, ctypes.c_int8), self._ptr(e, ctypes.c_int8), self._ptr(bits, ctypes.c_uint8),
-                        K if k is None else int(k), self._ptr(o, ctypes.c_int8))
+        rc = self._core(
+            self._ptr(x, ctypes.c_int8),
+            self._ptr(e, ctypes.c_int8),
+            self._ptr(bits, ctypes.c_uint8),
+            K if k is None else int(k),
+            self._ptr(o, ctypes.c_int8),
+        )
         if rc != 0:
             raise ValueError(f"{self.prefix}_core returned {rc} (k={k})")
         return o

@@ -40,7 +40,9 @@ def add(a: Add, node, other) -> np.ndarray:
     p = a.p
     v1 = (np.asarray(q1, np.int64) - a.in1.zero_point) * (1 << p["left_shift"])
     v2 = (np.asarray(q2, np.int64) - a.in2.zero_point) * (1 << p["left_shift"])
-    s = quant.mbqm_smaller_than_one(v1, p["mult1"], p["shift1"]) + quant.mbqm_smaller_than_one(v2, p["mult2"], p["shift2"])
+    s = quant.mbqm_smaller_than_one(v1, p["mult1"], p["shift1"]) + quant.mbqm_smaller_than_one(
+        v2, p["mult2"], p["shift2"]
+    )
     out = quant.mbqm_smaller_than_one(s, p["mult_out"], p["shift_out"]) + a.out.zero_point
     return np.clip(out, a.act_min, a.act_max).astype(np.int8)
 

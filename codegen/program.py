@@ -105,8 +105,12 @@ class Program:
         """Multiply-accumulates of one core invoke with ``n_edges`` active edges."""
         K = self.K
         per_edge = self.msg_edge.d_in * self.msg_edge.d_out + sum(f.d_in * f.d_out for f in self.msg_chain)
-        per_node = (self.msg_node.d_in * self.msg_node.d_out + self.upd_node.d_in * self.upd_node.d_out
-                    + self.upd_agg.d_in * self.upd_agg.d_out + sum(f.d_in * f.d_out for f in self.upd_chain))
+        per_node = (
+            self.msg_node.d_in * self.msg_node.d_out
+            + self.upd_node.d_in * self.upd_node.d_out
+            + self.upd_agg.d_in * self.upd_agg.d_out
+            + sum(f.d_in * f.d_out for f in self.upd_chain)
+        )
         return n_edges * per_edge + K * per_node
 
 
@@ -123,8 +127,9 @@ class _Flow:
         self.g = g
         unknown = sorted({op.opcode for op in g.ops} - KNOWN_OPS)
         if unknown:
-            raise TFLiteError(f"the generator knows {', '.join(sorted(KNOWN_OPS))}; this model also uses "
-                              f"{', '.join(unknown)}")
+            raise TFLiteError(
+                f"the generator knows {', '.join(sorted(KNOWN_OPS))}; this model also uses {', '.join(unknown)}"
+            )
         self.consumers: dict[int, list[Op]] = {}
         for op in g.ops:
             for i in op.inputs:
@@ -144,8 +149,10 @@ class _Flow:
         t = self.through_reshapes(t)
         cons = self.consumers.get(t, [])
         if len(cons) != 1:
-            raise TFLiteError(f"unexpected structure after {what}: tensor {self.g.tensors[t].name} feeds "
-                              f"{len(cons)} ops ({', '.join(o.opcode for o in cons) or 'none'})")
+            raise TFLiteError(
+                f"unexpected structure after {what}: tensor {self.g.tensors[t].name} feeds "
+                f"{len(cons)} ops ({', '.join(o.opcode for o in cons) or 'none'})"
+            )
         return cons[0]
 
     def fc(self, op: Op, name: str) -> FC:
@@ -166,8 +173,18 @@ class _Flow:
         inp, out = _qp(t_in), _qp(t_out)
         mult, shift = quant.fc_params(inp.scale, w_scale, out.scale)
         lo, hi = quant.activation_range(op.options.get("activation", "NONE"), out.zero_point, out.scale)
-        return FC(name, np.ascontiguousarray(t_w.data), None if t_b is None else np.ascontiguousarray(t_b.data),
-                  w_scale, inp, out, mult, shift, lo, hi)
+        return FC(
+            name,
+            np.ascontiguousarray(t_w.data),
+            None if t_b is None else np.ascontiguousarray(t_b.data),
+            w_scale,
+            inp,
+            out,
+            mult,
+            shift,
+            lo,
+            hi,
+        )
 
     def add(self, op: Op, what: str) -> Add:
         if op.opcode != "ADD":
@@ -237,8 +254,10 @@ def match(g: Graph) -> Program:
     elif len(chain_ops) == 1 and len(upd_ops) == 1:
         low_rank, k1, msg_names, upd_names = False, "W", ["msg2.W"], ["upd2.W"]
     else:
-        raise TFLiteError(f"unexpected depth: {len(chain_ops)} message and {len(upd_ops)} update FCs after the ADDs "
-                          "(the generator knows 3/3 for LR-MPGNN and 1/1 for MPGNN)")
+        raise TFLiteError(
+            f"unexpected depth: {len(chain_ops)} message and {len(upd_ops)} update FCs after the ADDs "
+            "(the generator knows 3/3 for LR-MPGNN and 1/1 for MPGNN)"
+        )
     # ADD operand order as in the flatbuffer: the C kernel takes (input1, input2) likewise
     add1 = f.add(op_add1, "the message parts")
     add2 = f.add(op_add2, "the update parts")
@@ -249,18 +268,29 @@ def match(g: Graph) -> Program:
     mm, ms = quant.mul_params(m1.scale, m2.scale, mo.scale)
     lo, hi = quant.activation_range(op_mul.options.get("activation", "NONE"), mo.zero_point, mo.scale)
     prog = Program(
-        K=K, nt=nt, x=_qp(tx), e=_qp(te), mask=_qp(tm), o=_qp(g.tensors[g.outputs[0]]),
-        msg_node=f.fc(op_xm, f"msg1.{k1}.x"), msg_edge=f.fc(op_e, f"msg1.{k1}.e"), msg_add=add1,
+        K=K,
+        nt=nt,
+        x=_qp(tx),
+        e=_qp(te),
+        mask=_qp(tm),
+        o=_qp(g.tensors[g.outputs[0]]),
+        msg_node=f.fc(op_xm, f"msg1.{k1}.x"),
+        msg_edge=f.fc(op_e, f"msg1.{k1}.e"),
+        msg_add=add1,
         msg_chain=[f.fc(op, n) for op, n in zip(chain_ops, msg_names)],
         mask_mul=Mul(m1, m2, mo, mm, ms, lo, hi),
-        upd_node=f.fc(op_xu, f"upd1.{k1}.x"), upd_agg=f.fc(op_agg, f"upd1.{k1}.m"), upd_add=add2,
+        upd_node=f.fc(op_xu, f"upd1.{k1}.x"),
+        upd_agg=f.fc(op_agg, f"upd1.{k1}.m"),
+        upd_add=add2,
         upd_chain=[f.fc(op, n) for op, n in zip(upd_ops, upd_names)],
         low_rank=low_rank,
     )
     for add, op_add, op_node in ((prog.msg_add, op_add1, op_xm), (prog.upd_add, op_add2, op_xu)):
         # which ADD operand is the node part: the C kernel keeps TFLM's operand order
-        add.p["node_first"] = f.through_reshapes(op_node.outputs[0]) == f.through_reshapes(op_add.inputs[0]) \
+        add.p["node_first"] = (
+            f.through_reshapes(op_node.outputs[0]) == f.through_reshapes(op_add.inputs[0])
             or op_node.outputs[0] == op_add.inputs[0]
+        )
     _check_fused_max(prog)
     return prog
 
@@ -282,7 +312,9 @@ def _check_fused_max(prog: Program) -> None:
     if mul.mult <= 0:
         raise TFLiteError(f"the mask MUL's multiplier is {mul.mult}: the fused max needs it positive")
     if wide.act_min < mul.in1.zero_point:
-        raise TFLiteError(f"{wide.name} outputs down to {wide.act_min}, below the mask MUL's input zero point "
-                          f"{mul.in1.zero_point}: the fused max needs the wide layer's ReLU")
+        raise TFLiteError(
+            f"{wide.name} outputs down to {wide.act_min}, below the mask MUL's input zero point "
+            f"{mul.in1.zero_point}: the fused max needs the wide layer's ReLU"
+        )
     if one <= mul.in2.zero_point:
         raise TFLiteError(f"the mask's code of 1.0 ({one}) is not above its zero point {mul.in2.zero_point}")

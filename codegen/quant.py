@@ -64,8 +64,15 @@ def add_params(s1: float, s2: float, s_out: float) -> dict:
     m1, sh1 = quantize_multiplier(f32(s1) / twice_max)
     m2, sh2 = quantize_multiplier(f32(s2) / twice_max)
     mo, sho = quantize_multiplier(twice_max / ((1 << ADD_LEFT_SHIFT) * f32(s_out)))
-    return {"left_shift": ADD_LEFT_SHIFT, "mult1": m1, "shift1": sh1, "mult2": m2, "shift2": sh2,
-            "mult_out": mo, "shift_out": sho}
+    return {
+        "left_shift": ADD_LEFT_SHIFT,
+        "mult1": m1,
+        "shift1": sh1,
+        "mult2": m2,
+        "shift2": sh2,
+        "mult_out": mo,
+        "shift_out": sho,
+    }
 
 
 def mul_params(s1: float, s2: float, s_out: float) -> tuple[int, int]:

@@ -33,34 +33,74 @@ def codegen_report(ctx, prog, manifest: dict, files: dict[str, bytes]) -> dict:
     K = m.K
     layers = []
     for f in prog.fcs():
-        layers.append({"name": f.name, "d_in": f.d_in, "d_out": f.d_out, "weight_bytes": f.d_in * f.d_out,
-                       "bias_bytes": 0 if f.bias is None else 4 * f.d_out, "requant_bytes": 5 * f.d_out})
+        layers.append(
+            {
+                "name": f.name,
+                "d_in": f.d_in,
+                "d_out": f.d_out,
+                "weight_bytes": f.d_in * f.d_out,
+                "bias_bytes": 0 if f.bias is None else 4 * f.d_out,
+                "requant_bytes": 5 * f.d_out,
+            }
+        )
     full_edges = K * (K - 1)
     real = [int(v.edge.sum()) for v in ctx.vectors if v.name.startswith("scene")]
     mean_edges = float(np.mean(real)) if real else float(full_edges)
     per_edge, per_node = L.macs_per_edge, L.macs_per_node
     steps = m.steps
     root = SHIPPED
-    kernels = [{"file": n, "source": (KERNELS / Path(n).name).relative_to(root).as_posix(),
-                "sha256": hashlib.sha256(data).hexdigest()} for n, data in sorted(files.items())
-               if n.startswith("kernels/")]
+    kernels = [
+        {
+            "file": n,
+            "source": (KERNELS / Path(n).name).relative_to(root).as_posix(),
+            "sha256": hashlib.sha256(data).hexdigest(),
+        }
+        for n, data in sorted(files.items())
+        if n.startswith("kernels/")
+    ]
     return {
         "format": FORMAT,
-        "target": {"name": t.name, "cpu": t.cpu, "board": t.board, "qemu_machine": t.qemu_machine,
-                   "flash_bytes": t.flash, "ram_bytes": t.ram, "dsp": t.dsp},
-        "model": {"name": manifest["name"], "prefix": ctx.prefix, "K_MAX": K, "Nt": m.nt, "steps": steps,
-                  "low_rank": m.low_rank, "a1": m.a1, "a2": m.a2, "cut_m": m.cut_m,
-                  "weights_symbol": f"{ctx.prefix}_weights",
-                  "tflite_sha256": manifest["files"]["model_int8.tflite"]["sha256"]},
-        "sizes": {"weights_bytes": mem.weights_bytes, "arena_bytes": mem.arena_bytes, "edge_bytes": mem.edge_bytes,
-                  "io_bytes": mem.io_bytes, "stack_bytes": mem.stack_bytes, "test_vector_bytes": mem.vectors_bytes,
-                  "flash_need_bytes": mem.flash_need, "ram_need_bytes": mem.ram_need,
-                  "code_bytes_estimate": mem.flash_need - mem.weights_bytes},
+        "target": {
+            "name": t.name,
+            "cpu": t.cpu,
+            "board": t.board,
+            "qemu_machine": t.qemu_machine,
+            "flash_bytes": t.flash,
+            "ram_bytes": t.ram,
+            "dsp": t.dsp,
+        },
+        "model": {
+            "name": manifest["name"],
+            "prefix": ctx.prefix,
+            "K_MAX": K,
+            "Nt": m.nt,
+            "steps": steps,
+            "low_rank": m.low_rank,
+            "a1": m.a1,
+            "a2": m.a2,
+            "cut_m": m.cut_m,
+            "weights_symbol": f"{ctx.prefix}_weights",
+            "tflite_sha256": manifest["files"]["model_int8.tflite"]["sha256"],
+        },
+        "sizes": {
+            "weights_bytes": mem.weights_bytes,
+            "arena_bytes": mem.arena_bytes,
+            "edge_bytes": mem.edge_bytes,
+            "io_bytes": mem.io_bytes,
+            "stack_bytes": mem.stack_bytes,
+            "test_vector_bytes": mem.vectors_bytes,
+            "flash_need_bytes": mem.flash_need,
+            "ram_need_bytes": mem.ram_need,
+            "code_bytes_estimate": mem.flash_need - mem.weights_bytes,
+        },
         "layers": layers,
-        "macs": {"per_edge": per_edge, "per_node": per_node,
-                 "per_step_full_graph": full_edges * per_edge + K * per_node,
-                 "mean_edges_real_scenes": mean_edges,
-                 "per_inference_real_scenes": int(round(steps * (mean_edges * per_edge + K * per_node)))},
+        "macs": {
+            "per_edge": per_edge,
+            "per_node": per_node,
+            "per_step_full_graph": full_edges * per_edge + K * per_node,
+            "mean_edges_real_scenes": mean_edges,
+            "per_inference_real_scenes": int(round(steps * (mean_edges * per_edge + K * per_node))),
+        },
         "tflm": {"arena_bytes_host": ctx.tflm_arena, "ours_over_tflm_arena": mem.arena_bytes / ctx.tflm_arena},
         "vectors": [{"name": v.name, "k": v.k, "edges": int(v.edge.sum())} for v in ctx.vectors],
         "kernels": kernels,
@@ -106,8 +146,10 @@ def codegen_markdown(rep: dict, provenance: str) -> str:
         "| --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     for L in rep["layers"]:
-        lines.append(f"| {L['name']} | {L['d_in']} | {L['d_out']} | {L['weight_bytes']:,} | {L['bias_bytes']:,} "
-                     f"| {L['requant_bytes']:,} |")
+        lines.append(
+            f"| {L['name']} | {L['d_in']} | {L['d_out']} | {L['weight_bytes']:,} | {L['bias_bytes']:,} "
+            f"| {L['requant_bytes']:,} |"
+        )
     lines += [
         "",
         "## Work",

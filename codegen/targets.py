@@ -43,18 +43,53 @@ class Target:
         return f + list(self.arch_flags)
 
 
-TARGETS: dict[str, Target] = {t.name: t for t in (
-    Target("cortex-m0", "cortex-m0", "microbit", "BBC micro:bit v1 (nRF51822)", 256 * KB, 16 * KB, False, None),
-    Target("cortex-m3", "cortex-m3", "mps2-an385", "Arduino Due (SAM3X8E)", 512 * KB, 96 * KB, False, None),
-    Target("cortex-m4", "cortex-m4", "mps2-an386", "STM32F4 Discovery / Netduino Plus 2 (STM32F405/407)",
-           1024 * KB, 128 * KB, True, "fpv4-sp-d16"),
-    Target("cortex-m7", "cortex-m7", "mps2-an500", "NUCLEO-F746ZG (STM32F746)", 1024 * KB, 320 * KB, True,
-           "fpv5-sp-d16"),
-    Target("cortex-m33", "cortex-m33", "mps2-an505", "NUCLEO-L552ZE-Q (STM32L552)", 512 * KB, 256 * KB, True,
-           "fpv5-sp-d16"),
-    Target("cortex-m55", "cortex-m55", "mps3-an547", "Arm MPS3 AN547 (Corstone-300, SSE-300)", 512 * KB, 512 * KB,
-           True, "auto"),
-)}
+TARGETS: dict[str, Target] = {
+    t.name: t
+    for t in (
+        Target("cortex-m0", "cortex-m0", "microbit", "BBC micro:bit v1 (nRF51822)", 256 * KB, 16 * KB, False, None),
+        Target("cortex-m3", "cortex-m3", "mps2-an385", "Arduino Due (SAM3X8E)", 512 * KB, 96 * KB, False, None),
+        Target(
+            "cortex-m4",
+            "cortex-m4",
+            "mps2-an386",
+            "STM32F4 Discovery / Netduino Plus 2 (STM32F405/407)",
+            1024 * KB,
+            128 * KB,
+            True,
+            "fpv4-sp-d16",
+        ),
+        Target(
+            "cortex-m7",
+            "cortex-m7",
+            "mps2-an500",
+            "NUCLEO-F746ZG (STM32F746)",
+            1024 * KB,
+            320 * KB,
+            True,
+            "fpv5-sp-d16",
+        ),
+        Target(
+            "cortex-m33",
+            "cortex-m33",
+            "mps2-an505",
+            "NUCLEO-L552ZE-Q (STM32L552)",
+            512 * KB,
+            256 * KB,
+            True,
+            "fpv5-sp-d16",
+        ),
+        Target(
+            "cortex-m55",
+            "cortex-m55",
+            "mps3-an547",
+            "Arm MPS3 AN547 (Corstone-300, SSE-300)",
+            512 * KB,
+            512 * KB,
+            True,
+            "auto",
+        ),
+    )
+}
 
 
 def get(name: str) -> Target:

@@ -14,7 +14,6 @@ from tinyrrm.errors import InputError, UsageError
 from .grid_report import validate_grid
 from .tables import targets
 
-
 #: what two grid runs must share for one's cells to be carried into the other's report
 CARRY_KEYS = ("arch", "epochs", "residual", "clip_penalty", "train", "test")
 
@@ -29,8 +28,9 @@ def check_carry(old: dict, meta: dict, where) -> None:
     om = old.get("meta") or {}
     for k in CARRY_KEYS:
         if om.get(k) != meta.get(k):
-            raise InputError(f"--carry {where}: its cells come from another grid run "
-                             f"({k} {om.get(k)!r} there, {meta.get(k)!r} here)")
+            raise InputError(
+                f"--carry {where}: its cells come from another grid run ({k} {om.get(k)!r} there, {meta.get(k)!r} here)"
+            )
     rate = om.get("full_mpgnn_test_rate")
     if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not rate > 0:
         raise InputError(f"--carry {where}: meta.full_mpgnn_test_rate must be a positive number, got {rate!r}")
@@ -66,7 +66,11 @@ def carry(grid: dict, old: dict, where, arch: str = "paper") -> dict:
             sr["n_seeds"][i][j] = (o_n[oi][oj] if o_n else None) or 1
             cells.append([a1, a2])
     before = old["meta"].get("carried") or {}
-    g["meta"]["carried"] = {"from": str(where), "full_mpgnn_test_rate": old_rate, "cells": cells,
-                            **({"carried_before_from": before.get("from")} if before else {})}
+    g["meta"]["carried"] = {
+        "from": str(where),
+        "full_mpgnn_test_rate": old_rate,
+        "cells": cells,
+        **({"carried_before_from": before.get("from")} if before else {}),
+    }
     g["targets"] = targets(sr["rows"], sr["a1"], sr["a2"], arch)
     return g

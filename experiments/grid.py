@@ -71,8 +71,11 @@ class CellJob:
     @property
     def name(self) -> str:
         kind = "full" if self.a1 is None else f"a1-{self.a1}_a2-{self.a2}"
-        return (f"{kind}_seed-{self.seed}" + ("" if self.residual else "_plain")
-                + (f"_clip{self.clip_penalty:g}" if self.clip_penalty else ""))
+        return (
+            f"{kind}_seed-{self.seed}"
+            + ("" if self.residual else "_plain")
+            + (f"_clip{self.clip_penalty:g}" if self.clip_penalty else "")
+        )
 
 
 def run_cell(job: CellJob, progress: bool = False) -> dict:
@@ -85,34 +88,68 @@ def run_cell(job: CellJob, progress: bool = False) -> dict:
         return done
     head = load_scenes(job.train)
     mcfg = ModelConfig(arch=job.arch, K=head.K, Nt=head.Nt, a1=job.a1, a2=job.a2, residual=job.residual)
-    tcfg = TrainConfig(epochs=job.epochs, batch=job.batch, lr=job.lr, lr_final=job.lr_final, seed=job.seed,
-                       clip_penalty=job.clip_penalty)
+    tcfg = TrainConfig(
+        epochs=job.epochs,
+        batch=job.batch,
+        lr=job.lr,
+        lr_final=job.lr_final,
+        seed=job.seed,
+        clip_penalty=job.clip_penalty,
+    )
     ck = run_train(job.train, folder, mcfg, tcfg, val_path=job.val, progress=progress)
     model, _ = load_ckpt(ck)
     rate = mean_sum_rate(model, prepare(load_scenes(job.test), mcfg.cut_m))
-    res = {"job": dataclasses.asdict(job), "name": job.name, "a1": job.a1, "a2": job.a2, "seed": job.seed,
-           "test_rate": rate, "bytes_fp32": model_bytes(model), "bytes_int8": model_bytes(model, "int8")}
+    res = {
+        "job": dataclasses.asdict(job),
+        "name": job.name,
+        "a1": job.a1,
+        "a2": job.a2,
+        "seed": job.seed,
+        "test_rate": rate,
+        "bytes_fp32": model_bytes(model),
+        "bytes_int8": model_bytes(model, "int8"),
+    }
     write_text(result_path, json.dumps(res, indent=2, sort_keys=True) + "\n")
     return res
 
 
-def plan(train, test, val, out, *, arch="paper", epochs=30, a1s=A1, a2s=A2, seeds=1,
-         multi_seed=MULTI_SEED, residual: bool = RESIDUAL, clip_penalty: float = CLIP_PENALTY) -> list[CellJob]:
+def plan(
+    train,
+    test,
+    val,
+    out,
+    *,
+    arch="paper",
+    epochs=30,
+    a1s=A1,
+    a2s=A2,
+    seeds=1,
+    multi_seed=MULTI_SEED,
+    residual: bool = RESIDUAL,
+    clip_penalty: float = CLIP_PENALTY,
+) -> list[CellJob]:
     """All jobs of a grid run: full MPGNN references (one per seed) and every cell.
 
     The first full reference, then the cells from the smallest model to the largest, each with
     all its seeds, then the other full references.
     """
-    base = dict(train=str(train), val=None if val is None else str(val), test=str(test), out=str(out),
-                arch=arch, epochs=epochs, residual=residual, clip_penalty=clip_penalty)
+    base = dict(
+        train=str(train),
+        val=None if val is None else str(val),
+        test=str(test),
+        out=str(out),
+        arch=arch,
+        epochs=epochs,
+        residual=residual,
+        clip_penalty=clip_penalty,
+    )
     n_seeds = max([seeds, *[n for (a, b), n in multi_seed.items() if a in a1s and b in a2s]] or [seeds])
     # smallest model first: the cells a deployment can choose from (int8 bytes 60x below the
     # full fp32 MPGNN) are the smallest ones, and they are the cheapest to train; their extra
     # seeds come with them (the spread is part of that choice), the full model's extra seeds
     # (the dearest jobs, which move every ratio by a shared factor only) last
     ratio = size_ratios(arch, a1s, a2s)
-    cells = sorted(((a1, a2) for a1 in a1s for a2 in a2s),
-                   key=lambda c: (-ratio[a1s.index(c[0])][a2s.index(c[1])], c))
+    cells = sorted(((a1, a2) for a1 in a1s for a2 in a2s), key=lambda c: (-ratio[a1s.index(c[0])][a2s.index(c[1])], c))
     jobs = [CellJob(None, None, 0, **base)]
     for a1, a2 in cells:
         jobs += [CellJob(a1, a2, s, **base) for s in range(max(seeds, multi_seed.get((a1, a2), 1)))]
@@ -121,7 +158,11 @@ def plan(train, test, val, out, *, arch="paper", epochs=30, a1s=A1, a2s=A2, seed
 
 
 def _matches(record: dict, job: CellJob) -> bool:
-    stored = {"residual": True, "clip_penalty": 0.0, **(record.get("job") or {})}  # cells finished before the fields existed
+    stored = {
+        "residual": True,
+        "clip_penalty": 0.0,
+        **(record.get("job") or {}),
+    }  # cells finished before the fields existed
     return stored == dataclasses.asdict(job)
 
 
@@ -151,13 +192,21 @@ def load_records(path) -> list[dict]:
         if not all(isinstance(r, dict) and isinstance(r.get("job"), dict) and "test_rate" in r for r in records):
             raise ValueError
     except (ValueError, KeyError, TypeError):
-        raise InputError(f"{path}: not a grid job-records file (want {{\"jobs\": [{{\"job\": ..., "
-                         f"\"test_rate\": ...}}, ...]}}); move it away to start without it") from None
+        raise InputError(
+            f'{path}: not a grid job-records file (want {{"jobs": [{{"job": ..., '
+            f'"test_rate": ...}}, ...]}}); move it away to start without it'
+        ) from None
     return records
 
 
-def run_jobs(jobs: list[CellJob], workers: int = 2, ray_address: str | None = None,
-             progress: bool = True, on_result=None, records: list[dict] = ()) -> list[dict]:
+def run_jobs(
+    jobs: list[CellJob],
+    workers: int = 2,
+    ray_address: str | None = None,
+    progress: bool = True,
+    on_result=None,
+    records: list[dict] = (),
+) -> list[dict]:
     """Results of ``jobs`` (finished cells and matching ``records`` reused);
     ``on_result(results_so_far)`` after each one.
 
@@ -184,8 +233,9 @@ def run_jobs(jobs: list[CellJob], workers: int = 2, ray_address: str | None = No
         ray.init(address=ray_address)
         remote = ray.remote(num_cpus=1)(run_cell)
         refs = [remote.remote(j) for j in jobs]
-        with tqdm(total=n_all, initial=len(results), desc="grid cells (ray)",
-                  disable=None if progress else True) as bar:
+        with tqdm(
+            total=n_all, initial=len(results), desc="grid cells (ray)", disable=None if progress else True
+        ) as bar:
             pending = list(refs)
             while pending:
                 ready, pending = ray.wait(pending, num_returns=1)
@@ -206,10 +256,28 @@ def run_jobs(jobs: list[CellJob], workers: int = 2, ray_address: str | None = No
     return results
 
 
-def reproduce(train, test, val, out_dir, *, workers=2, ray_address=None, arch="paper", epochs=30,
-              a1s=A1, a2s=A2, seeds=1, paper_path=None, progress=True, sizes_only=False,
-              collect_only=False, cells_dir=None, residual: bool = RESIDUAL,
-              clip_penalty: float = CLIP_PENALTY, carry_from=None) -> list[Path]:
+def reproduce(
+    train,
+    test,
+    val,
+    out_dir,
+    *,
+    workers=2,
+    ray_address=None,
+    arch="paper",
+    epochs=30,
+    a1s=A1,
+    a2s=A2,
+    seeds=1,
+    paper_path=None,
+    progress=True,
+    sizes_only=False,
+    collect_only=False,
+    cells_dir=None,
+    residual: bool = RESIDUAL,
+    clip_penalty: float = CLIP_PENALTY,
+    carry_from=None,
+) -> list[Path]:
     """Run the grid and write ``paper_grid.{json,csv,md}`` + heatmaps and the job records
     ``paper_grid_jobs.json`` into ``out_dir``; the cells (checkpoints, ``result.json``) live in
     ``<cells_dir>/grid/`` (default ``out_dir``).
@@ -226,13 +294,35 @@ def reproduce(train, test, val, out_dir, *, workers=2, ray_address=None, arch="p
     """
     out = Path(out_dir)
     cells = Path(cells_dir) if cells_dir else out
-    jobs = [] if sizes_only else plan(train, test, val, cells, arch=arch, epochs=epochs, a1s=a1s, a2s=a2s,
-                                      seeds=seeds, residual=residual, clip_penalty=clip_penalty)
+    jobs = (
+        []
+        if sizes_only
+        else plan(
+            train,
+            test,
+            val,
+            cells,
+            arch=arch,
+            epochs=epochs,
+            a1s=a1s,
+            a2s=a2s,
+            seeds=seeds,
+            residual=residual,
+            clip_penalty=clip_penalty,
+        )
+    )
     records = load_records(out / JOBS_FILE)
     paper_path = Path(paper_path) if paper_path else paths.PAPER_TABLES
     paper = json.loads(paper_path.read_text())
-    meta = {"arch": arch, "epochs": None if sizes_only else epochs, "residual": residual,
-            "clip_penalty": clip_penalty, "train": str(train), "test": str(test), "jobs_planned": len(jobs)}
+    meta = {
+        "arch": arch,
+        "epochs": None if sizes_only else epochs,
+        "residual": residual,
+        "clip_penalty": clip_penalty,
+        "train": str(train),
+        "test": str(test),
+        "jobs_planned": len(jobs),
+    }
     old = None
     if carry_from is not None:
         if sizes_only:
@@ -276,5 +366,7 @@ def _check_scene_files(train, val, test) -> None:
         if path is not None:
             sc = load_scenes(path)
             if (sc.K, sc.Nt) != (head.K, head.Nt):
-                raise InputError(f"{path}: scenes have K={sc.K}, Nt={sc.Nt} but the training scenes {train} "
-                                 f"have K={head.K}, Nt={head.Nt}")
+                raise InputError(
+                    f"{path}: scenes have K={sc.K}, Nt={sc.Nt} but the training scenes {train} "
+                    f"have K={head.K}, Nt={head.Nt}"
+                )

@@ -80,20 +80,19 @@ def _check_matrix(m: Any, n_rows: int, n_cols: int, where: str, kind: str) -> li
     for i, row in enumerate(m):
         if not isinstance(row, list) or len(row) != n_cols:
             got = len(row) if isinstance(row, list) else type(row).__name__
-            raise InputError(
-                f"{where}[{i}] must have one entry per a2 value ({n_cols}), got {got}")
+            raise InputError(f"{where}[{i}] must have one entry per a2 value ({n_cols}), got {got}")
         for j, v in enumerate(row):
             if v is None:
                 continue
             if kind == "int":
                 ok = isinstance(v, int) and not isinstance(v, bool) and v >= 0
             else:
-                ok = (isinstance(v, (int, float)) and not isinstance(v, bool)
-                      and math.isfinite(v))
+                ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
             if not ok:
                 raise InputError(
                     f"{where}[{i}][{j}] must be a finite "
-                    f"{'non-negative int' if kind == 'int' else 'number'} or null, got {v!r}")
+                    f"{'non-negative int' if kind == 'int' else 'number'} or null, got {v!r}"
+                )
             if kind == "float" and where.endswith(".std") and v < 0:
                 raise InputError(f"{where}[{i}][{j}] must be >= 0, got {v!r}")
     return m
@@ -135,10 +134,9 @@ def _cells(table: dict, key: str = "rows") -> dict[tuple[int, int], Any]:
     m = table.get(key)
     if m is None:
         return {}
-    return {(r1, r2): m[i][j]
-            for i, r1 in enumerate(table["a1"])
-            for j, r2 in enumerate(table["a2"])
-            if m[i][j] is not None}
+    return {
+        (r1, r2): m[i][j] for i, r1 in enumerate(table["a1"]) for j, r2 in enumerate(table["a2"]) if m[i][j] is not None
+    }
 
 
 def _rel_diffs(ours: dict, paper: dict) -> dict[tuple[int, int], float]:
@@ -158,8 +156,7 @@ def max_rel_diff(grid_table: dict, paper_table: dict) -> float | None:
 
 
 def _axes(ours: dict, paper: dict) -> tuple[list[int], list[int]]:
-    return (sorted(set(ours["a1"]) | set(paper["a1"])),
-            sorted(set(ours["a2"]) | set(paper["a2"])))
+    return (sorted(set(ours["a1"]) | set(paper["a1"])), sorted(set(ours["a2"]) | set(paper["a2"])))
 
 
 # --------------------------------------------------------------------------- #
@@ -181,10 +178,17 @@ def _csv_text(grid: dict, paper: dict) -> str:
         for r1 in a1s:
             for r2 in a2s:
                 k = (r1, r2)
-                w.writerow([key, r1, r2, _num(ours.get(k)),
-                            _num(std.get(k)) if k in ours else "",
-                            _num(pap.get(k)),
-                            f"{rd[k]:.6g}" if k in rd else ""])
+                w.writerow(
+                    [
+                        key,
+                        r1,
+                        r2,
+                        _num(ours.get(k)),
+                        _num(std.get(k)) if k in ours else "",
+                        _num(pap.get(k)),
+                        f"{rd[k]:.6g}" if k in rd else "",
+                    ]
+                )
     return buf.getvalue()
 
 
@@ -218,8 +222,7 @@ def _md_text(grid: dict, paper: dict) -> str:
         out.append("| a1 \\ a2 | " + " | ".join(str(r) for r in a2s) + " |")
         out.append("|---:|" + "---:|" * len(a2s))
         for r1 in a1s:
-            cells = [_md_cell(ours.get((r1, r2)), std.get((r1, r2)), pap.get((r1, r2)), dec)
-                     for r2 in a2s]
+            cells = [_md_cell(ours.get((r1, r2)), std.get((r1, r2)), pap.get((r1, r2)), dec) for r2 in a2s]
             out.append(f"| **{r1}** | " + " | ".join(cells) + " |")
         out.append("")
         n_meas = len(ours)
@@ -228,8 +231,10 @@ def _md_text(grid: dict, paper: dict) -> str:
         if key == "model_size_ratio":
             if rd:
                 (w1, w2), worst = max(rd.items(), key=lambda kv: (abs(kv[1]), kv[0]))
-                out.append(f"Max |ours/paper \u2212 1| over the {len(rd)} cells both have: "
-                           f"{abs(worst):.2%} (at a1={w1}, a2={w2}).")
+                out.append(
+                    f"Max |ours/paper \u2212 1| over the {len(rd)} cells both have: "
+                    f"{abs(worst):.2%} (at a1={w1}, a2={w2})."
+                )
             else:
                 out.append("Max |ours/paper \u2212 1|: no cell measured on both sides.")
         out.append(f"Measured cells: {n_meas}/{n_total}.")
@@ -239,10 +244,13 @@ def _md_text(grid: dict, paper: dict) -> str:
             out.append(f"Seeds per cell: {lo}" + (f"\u2013{hi}" if hi != lo else "") + ".")
         carried = meta.get("carried") if key == "sum_rate_ratio" else None
         if carried and carried.get("cells"):
-            out.append(f"Carried from `{carried['from']}` (measured by an earlier run of the same recipe, "
-                       f"rescaled from its full-MPGNN reference {carried['full_mpgnn_test_rate']:.4f} to this "
-                       f"run's): {len(carried['cells'])} cells, "
-                       + ", ".join(f"({a1}, {a2})" for a1, a2 in carried["cells"]) + ".")
+            out.append(
+                f"Carried from `{carried['from']}` (measured by an earlier run of the same recipe, "
+                f"rescaled from its full-MPGNN reference {carried['full_mpgnn_test_rate']:.4f} to this "
+                f"run's): {len(carried['cells'])} cells, "
+                + ", ".join(f"({a1}, {a2})" for a1, a2 in carried["cells"])
+                + "."
+            )
         out.append("")
     out += _md_targets(grid.get("targets"))
     out += [
@@ -260,19 +268,24 @@ def _md_targets(t: dict | None) -> list[str]:
         return []
     wide, c44, dep = t["a1_a2_ge_16"], t["a1_4_a2_4"], t["deployment"]
     out = ["## Targets", ""]
-    line = (f"- Sum-rate ratio \u2265 {wide['threshold']} in every cell with a1, a2 \u2265 16: "
-            f"{wide['passing']}/{wide['measured']} measured cells pass ({wide['cells']} cells in all)")
+    line = (
+        f"- Sum-rate ratio \u2265 {wide['threshold']} in every cell with a1, a2 \u2265 16: "
+        f"{wide['passing']}/{wide['measured']} measured cells pass ({wide['cells']} cells in all)"
+    )
     fails = ", ".join(f"({a1}, {a2}) {v:.3f}" for a1, a2, v in wide["failing"])
     out.append(line + (f"; below: {fails}." if fails else "."))
     r = c44["ratio"]
     verdict = "not measured" if r is None else f"{r:.3f}, " + ("met" if c44["pass"] else "missed")
     out.append(f"- Sum-rate ratio \u2265 {c44['threshold']} at (4, 4): {verdict}.")
-    cands = ", ".join(f"({c['a1']}, {c['a2']}) {c['int8_shrink']:.0f}\u00d7 "
-                      + (_MISSING if c["sum_rate_ratio"] is None else f"{c['sum_rate_ratio']:.3f}")
-                      for c in dep["candidates"])
+    cands = ", ".join(
+        f"({c['a1']}, {c['a2']}) {c['int8_shrink']:.0f}\u00d7 "
+        + (_MISSING if c["sum_rate_ratio"] is None else f"{c['sum_rate_ratio']:.3f}")
+        for c in dep["candidates"]
+    )
     best = dep["best"]
     pick = (_MISSING if best is None else f"({best[0]}, {best[1]})") + (
-        "" if dep["all_measured"] else " among the measured candidates")
+        "" if dep["all_measured"] else " among the measured candidates"
+    )
     out.append(f"- Deployment ({dep['rule']}): candidates {cands or 'none'}; pick {pick}.")
     out.append("")
     return out
@@ -297,13 +310,11 @@ def _png_bytes(key: str, grid: dict, paper: dict) -> bytes:
     if vmin == vmax:
         vmin, vmax = vmin - 0.5, vmax + 0.5
     # size ratios span ~1.4x..60x: a log scale keeps the small ones readable
-    norm = (LogNorm(vmin, vmax) if key == "model_size_ratio" and vmin > 0
-            else Normalize(vmin, vmax))
+    norm = LogNorm(vmin, vmax) if key == "model_size_ratio" and vmin > 0 else Normalize(vmin, vmax)
     cmap = mpl.colormaps["viridis"].with_extremes(bad="#d9d9d9")
 
     with mpl.rc_context({"font.family": "DejaVu Sans", "font.size": 9}):
-        fig = Figure(figsize=(1.0 + 1.45 * len(a2s), 0.9 + 0.55 * len(a1s)),
-                     layout="constrained")
+        fig = Figure(figsize=(1.0 + 1.45 * len(a2s), 0.9 + 0.55 * len(a1s)), layout="constrained")
         FigureCanvasAgg(fig)
         axs = fig.subplots(1, 2, sharey=True)
         im = None
@@ -325,8 +336,7 @@ def _png_bytes(key: str, grid: dict, paper: dict) -> bytes:
                         continue
                     r, g, b, _ = cmap(norm(float(v)))
                     light = 0.299 * r + 0.587 * g + 0.114 * b > 0.5
-                    ax.text(j, i, f"{float(v):.{dec}f}", ha="center", va="center",
-                            color="black" if light else "white")
+                    ax.text(j, i, f"{float(v):.{dec}f}", ha="center", va="center", color="black" if light else "white")
         axs[0].set_ylabel("a1 (message-net rank)")
         cbar = fig.colorbar(im, ax=list(axs), shrink=0.9, pad=0.02)
         cbar.set_label("ratio (log scale)" if isinstance(norm, LogNorm) else "ratio")
@@ -362,8 +372,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("grid", type=Path, help="measured grid JSON (e.g. reports/paper_grid.json)")
     ap.add_argument("--paper", type=Path, required=True, help="paper_tables.json")
-    ap.add_argument("--out-dir", type=Path, default=None,
-                    help="output folder (default: the grid's folder)")
+    ap.add_argument("--out-dir", type=Path, default=None, help="output folder (default: the grid's folder)")
     ap.add_argument("--stem", default=None, help="file stem (default: the grid's stem)")
     a = ap.parse_args(argv)
     grid = json.loads(a.grid.read_text(encoding="utf-8"))

@@ -26,8 +26,17 @@ def status(jobs: list[CellJob], records: list[dict] = ()) -> dict:
     rows = []
     for job in jobs:
         folder = Path(job.out) / "grid" / job.name
-        row = {"name": job.name, "a1": job.a1, "a2": job.a2, "seed": job.seed, "epochs": 0,
-               "of": job.epochs, "val_rate": None, "s_per_epoch": None, "test_rate": None}
+        row = {
+            "name": job.name,
+            "a1": job.a1,
+            "a2": job.a2,
+            "seed": job.seed,
+            "epochs": 0,
+            "of": job.epochs,
+            "val_rate": None,
+            "s_per_epoch": None,
+            "test_rate": None,
+        }
         done, has_state = finished(job, records), (folder / STATE).is_file()
         if done is not None:
             row.update(state="done", epochs=job.epochs, test_rate=done["test_rate"])
@@ -41,8 +50,7 @@ def status(jobs: list[CellJob], records: list[dict] = ()) -> dict:
             if hist:
                 secs = [h["seconds"] for h in hist]
                 vals = [h["val_rate"] for h in hist if "val_rate" in h]  # none without --val
-                row.update(epochs=len(hist), val_rate=max(vals) if vals else None,
-                           s_per_epoch=sum(secs) / len(secs))
+                row.update(epochs=len(hist), val_rate=max(vals) if vals else None, s_per_epoch=sum(secs) / len(secs))
         rows.append(row)
     pace = epoch_seconds([r for r in rows if r["s_per_epoch"]])
     left = 0.0
@@ -57,8 +65,13 @@ def status(jobs: list[CellJob], records: list[dict] = ()) -> dict:
             continue
         row["seconds_left"] = (row["of"] - row["epochs"]) * secs
         left += row["seconds_left"]
-    return {"jobs": rows, "done": sum(r["state"] == "done" for r in rows), "total": len(rows),
-            "cpu_hours_left": left / 3600, "jobs_without_estimate": unknown}
+    return {
+        "jobs": rows,
+        "done": sum(r["state"] == "done" for r in rows),
+        "total": len(rows),
+        "cpu_hours_left": left / 3600,
+        "jobs_without_estimate": unknown,
+    }
 
 
 def epoch_seconds(timed: list[dict]):
@@ -112,8 +125,10 @@ def format_status(st: dict, workers: int | None = None) -> str:
     out = [f"{'job':<{w}} {'state':<8} {'epochs':>7} {'best val':>9} {'s/epoch':>8} {'test':>8}"]
     for r in st["jobs"]:
         f = lambda v, fmt: "-" if v is None else format(v, fmt)  # noqa: E731
-        out.append(f"{r['name']:<{w}} {r['state']:<8} {str(r['epochs']) + '/' + str(r['of']):>7} "
-                   f"{f(r['val_rate'], '9.2f')} {f(r['s_per_epoch'], '8.0f')} {f(r['test_rate'], '8.2f')}")
+        out.append(
+            f"{r['name']:<{w}} {r['state']:<8} {str(r['epochs']) + '/' + str(r['of']):>7} "
+            f"{f(r['val_rate'], '9.2f')} {f(r['s_per_epoch'], '8.0f')} {f(r['test_rate'], '8.2f')}"
+        )
     tail = f"{st['done']}/{st['total']} jobs done; about {st['cpu_hours_left']:.1f} CPU-hours left"
     if workers:
         tail += f", {wall_hours(st, workers):.1f} h of wall time at --jobs {workers}"

@@ -81,19 +81,27 @@ def core_layers(model: MPGNN) -> dict[str, CoreLayer]:
             only = last == 0
             # for a split layer with one factor the bias rides on the node part
             with_bias = only and (tag in ("", "x"))
-            parts[tag] = Matrix(mname, w.astype(np.float32), bias.astype(np.float32) if with_bias else None,
-                                relu_after[name] and only)
+            parts[tag] = Matrix(
+                mname, w.astype(np.float32), bias.astype(np.float32) if with_bias else None, relu_after[name] and only
+            )
         chain = []
         for i, w in enumerate(factors[1:], start=1):
             is_last = i == last
-            chain.append(Matrix(f"{name}.{kind[i]}", w.astype(np.float32),
-                                bias.astype(np.float32) if is_last else None, relu_after[name] and is_last))
+            chain.append(
+                Matrix(
+                    f"{name}.{kind[i]}",
+                    w.astype(np.float32),
+                    bias.astype(np.float32) if is_last else None,
+                    relu_after[name] and is_last,
+                )
+            )
         out[name] = CoreLayer(name, parts, chain)
     return out
 
 
-def core_numpy(layers: dict[str, CoreLayer], x: np.ndarray, e: np.ndarray, mask: np.ndarray,
-               dtype=np.float64) -> np.ndarray:
+def core_numpy(
+    layers: dict[str, CoreLayer], x: np.ndarray, e: np.ndarray, mask: np.ndarray, dtype=np.float64
+) -> np.ndarray:
     """The core in numpy (float64 by default), the specification the exporters are tested against.
 
     Shapes: x ``[K, 4Nt]``, e ``[K(recv), K(send), 2Nt]``, mask ``[K, K, 1]``

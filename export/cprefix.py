@@ -23,11 +23,13 @@ from tinyrrm.errors import UsageError
 MAX_LEN = 20
 
 #: C89 to C23 keywords, lower case (``_Bool`` and friends start with ``_``: refused anyway)
-C_KEYWORDS = frozenset("""
+C_KEYWORDS = frozenset(
+    """
     auto break case char const continue default do double else enum extern float for goto if inline int long
     register restrict return short signed sizeof static struct switch typedef union unsigned void volatile while
     alignas alignof bool constexpr false nullptr static_assert thread_local true typeof typeof_unqual
-""".split())
+""".split()
+)
 
 #: namespaces the generated folder already uses: the shared kernels (``tr_fc_s8``, ``TR_DSP``)
 TAKEN = frozenset({"tr"})
@@ -43,8 +45,7 @@ def check(prefix: str) -> str:
     """``prefix`` if it is a valid prefix (see the module docstring), else :class:`PrefixError`."""
     why = None
     if not _IDENT.match(prefix):
-        why = ("it must start with a lower-case letter and hold only a-z, 0-9 and _ "
-               "(the macros use its upper-case form)")
+        why = "it must start with a lower-case letter and hold only a-z, 0-9 and _ (the macros use its upper-case form)"
     elif len(prefix) > MAX_LEN:
         why = f"it is {len(prefix)} characters long, at most {MAX_LEN} keep <prefix>_model_data within C's 31"
     elif prefix in C_KEYWORDS:

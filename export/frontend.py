@@ -27,8 +27,8 @@ channel from transmitter t to receiver r; the edge j -> k sits at
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, fields
-from typing import Callable
 
 import numpy as np
 
@@ -51,9 +51,11 @@ class FrontEnd:
     residual: bool
 
     @classmethod
-    def of(cls, model: MPGNN) -> "FrontEnd":
-        b = {k: getattr(model, f"norm_{k}").detach().numpy().astype(np.float32) for k in
-             ("direct_mean", "direct_std", "cross_mean", "cross_std")}
+    def of(cls, model: MPGNN) -> FrontEnd:
+        b = {
+            k: getattr(model, f"norm_{k}").detach().numpy().astype(np.float32)
+            for k in ("direct_mean", "direct_std", "cross_mean", "cross_std")
+        }
         return cls(**b, compand=model.cfg.compand, steps=model.cfg.steps, residual=model.cfg.residual)
 
     def to_dict(self) -> dict:
@@ -61,7 +63,7 @@ class FrontEnd:
         return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "FrontEnd":
+    def from_dict(cls, d: dict) -> FrontEnd:
         stats = {k: np.asarray(d[k], np.float32) for k in ("direct_mean", "direct_std", "cross_mean", "cross_std")}
         return cls(**stats, compand=bool(d["compand"]), steps=int(d["steps"]), residual=bool(d["residual"]))
 

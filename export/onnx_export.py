@@ -56,14 +56,24 @@ def to_onnx(model: MPGNN, opset: int = DEFAULT_OPSET) -> bytes:
     fused = model.fused
     model.fused = False  # plain masked amax: exportable ops
     try:
-        args = (torch.zeros(1, K, 4 * nt), torch.zeros(1, K, 2 * nt), torch.zeros(1, K, K, 2 * nt),
-                torch.ones(1, K, K, dtype=torch.bool))
+        args = (
+            torch.zeros(1, K, 4 * nt),
+            torch.zeros(1, K, 2 * nt),
+            torch.zeros(1, K, K, 2 * nt),
+            torch.ones(1, K, K, dtype=torch.bool),
+        )
         buf = io.BytesIO()
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore")
             torch.onnx.export(
-                _Propagate(model), args, buf, input_names=list(INPUTS), output_names=list(OUTPUTS),
-                opset_version=opset, dynamo=False, do_constant_folding=True,
+                _Propagate(model),
+                args,
+                buf,
+                input_names=list(INPUTS),
+                output_names=list(OUTPUTS),
+                opset_version=opset,
+                dynamo=False,
+                do_constant_folding=True,
                 dynamic_axes={n: {0: "N"} for n in INPUTS + OUTPUTS},
             )
     finally:
@@ -87,6 +97,10 @@ class ORTModel:
         self.sess = ort.InferenceSession(onnx_bytes, so, providers=["CPUExecutionProvider"])
 
     def __call__(self, x0: np.ndarray, d: np.ndarray, e: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        feeds = {"x0": x0.astype(np.float32), "d": d.astype(np.float32), "e": e.astype(np.float32),
-                 "mask": mask.astype(bool)}
+        feeds = {
+            "x0": x0.astype(np.float32),
+            "d": d.astype(np.float32),
+            "e": e.astype(np.float32),
+            "mask": mask.astype(bool),
+        }
         return self.sess.run(["v"], feeds)[0]

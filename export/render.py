@@ -54,6 +54,7 @@ def c_array(values, per_line: int = 16, fmt: str = "{:d}") -> str:
     vals = np.asarray(values).reshape(-1)
     if vals.dtype == np.uint8:
         fmt = "0x{:02x}"
+
     def one(v) -> str:
         v = int(v)
         return "(-2147483647 - 1)" if v == -(2**31) else fmt.format(v)

@@ -42,9 +42,13 @@ def deployed_bytes(tflite_path) -> dict:
             w = g.tensors[op.inputs[1]]
             b = g.tensor(op.inputs[2]) if len(op.inputs) > 2 else None
             d_out, d_in = w.shape
-            row = {"weight": w.name, "shape": [d_out, d_in], "weight_bytes": int(np.prod(w.shape)),
-                   "bias_bytes": 0 if b is None else 4 * d_out,
-                   "requant_bytes": REQUANT_BYTES_PER_CHANNEL * d_out}
+            row = {
+                "weight": w.name,
+                "shape": [d_out, d_in],
+                "weight_bytes": int(np.prod(w.shape)),
+                "bias_bytes": 0 if b is None else 4 * d_out,
+                "requant_bytes": REQUANT_BYTES_PER_CHANNEL * d_out,
+            }
             row["bytes"] = row["weight_bytes"] + row["bias_bytes"] + row["requant_bytes"]
             fcs.append(row)
         elif op.opcode in ("ADD", "MUL"):
@@ -85,18 +89,25 @@ def format_size(rep: dict) -> str:
     if "deployed_int8" not in rep["lrmpgnn"]:
         return lines[0]
     lines.append("")
-    lines.append("deployed int8 core (read from model_int8.tflite; weights + int32 biases + "
-                 f"{REQUANT_BYTES_PER_CHANNEL} B requantization per output channel + ADD/MUL constants)")
-    lines.append(f"  {'model':<10}{'weights':>10}{'biases':>10}{'requant':>10}{'other':>8}{'total':>10}"
-                 f"{'.tflite':>10}{'TFLM arena':>13}")
+    lines.append(
+        "deployed int8 core (read from model_int8.tflite; weights + int32 biases + "
+        f"{REQUANT_BYTES_PER_CHANNEL} B requantization per output channel + ADD/MUL constants)"
+    )
+    lines.append(
+        f"  {'model':<10}{'weights':>10}{'biases':>10}{'requant':>10}{'other':>8}{'total':>10}"
+        f"{'.tflite':>10}{'TFLM arena':>13}"
+    )
     for tag in ("mpgnn", "lrmpgnn"):
         d = rep[tag]["deployed_int8"]
-        lines.append(f"  {tag:<10}{d['weight_bytes']:>10}{d['bias_bytes']:>10}{d['requant_bytes']:>10}"
-                     f"{d['elementwise_bytes']:>8}{d['total']:>10}{d['flatbuffer_bytes']:>10}"
-                     f"{rep[tag]['tflm_arena_bytes']:>13}")
+        lines.append(
+            f"  {tag:<10}{d['weight_bytes']:>10}{d['bias_bytes']:>10}{d['requant_bytes']:>10}"
+            f"{d['elementwise_bytes']:>8}{d['total']:>10}{d['flatbuffer_bytes']:>10}"
+            f"{rep[tag]['tflm_arena_bytes']:>13}"
+        )
     lines.append(f"size ratio fp32 MPGNN / deployed int8 LR-MPGNN: {rep['ratio']['fp32_over_deployed_int8']:.2f}x")
-    lines.append(f"size ratio fp32 MPGNN / LR-MPGNN .tflite flatbuffer: "
-                 f"{rep['ratio']['fp32_over_tflite_flatbuffer']:.2f}x")
+    lines.append(
+        f"size ratio fp32 MPGNN / LR-MPGNN .tflite flatbuffer: {rep['ratio']['fp32_over_tflite_flatbuffer']:.2f}x"
+    )
     return "\n".join(lines)
 
 

@@ -58,8 +58,16 @@ BUILD = paths.BUILD_EXPORT
 DEFAULT_CALIB = paths.TRAIN
 DEFAULT_N_CALIB = 200
 #: the files :func:`export_model` writes into its folder (nothing else there is touched)
-WRITES = ("model.onnx", "model_int8.tflite", "model_fp32.tflite", "model_data.h", "model_data.c", SCENE_INPUTS, MANIFEST,
-          STAMP)
+WRITES = (
+    "model.onnx",
+    "model_int8.tflite",
+    "model_fp32.tflite",
+    "model_data.h",
+    "model_data.c",
+    SCENE_INPUTS,
+    MANIFEST,
+    STAMP,
+)
 #: an export folder knows itself by its manifest
 FOLDER = FolderMark(MANIFEST, FORMAT, lambda doc: [*doc["files"], STAMP])
 #: scenes on which ONNX Runtime is checked against PyTorch at export time
@@ -106,7 +114,8 @@ def calibration(model: MPGNN, calib_path, n: int, progress: bool = True) -> tupl
     if (scenes.K, scenes.Nt) != (model.cfg.K, model.cfg.Nt):
         raise ckpt.CheckpointError(
             f"calibration scenes {calib_path} have K={scenes.K}, Nt={scenes.Nt}; the export of {model.cfg.name} "
-            f"is fixed at K={model.cfg.K}, Nt={model.cfg.Nt}")
+            f"is fixed at K={model.cfg.K}, Nt={model.cfg.Nt}"
+        )
     if n < 1:
         raise UsageError(f"need at least one calibration scene, got {n}")
     n = min(n, scenes.N)
@@ -114,11 +123,21 @@ def calibration(model: MPGNN, calib_path, n: int, progress: bool = True) -> tupl
     mask = scenes.edge_mask(model.cfg.cut_m)[:n]
     samples = []
     it = tflite_export.calibration_inputs(model, H, mask)
-    for s in tqdm(it, total=n * model.cfg.steps, desc=f"{model.cfg.name} calibration", disable=None if progress else True,
-                  leave=False):
+    for s in tqdm(
+        it,
+        total=n * model.cfg.steps,
+        desc=f"{model.cfg.name} calibration",
+        disable=None if progress else True,
+        leave=False,
+    ):
         samples.append(s)
-    info = {"scenes": Path(calib_path).name, "path": portable(calib_path), "sha256": ckpt.file_sha256(calib_path),
-            "n_scenes": n, "samples": len(samples)}
+    info = {
+        "scenes": Path(calib_path).name,
+        "path": portable(calib_path),
+        "sha256": ckpt.file_sha256(calib_path),
+        "n_scenes": n,
+        "samples": len(samples),
+    }
     return samples, info
 
 
@@ -126,6 +145,7 @@ def check_out_dir(out_dir) -> Path:
     """Up front: ``out_dir`` may take an export; none of :data:`WRITES` is in it unless it
     is an export folder already."""
     return check_dir(out_dir, FOLDER, writes=WRITES)
+
 
 def scene_inputs(model: MPGNN, calib_path, core: tflm.TFLMCore, x_q: dict, e_q: dict) -> bytes:
     """The .npz of core inputs ``x_q [2, K, 4Nt]``, ``e_q [2, K, K, 2Nt]`` (int8) and
@@ -140,26 +160,52 @@ def scene_inputs(model: MPGNN, calib_path, core: tflm.TFLMCore, x_q: dict, e_q: 
     seen: list[tuple] = []
 
     def step(x, e, m):
-        seen.append((tflm.quantize(x, x_q["scale"], x_q["zero_point"]), tflm.quantize(e, e_q["scale"], e_q["zero_point"])))
+        seen.append(
+            (tflm.quantize(x, x_q["scale"], x_q["zero_point"]), tflm.quantize(e, e_q["scale"], e_q["zero_point"]))
+        )
         return core(x, e, m)
 
     frontend.run(frontend.FrontEnd.of(model), step, frontend.unit_noise(scenes)[0], edge)
     picked = [seen[0], seen[-1]]
-    return npz_bytes([("x_q", np.stack([p[0] for p in picked])), ("e_q", np.stack([p[1] for p in picked])),
-                      ("edge", np.stack([edge, edge]))])
+    return npz_bytes(
+        [
+            ("x_q", np.stack([p[0] for p in picked])),
+            ("e_q", np.stack([p[1] for p in picked])),
+            ("edge", np.stack([edge, edge])),
+        ]
+    )
 
 
-def export_model(ckpt_dir, out_dir=None, calib_path=DEFAULT_CALIB, n_calib: int = DEFAULT_N_CALIB,
-                 opset: int = onnx_export.DEFAULT_OPSET, progress: bool = True) -> Path:
+def export_model(
+    ckpt_dir,
+    out_dir=None,
+    calib_path=DEFAULT_CALIB,
+    n_calib: int = DEFAULT_N_CALIB,
+    opset: int = onnx_export.DEFAULT_OPSET,
+    progress: bool = True,
+) -> Path:
     """Export one checkpoint (see the module docstring); returns the folder."""
     out = check_out_dir(Path(out_dir) if out_dir is not None else default_dir(ckpt_dir))
     model, doc = ckpt.load(ckpt_dir)
     if not Path(calib_path).is_file():
         raise FileNotFoundError(f"calibration scenes {calib_path} not found (make data writes data/train.npz)")
     # the canonical command, whatever triggered the export: same inputs, same bytes
-    command = " ".join(shlex.quote(str(a)) for a in (
-        "tinyrrm", "export", "model", "--checkpoint", portable(ckpt_dir), "--calib", portable(calib_path), "--n-calib", n_calib,
-        "--opset", opset))
+    command = " ".join(
+        shlex.quote(str(a))
+        for a in (
+            "tinyrrm",
+            "export",
+            "model",
+            "--checkpoint",
+            portable(ckpt_dir),
+            "--calib",
+            portable(calib_path),
+            "--n-calib",
+            n_calib,
+            "--opset",
+            opset,
+        )
+    )
 
     samples, cal = calibration(model, calib_path, n_calib, progress)
     onnx_bytes = onnx_export.to_onnx(model, opset)
@@ -199,16 +245,29 @@ def export_model(ckpt_dir, out_dir=None, calib_path=DEFAULT_CALIB, n_calib: int 
         "format": FORMAT,
         "model": model.cfg.to_dict(),
         "name": model.cfg.name,
-        "checkpoint": {"path": portable(ckpt_dir), "weights_sha256": ckpt.file_sha256(Path(ckpt_dir) / ckpt.WEIGHTS),
-                       "training_data_sha256": doc.get("data", {}).get("sha256")},
+        "checkpoint": {
+            "path": portable(ckpt_dir),
+            "weights_sha256": ckpt.file_sha256(Path(ckpt_dir) / ckpt.WEIGHTS),
+            "training_data_sha256": doc.get("data", {}).get("sha256"),
+        },
         "calibration": {**cal, "is_training_data": cal["sha256"] == doc.get("data", {}).get("sha256")},
-        "onnx": {"file": "model.onnx", "opset": opset, "inputs": list(onnx_export.INPUTS),
-                 "outputs": list(onnx_export.OUTPUTS)},
+        "onnx": {
+            "file": "model.onnx",
+            "opset": opset,
+            "inputs": list(onnx_export.INPUTS),
+            "outputs": list(onnx_export.OUTPUTS),
+        },
         "tflite": {"ops": g.opcodes, "inputs": [ctx["inputs"][i] for i in range(3)], "output": ctx["output"]},
         "tflm": {"arena": arena},
         # what code generation needs besides the .tflite (it never opens the checkpoint)
-        "codegen": {"frontend": frontend.FrontEnd.of(model).to_dict(), "cut_m": model.cfg.cut_m,
-                    "K": model.cfg.K, "Nt": model.cfg.Nt, "prefix": _role(model), "scene_inputs": SCENE_INPUTS},
+        "codegen": {
+            "frontend": frontend.FrontEnd.of(model).to_dict(),
+            "cut_m": model.cfg.cut_m,
+            "K": model.cfg.K,
+            "Nt": model.cfg.Nt,
+            "prefix": _role(model),
+            "scene_inputs": SCENE_INPUTS,
+        },
         "files": {name: {"sha256": _sha(b), "bytes": len(b)} for name, b in sorted(files.items())},
         "tools": _tool_versions(),
     }
@@ -259,17 +318,18 @@ def is_current(out_dir, ckpt_dir, calib_path=DEFAULT_CALIB, n_calib: int = DEFAU
         if (Path(out_dir) / STAMP).read_text().strip() != source_digest():  # first: the cheapest check
             return False
         same_ckpt = m["checkpoint"]["weights_sha256"] == ckpt.file_sha256(Path(ckpt_dir) / ckpt.WEIGHTS)
-        same_cal = (m["calibration"]["sha256"] == ckpt.file_sha256(calib_path)
-                    and m["calibration"]["path"] == portable(calib_path)
-                    and m["calibration"]["n_scenes"] == min(n_calib, load_scenes(calib_path).N))
+        same_cal = (
+            m["calibration"]["sha256"] == ckpt.file_sha256(calib_path)
+            and m["calibration"]["path"] == portable(calib_path)
+            and m["calibration"]["n_scenes"] == min(n_calib, load_scenes(calib_path).N)
+        )
         files_ok = all(_sha((Path(out_dir) / f).read_bytes()) == v["sha256"] for f, v in m["files"].items())
     except (OSError, KeyError):
         return False
     return same_ckpt and same_cal and files_ok
 
 
-def ensure(ckpt_dir, out_dir=None, calib_path=None, n_calib: int = DEFAULT_N_CALIB,
-           progress: bool = True) -> Path:
+def ensure(ckpt_dir, out_dir=None, calib_path=None, n_calib: int = DEFAULT_N_CALIB, progress: bool = True) -> Path:
     """The export folder of ``ckpt_dir``, exporting only if it is missing or stale
     (``calib_path`` None: :data:`DEFAULT_CALIB`)."""
     calib_path = DEFAULT_CALIB if calib_path is None else calib_path
@@ -285,7 +345,9 @@ def summary(out_dir) -> str:
     if m is None:
         raise FileNotFoundError(f"{out_dir}: no {MANIFEST}")
     cal = m["calibration"]
-    lines = [f"{m['name']} -> {out_dir}  (calibrated on {cal['n_scenes']} scenes of {cal['scenes']}, "
-             f"{cal['samples']} samples; TFLM arena {m['tflm']['arena']['total']:,} B; ops {', '.join(m['tflite']['ops'])})"]
+    lines = [
+        f"{m['name']} -> {out_dir}  (calibrated on {cal['n_scenes']} scenes of {cal['scenes']}, "
+        f"{cal['samples']} samples; TFLM arena {m['tflm']['arena']['total']:,} B; ops {', '.join(m['tflite']['ops'])})"
+    ]
     lines += [f"  {name:<20}{f['bytes']:>12,} B  sha256 {f['sha256'][:16]}" for name, f in m["files"].items()]
     return "\n".join(lines)

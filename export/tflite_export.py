@@ -35,7 +35,7 @@ import contextlib
 import math
 import os
 import warnings
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -87,11 +87,13 @@ def tf_core(model: MPGNN):
                 t = act(m, lin(m, t))
             return t
 
-        @tf.function(input_signature=[
-            tf.TensorSpec([K, 4 * nt], tf.float32, name="x"),
-            tf.TensorSpec([K, K, 2 * nt], tf.float32, name="e"),
-            tf.TensorSpec([K, K, 1], tf.float32, name="mask"),
-        ])
+        @tf.function(
+            input_signature=[
+                tf.TensorSpec([K, 4 * nt], tf.float32, name="x"),
+                tf.TensorSpec([K, K, 2 * nt], tf.float32, name="e"),
+                tf.TensorSpec([K, K, 1], tf.float32, name="mask"),
+            ]
+        )
         def core(x, e, mask):
             p = L["msg1"].parts
             a = lin(p["x"], x)  # (K, r1) sender part
@@ -222,6 +224,8 @@ def convert(model: MPGNN, calib: list[list[np.ndarray]], int8: bool = True) -> b
             warnings.simplefilter("ignore")
             out = bytes(conv.convert())
         if int8 and not (len(seen) == 1 and seen[0] > 0):
-            raise ExportError(f"TensorFlow {tf.__version__}'s converter did not pass its calibrated ranges "
-                              "through tflite_export.snap_ranges: the int8 bytes would depend on the CPU")
+            raise ExportError(
+                f"TensorFlow {tf.__version__}'s converter did not pass its calibrated ranges "
+                "through tflite_export.snap_ranges: the int8 bytes would depend on the CPU"
+            )
         return out

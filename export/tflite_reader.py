@@ -29,8 +29,15 @@ def _names(enum_cls) -> dict[int, str]:
 _OPS = _names(fb.BuiltinOperator)
 _TYPES = _names(fb.TensorType)
 _ACTS = _names(fb.ActivationFunctionType)
-_NP = {"FLOAT32": np.float32, "INT8": np.int8, "INT32": np.int32, "UINT8": np.uint8, "INT16": np.int16,
-       "INT64": np.int64, "BOOL": np.bool_}
+_NP = {
+    "FLOAT32": np.float32,
+    "INT8": np.int8,
+    "INT32": np.int32,
+    "UINT8": np.uint8,
+    "INT16": np.int16,
+    "INT64": np.int64,
+    "BOOL": np.bool_,
+}
 
 
 @dataclass
@@ -93,8 +100,9 @@ def read(source) -> Graph:
     """Parse ``source`` (a path or the bytes of a .tflite) into a :class:`Graph`."""
     raw = Path(source).read_bytes() if isinstance(source, (str, Path)) else bytes(source)
     if len(raw) < 8 or raw[4:8] != b"TFL3":
-        raise TFLiteError(f"{source if isinstance(source, (str, Path)) else 'bytes'}: not a TFLite flatbuffer "
-                          "(no TFL3 identifier)")
+        raise TFLiteError(
+            f"{source if isinstance(source, (str, Path)) else 'bytes'}: not a TFLite flatbuffer (no TFL3 identifier)"
+        )
     try:
         model = fb.ModelT.InitFromObj(fb.Model.GetRootAsModel(raw, 0))
     except Exception as exc:  # flatbuffers raises bare struct/index errors on corrupt input
@@ -123,8 +131,10 @@ def read(source) -> Graph:
                 raise TFLiteError(f"tensor {tt.name}: constant of unsupported type {ttype}")
             tt.data = np.frombuffer(np.asarray(buf.data, np.uint8).tobytes(), dtype=dt).reshape(shape)
         tensors.append(tt)
-    ops = [Op(i, opcodes[op.opcodeIndex], [int(x) for x in op.inputs], [int(x) for x in op.outputs], _options(op))
-           for i, op in enumerate(sg.operators)]
+    ops = [
+        Op(i, opcodes[op.opcodeIndex], [int(x) for x in op.inputs], [int(x) for x in op.outputs], _options(op))
+        for i, op in enumerate(sg.operators)
+    ]
     return Graph(tensors, ops, [int(x) for x in sg.inputs], [int(x) for x in sg.outputs], opcodes)
 
 
@@ -132,8 +142,13 @@ def describe(g: Graph) -> str:
     """One line per op: opcode, input and output shapes/types, options."""
     lines = []
     for op in g.ops:
-        ins = ", ".join("-" if i < 0 else f"{g.tensors[i].type.lower()}{list(g.tensors[i].shape)}"
-                        + ("*" if g.tensors[i].data is not None else "") for i in op.inputs)
+        ins = ", ".join(
+            "-"
+            if i < 0
+            else f"{g.tensors[i].type.lower()}{list(g.tensors[i].shape)}"
+            + ("*" if g.tensors[i].data is not None else "")
+            for i in op.inputs
+        )
         outs = ", ".join(f"{g.tensors[i].type.lower()}{list(g.tensors[i].shape)}" for i in op.outputs)
         lines.append(f"{op.index:3d} {op.opcode:<16} ({ins}) -> {outs} {op.options or ''}")
     return "\n".join(lines)

@@ -13,9 +13,12 @@ def pytest_addoption(parser):
     parser.addoption("--target", default="cortex-m4", help="core: " + ", ".join(TARGETS))
     parser.addoption("--port", default=None, help="a real board's serial port instead of QEMU")
     parser.addoption("--hil-dir", default=None, help="folder of tinyrrm hil-prepare (default build/hil/<target>)")
-    parser.addoption("--update-report", action="store_true",
-                     help="also write the report to reports/hil/<target>.{json,md,png} (make hil does); "
-                          "without it the run writes under build/hil/ only")
+    parser.addoption(
+        "--update-report",
+        action="store_true",
+        help="also write the report to reports/hil/<target>.{json,md,png} (make hil does); "
+        "without it the run writes under build/hil/ only",
+    )
 
 
 @pytest.fixture(scope="session")
@@ -35,6 +38,7 @@ def hil(request, target, port):
     from tinyrrm.hil import session
 
     res = session.run_hil(target, port=port, hil_dir=request.config.getoption("--hil-dir"), progress=False)
-    session.save(res, target, request.config.getoption("--hil-dir"),
-                 publish=request.config.getoption("--update-report"))
+    session.save(
+        res, target, request.config.getoption("--hil-dir"), publish=request.config.getoption("--update-report")
+    )
     return res

@@ -109,8 +109,20 @@ def test_silent_target_gives_up_within_its_timeout(target, tmp_path):
         pytest.skip("one core is enough for the harness's own timeout")
     (tmp_path / "silent.S").write_text(SILENT_S)
     elf = tmp_path / "silent.elf"
-    subprocess.run(["arm-none-eabi-gcc", "-mcpu=cortex-m4", "-mthumb", "-nostdlib", "-Wl,-Ttext=0x0",
-                    "-Wl,-e,reset", str(tmp_path / "silent.S"), "-o", str(elf)], check=True)
+    subprocess.run(
+        [
+            "arm-none-eabi-gcc",
+            "-mcpu=cortex-m4",
+            "-mthumb",
+            "-nostdlib",
+            "-Wl,-Ttext=0x0",
+            "-Wl,-e,reset",
+            str(tmp_path / "silent.S"),
+            "-o",
+            str(elf),
+        ],
+        check=True,
+    )
     t0 = time.monotonic()
     with pytest.raises(P.HILError, match="no answer to HELLO within 5 s .*QEMU still running"):
         with open_target(target, elf, timeout=5) as c:

@@ -28,8 +28,7 @@ def test_chip_matches_numpy(client, K, iters):
     w = np.random.default_rng(iters).uniform(0.2, 2.0, (2, K)).astype(np.float32)
     _, hist = wmmse(s.H, s.p_max, s.noise_var, w, max_iter=iters, tol=0.0, progress=False, return_history=True)
     for n in range(2):
-        rc, _, wsr, v = wb.run_on_target(client, wb.abi_channels(s.H[n], s.p_max, s.noise_var, K_MAX), K, iters,
-                                         w[n])
+        rc, _, wsr, v = wb.run_on_target(client, wb.abi_channels(s.H[n], s.p_max, s.noise_var, K_MAX), K, iters, w[n])
         assert rc == wb.ERR["ok"]
         assert abs(wsr - hist[n, -1]) <= 1e-4 * hist[n, -1]
         assert np.all((v.astype(np.float64) ** 2).sum(axis=(1, 2)) <= 1 + 1e-5)

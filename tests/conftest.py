@@ -29,8 +29,20 @@ def tiny_data(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_ckpts(tiny_data, tmp_path_factory):
     d = tmp_path_factory.mktemp("ckpt")
-    full = train(tiny_data["train"], d / "full", ModelConfig(arch="tiny", K=6, Nt=2),
-                 TrainConfig(epochs=3, batch=16), val_path=tiny_data["val"], progress=False)
-    lr = train(tiny_data["train"], d / "lr", ModelConfig(arch="tiny", K=6, Nt=2, a1=4, a2=2),
-               TrainConfig(epochs=3, batch=16), val_path=tiny_data["val"], progress=False)
+    full = train(
+        tiny_data["train"],
+        d / "full",
+        ModelConfig(arch="tiny", K=6, Nt=2),
+        TrainConfig(epochs=3, batch=16),
+        val_path=tiny_data["val"],
+        progress=False,
+    )
+    lr = train(
+        tiny_data["train"],
+        d / "lr",
+        ModelConfig(arch="tiny", K=6, Nt=2, a1=4, a2=2),
+        TrainConfig(epochs=3, batch=16),
+        val_path=tiny_data["val"],
+        progress=False,
+    )
     return {"full": full, "lr": lr}

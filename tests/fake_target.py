@@ -22,7 +22,7 @@ class FakeTarget:
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._serve, daemon=True)
 
-    def start(self) -> "FakeTarget":
+    def start(self) -> FakeTarget:
         self.thread.start()
         return self
 
@@ -66,8 +66,12 @@ class FakeTarget:
                 self._send(P.ERROR, seq, str(e).encode())
                 continue
             if ftype == P.HELLO:
-                self._send(P.HELLO | 0x80, seq, f"proto=1;prefix={m.prefix};k_max={K};nt={nt};steps={m.steps};"
-                           f"max_payload={self.max_payload};dsp=0;core=host;stack=0;hz=0".encode())
+                self._send(
+                    P.HELLO | 0x80,
+                    seq,
+                    f"proto=1;prefix={m.prefix};k_max={K};nt={nt};steps={m.steps};"
+                    f"max_payload={self.max_payload};dsp=0;core=host;stack=0;hz=0".encode(),
+                )
             elif ftype == P.CORE and length == 4 + K * 4 * nt + K * K * 2 * nt + eb:
                 k = struct.unpack_from("<i", payload)[0]
                 x = np.frombuffer(payload, np.int8, K * 4 * nt, 4).reshape(K, 4 * nt)

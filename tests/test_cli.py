@@ -44,8 +44,17 @@ def test_evaluate_bad_scene_file(tiny_ckpts, tmp_path, case):
     arrays, needle = BAD_SCENES[case]
     np.savez(tmp_path / "bad.npz", **arrays)
     out = tmp_path / "w.npz"
-    r = run("evaluate", "--scenes", tmp_path / "bad.npz", "--mpgnn", tiny_ckpts["full"],
-            "--lrmpgnn", tiny_ckpts["lr"], "--out", out)
+    r = run(
+        "evaluate",
+        "--scenes",
+        tmp_path / "bad.npz",
+        "--mpgnn",
+        tiny_ckpts["full"],
+        "--lrmpgnn",
+        tiny_ckpts["lr"],
+        "--out",
+        out,
+    )
     one_error(r, needle)
     assert not out.exists()
 
@@ -59,37 +68,66 @@ def test_train_bad_scene_file(tmp_path, case):
 
 
 def test_missing_scene_file(tiny_ckpts, tmp_path):
-    r = run("evaluate", "--scenes", tmp_path / "nope.npz", "--mpgnn", tiny_ckpts["full"],
-            "--lrmpgnn", tiny_ckpts["lr"], "--out", tmp_path / "w.npz")
+    r = run(
+        "evaluate",
+        "--scenes",
+        tmp_path / "nope.npz",
+        "--mpgnn",
+        tiny_ckpts["full"],
+        "--lrmpgnn",
+        tiny_ckpts["lr"],
+        "--out",
+        tmp_path / "w.npz",
+    )
     one_error(r, "nope.npz")
     assert not (tmp_path / "w.npz").exists()
 
 
-@pytest.mark.parametrize("a1, a2, needle", [(0, 4, "--a1 must be a positive rank, got 0"),
-                                            (4, 0, "--a2 must be a positive rank, got 0"),
-                                            (-3, 4, "--a1 must be a positive rank, got -3")])
+@pytest.mark.parametrize(
+    "a1, a2, needle",
+    [
+        (0, 4, "--a1 must be a positive rank, got 0"),
+        (4, 0, "--a2 must be a positive rank, got 0"),
+        (-3, 4, "--a1 must be a positive rank, got -3"),
+    ],
+)
 def test_train_bad_rank(tiny_data, tmp_path, a1, a2, needle):
-    r = run("train", "--scenes", tiny_data["train"], "--out", tmp_path / "ck", "--arch", "tiny",
-            "--a1", a1, "--a2", a2)
+    r = run("train", "--scenes", tiny_data["train"], "--out", tmp_path / "ck", "--arch", "tiny", "--a1", a1, "--a2", a2)
     one_error(r, needle)
     assert not (tmp_path / "ck").exists()
 
 
-@pytest.mark.parametrize("args, needle", [
-    (("reproduce", "--a1", "0,4", "--sizes-only"), "rank"),
-    (("reproduce", "--a2", "4,x", "--sizes-only"), "4,x"),
-    (("svd-study", "--cells", "0:4"), "a1:a2 pairs"),
-    (("reproduce", "--clip-penalty", "-1", "--status"), "--clip-penalty must be >= 0"),
-    (("train", "--scenes", "x.npz", "--clip-penalty", "-1"), "clip_penalty must be >= 0"),
-])
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (("reproduce", "--a1", "0,4", "--sizes-only"), "rank"),
+        (("reproduce", "--a2", "4,x", "--sizes-only"), "4,x"),
+        (("svd-study", "--cells", "0:4"), "a1:a2 pairs"),
+        (("reproduce", "--clip-penalty", "-1", "--status"), "--clip-penalty must be >= 0"),
+        (("train", "--scenes", "x.npz", "--clip-penalty", "-1"), "clip_penalty must be >= 0"),
+    ],
+)
 def test_grid_commands_bad_ranks(tmp_path, args, needle):
     one_error(run(*args, "--out", tmp_path / "o"), needle)
     assert not (tmp_path / "o").exists()
 
 
 def test_train_svd_mode_needs_ranks(tiny_data, tiny_ckpts, tmp_path):
-    r = run("train", "--scenes", tiny_data["train"], "--out", tmp_path / "ck", "--arch", "tiny",
-            "--mode", "svd", "--init", tiny_ckpts["full"], "--epochs", 0)
+    r = run(
+        "train",
+        "--scenes",
+        tiny_data["train"],
+        "--out",
+        tmp_path / "ck",
+        "--arch",
+        "tiny",
+        "--mode",
+        "svd",
+        "--init",
+        tiny_ckpts["full"],
+        "--epochs",
+        0,
+    )
     one_error(r, "--mode svd truncates a full MPGNN to ranks a1, a2: give --a1 and --a2")
     assert not (tmp_path / "ck").exists()
 
@@ -99,8 +137,17 @@ def test_scenes_without_a_positive_weight(tiny_ckpts, tmp_path):
 
     s = sc.generate(3, 6, 2, 0)
     np.savez(tmp_path / "w0.npz", H=s.H, weights=np.where(np.arange(3)[:, None] == 1, 0, s.weights).astype(np.float32))
-    r = run("evaluate", "--scenes", tmp_path / "w0.npz", "--mpgnn", tiny_ckpts["full"],
-            "--lrmpgnn", tiny_ckpts["lr"], "--out", tmp_path / "w.npz")
+    r = run(
+        "evaluate",
+        "--scenes",
+        tmp_path / "w0.npz",
+        "--mpgnn",
+        tiny_ckpts["full"],
+        "--lrmpgnn",
+        tiny_ckpts["lr"],
+        "--out",
+        tmp_path / "w.npz",
+    )
     one_error(r, "field 'weights' is all zero in 1 of 3 scenes (first: scene 1)")
     assert not (tmp_path / "w.npz").exists()
 
@@ -108,22 +155,40 @@ def test_scenes_without_a_positive_weight(tiny_ckpts, tmp_path):
 def test_out_that_is_a_folder(tiny_ckpts, tiny_data, tmp_path):
     (tmp_path / "dir.npz").mkdir()
     one_error(run("scenes", "--out", tmp_path / "dir.npz", "--n", 2, "--K", 4), "dir.npz")
-    r = run("evaluate", "--scenes", tiny_data["test"], "--mpgnn", tiny_ckpts["full"],
-            "--lrmpgnn", tiny_ckpts["lr"], "--out", tmp_path / "dir.npz")
+    r = run(
+        "evaluate",
+        "--scenes",
+        tiny_data["test"],
+        "--mpgnn",
+        tiny_ckpts["full"],
+        "--lrmpgnn",
+        tiny_ckpts["lr"],
+        "--out",
+        tmp_path / "dir.npz",
+    )
     assert r.exit_code == 2 and r.stderr.splitlines()[-1].startswith("tinyrrm: error:") and "dir.npz" in r.stderr
 
 
-@pytest.mark.parametrize("extra, needle", [
-    (["--finetune-epochs", -1], "--finetune-epochs must be >= 0, got -1"),
-    (["--test", "k5"], "scenes have Nt=3 antennas but mpgnn_tiny was built for Nt=2"),
-])
+@pytest.mark.parametrize(
+    "extra, needle",
+    [
+        (["--finetune-epochs", -1], "--finetune-epochs must be >= 0, got -1"),
+        (["--test", "k5"], "scenes have Nt=3 antennas but mpgnn_tiny was built for Nt=2"),
+    ],
+)
 def test_svd_study_checks_before_writing(tiny_data, tiny_ckpts, tmp_path, extra, needle):
     from tinyrrm.training import scenes as sc
 
     k5 = sc.save(sc.generate(4, 5, 3, 0), tmp_path / "k5.npz")
     extra = [k5 if a == "k5" else a for a in extra]
-    args = {"--full": tiny_ckpts["full"], "--train": tiny_data["train"], "--val": tiny_data["val"],
-            "--test": tiny_data["test"], "--out": tmp_path / "o", "--cells": "2:2"}
+    args = {
+        "--full": tiny_ckpts["full"],
+        "--train": tiny_data["train"],
+        "--val": tiny_data["val"],
+        "--test": tiny_data["test"],
+        "--out": tmp_path / "o",
+        "--cells": "2:2",
+    }
     args.update(dict(zip(extra[::2], extra[1::2])))
     one_error(run("svd-study", *[x for kv in args.items() for x in kv]), needle)
     assert not (tmp_path / "o").exists()
@@ -131,19 +196,50 @@ def test_svd_study_checks_before_writing(tiny_data, tiny_ckpts, tmp_path, extra,
 
 def test_train_corrupt_init_checkpoint(tiny_data, tmp_path):
     (tmp_path / "junk").mkdir()
-    r = run("train", "--scenes", tiny_data["train"], "--out", tmp_path / "ck", "--arch", "tiny",
-            "--a1", 2, "--a2", 2, "--mode", "svd", "--init", tmp_path / "junk", "--epochs", 0)
+    r = run(
+        "train",
+        "--scenes",
+        tiny_data["train"],
+        "--out",
+        tmp_path / "ck",
+        "--arch",
+        "tiny",
+        "--a1",
+        2,
+        "--a2",
+        2,
+        "--mode",
+        "svd",
+        "--init",
+        tmp_path / "junk",
+        "--epochs",
+        0,
+    )
     one_error(r, "not a checkpoint")
     assert not (tmp_path / "ck").exists()
 
 
-@pytest.mark.parametrize("extra, needle", [
-    ([], "plain update (--no-residual)"),  # the residual form starts at MRT already
-    (["--no-residual", "--a1", 2, "--a2", 2], "a2 >= 2*Nt = 4"),
-])
+@pytest.mark.parametrize(
+    "extra, needle",
+    [
+        ([], "plain update (--no-residual)"),  # the residual form starts at MRT already
+        (["--no-residual", "--a1", 2, "--a2", 2], "a2 >= 2*Nt = 4"),
+    ],
+)
 def test_train_mrt_start_misuse(tiny_data, tmp_path, extra, needle):
-    r = run("train", "--scenes", tiny_data["train"], "--out", tmp_path / "ck", "--arch", "tiny",
-            "--epochs", 1, "--mrt-start", *extra)
+    r = run(
+        "train",
+        "--scenes",
+        tiny_data["train"],
+        "--out",
+        tmp_path / "ck",
+        "--arch",
+        "tiny",
+        "--epochs",
+        1,
+        "--mrt-start",
+        *extra,
+    )
     one_error(r, needle)
     assert not (tmp_path / "ck").exists()
 
@@ -152,8 +248,25 @@ def test_train_svd_init_of_another_K(tiny_ckpts, tmp_path):
     from tinyrrm.training import scenes as sc
 
     p = sc.save(sc.generate(4, 5, 2, 0), tmp_path / "k5.npz")
-    r = run("train", "--scenes", p, "--out", tmp_path / "ck", "--arch", "tiny", "--a1", 2, "--a2", 2,
-            "--mode", "svd", "--init", tiny_ckpts["full"], "--epochs", 0)
+    r = run(
+        "train",
+        "--scenes",
+        p,
+        "--out",
+        tmp_path / "ck",
+        "--arch",
+        "tiny",
+        "--a1",
+        2,
+        "--a2",
+        2,
+        "--mode",
+        "svd",
+        "--init",
+        tiny_ckpts["full"],
+        "--epochs",
+        0,
+    )
     one_error(r, "K=6")
     assert not (tmp_path / "ck").exists()
 
@@ -171,8 +284,10 @@ def test_train_corrupt_training_state_is_one_line(tiny_data, tmp_path):
 DAMAGE = {  # how a checkpoint folder is broken -> text the error must contain
     "missing weights": (lambda d: (d / "weights.safetensors").unlink(), "not a checkpoint"),
     "config not JSON": (lambda d: (d / "config.json").write_text("{not json"), "corrupt"),
-    "weights cut short": (lambda d: (d / "weights.safetensors").write_bytes(
-        (d / "weights.safetensors").read_bytes()[:100]), "corrupt"),
+    "weights cut short": (
+        lambda d: (d / "weights.safetensors").write_bytes((d / "weights.safetensors").read_bytes()[:100]),
+        "corrupt",
+    ),
 }
 
 
@@ -183,15 +298,32 @@ def test_evaluate_corrupt_checkpoint(tiny_data, tiny_ckpts, tmp_path, damage):
     broken = shutil.copytree(tiny_ckpts["lr"], tmp_path / "broken")
     harm, needle = DAMAGE[damage]
     harm(broken)
-    r = run("evaluate", "--scenes", tiny_data["test"], "--mpgnn", tiny_ckpts["full"], "--lrmpgnn", broken,
-            "--out", tmp_path / "w.npz")
+    r = run(
+        "evaluate",
+        "--scenes",
+        tiny_data["test"],
+        "--mpgnn",
+        tiny_ckpts["full"],
+        "--lrmpgnn",
+        broken,
+        "--out",
+        tmp_path / "w.npz",
+    )
     one_error(r, needle)
     assert not (tmp_path / "w.npz").exists()
 
 
 def test_evaluate_json(tiny_data, tiny_ckpts):
-    r = run("evaluate", "--scenes", tiny_data["test"], "--mpgnn", tiny_ckpts["full"],
-            "--lrmpgnn", tiny_ckpts["lr"], "--json")
+    r = run(
+        "evaluate",
+        "--scenes",
+        tiny_data["test"],
+        "--mpgnn",
+        tiny_ckpts["full"],
+        "--lrmpgnn",
+        tiny_ckpts["lr"],
+        "--json",
+    )
     assert r.exit_code == 0, r.output
     rep = json.loads(r.stdout)
     assert set(rep["ratio"]) == {"mpgnn/wmmse", "lrmpgnn/wmmse", "lrmpgnn/mpgnn"}
@@ -219,8 +351,17 @@ def test_evaluate_nt_other_than_checkpoint(tiny_ckpts, tmp_path):
     from tinyrrm.training import scenes as sc
 
     p = sc.save(sc.generate(2, 6, 3, 0), tmp_path / "nt3.npz")
-    r = run("evaluate", "--scenes", p, "--mpgnn", tiny_ckpts["full"], "--lrmpgnn", tiny_ckpts["lr"],
-            "--out", tmp_path / "w.npz")
+    r = run(
+        "evaluate",
+        "--scenes",
+        p,
+        "--mpgnn",
+        tiny_ckpts["full"],
+        "--lrmpgnn",
+        tiny_ckpts["lr"],
+        "--out",
+        tmp_path / "w.npz",
+    )
     one_error(r, "Nt=3")
     assert not (tmp_path / "w.npz").exists()
 
@@ -233,8 +374,11 @@ def test_console_script_error_goes_to_stderr(tmp_path):
 
     exe = Path(sys.executable).with_name("tinyrrm")
     np.savez(tmp_path / "bad.npz", H=np.full((2, 3, 3, 2), np.nan, np.complex64))
-    r = subprocess.run([str(exe), "train", "--scenes", str(tmp_path / "bad.npz"), "--out", str(tmp_path / "ck")],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [str(exe), "train", "--scenes", str(tmp_path / "bad.npz"), "--out", str(tmp_path / "ck")],
+        capture_output=True,
+        text=True,
+    )
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
     assert r.returncode == 2 and r.stdout == "" and len(lines) == 1, r.stderr
     assert lines[0].startswith("tinyrrm: error:") and "NaN" in lines[0]
@@ -295,7 +439,11 @@ def test_size_json_ratios(tiny_ckpts):
 
     full32, _ = counted(tiny_ckpts["full"])
     lr32, lr8 = counted(tiny_ckpts["lr"])
-    assert (rep["mpgnn"]["bytes_fp32"], rep["lrmpgnn"]["bytes_fp32"], rep["lrmpgnn"]["bytes_int8"]) == (full32, lr32, lr8)
+    assert (rep["mpgnn"]["bytes_fp32"], rep["lrmpgnn"]["bytes_fp32"], rep["lrmpgnn"]["bytes_int8"]) == (
+        full32,
+        lr32,
+        lr8,
+    )
     assert rep["ratio"]["fp32_over_int8"] == pytest.approx(full32 / lr8)
 
 
@@ -354,16 +502,22 @@ def test_evaluate_without_the_cut_is_the_complete_graph(tiny_data, tiny_ckpts):
         V = model(data.H, data.mask).numpy()
     want = float(sum_rate(s.H, V, s.noise_var, s.weights).mean())
     assert rep["sum_rate"]["lrmpgnn_torch"] == pytest.approx(want, rel=1e-5)
-    assert rep["sum_rate"]["lrmpgnn_torch"] != evaluate(tiny_data["test"], tiny_ckpts["full"], tiny_ckpts["lr"],
-                                                        progress=False)["sum_rate"]["lrmpgnn_torch"]
+    assert (
+        rep["sum_rate"]["lrmpgnn_torch"]
+        != evaluate(tiny_data["test"], tiny_ckpts["full"], tiny_ckpts["lr"], progress=False)["sum_rate"][
+            "lrmpgnn_torch"
+        ]
+    )
 
 
-@pytest.mark.parametrize("cmd", [["train", "--scenes", "SC", "--out", "O", "--arch", "tiny"],
-                                 ["evaluate", "--scenes", "SC"]])
+@pytest.mark.parametrize(
+    "cmd", [["train", "--scenes", "SC", "--out", "O", "--arch", "tiny"], ["evaluate", "--scenes", "SC"]]
+)
 def test_negative_cut_is_refused(cmd, tiny_data, tmp_path):
     cmd = [tiny_data["train"] if a == "SC" else tmp_path / "o" if a == "O" else a for a in cmd]
     one_error(run(*cmd, "--cut", -5), "--cut must be a distance >= 0")
     assert not (tmp_path / "o").exists()
+
 
 def test_export_prefix_option(tiny_ckpts, tiny_data, tmp_path):
     """--prefix of export c / export target: a bad one is one error before any work, nothing
@@ -371,8 +525,9 @@ def test_export_prefix_option(tiny_ckpts, tiny_data, tmp_path):
     from tinyrrm.export import stage
 
     for bad, needle in (("int", "C keyword"), ("Beam", "lower-case letter"), ("a-b", "a-z, 0-9 and _")):
-        one_error(run("export", "target", "--prefix", bad, "--lrmpgnn", tmp_path / "nope", "--out", tmp_path / "o"),
-                  f"--prefix {bad!r} is not a valid C prefix: it")
+        r = run("export", "target", "--prefix", bad, "--lrmpgnn", tmp_path / "nope", "--out", tmp_path / "o")
+        one_error(r, f"--prefix {bad!r} is not a valid C prefix: it")
+        one_error(r, needle)
         assert not (tmp_path / "o").exists()
     exp = stage.export_model(tiny_ckpts["lr"], tmp_path / "exp", tiny_data["train"], n_calib=8, progress=False)
     one_error(run("export", "c", "--export-dir", exp, "--prefix", "tr", "--out", tmp_path / "o"), "shared kernels")

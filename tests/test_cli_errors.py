@@ -29,12 +29,24 @@ def test_every_project_error_is_a_tinyrrm_error():
     from tinyrrm.hil.protocol import HILError, TargetError
     from tinyrrm.training.checkpoint import CheckpointError
 
-    kinds = (sc.SceneError, CheckpointError, TFLiteError, ExportError, FitError, BuildError, HILError,
-             TargetError, UsageError, InputError)
+    kinds = (
+        sc.SceneError,
+        CheckpointError,
+        TFLiteError,
+        ExportError,
+        FitError,
+        BuildError,
+        HILError,
+        TargetError,
+        UsageError,
+        InputError,
+    )
     assert all(issubclass(k, TinyrrmError) for k in kinds)
     # the second bases that callers catch stay
-    assert all(issubclass(k, ValueError) for k in (sc.SceneError, CheckpointError, TFLiteError, ExportError,
-                                                   FitError, UsageError, InputError))
+    assert all(
+        issubclass(k, ValueError)
+        for k in (sc.SceneError, CheckpointError, TFLiteError, ExportError, FitError, UsageError, InputError)
+    )
     assert all(issubclass(k, RuntimeError) for k in (BuildError, HILError))
 
 
@@ -50,16 +62,28 @@ def test_a_stage_user_error_is_one_line(monkeypatch, tmp_path):
     one_error(run("scenes", "--out", tmp_path / "s.npz"), "the scenes are wrong in a way the user can fix")
 
 
-@pytest.mark.parametrize("exc", [FileNotFoundError(2, "No such file or directory", "x.npz"),
-                                 PermissionError(13, "Permission denied", "x.npz"),
-                                 IsADirectoryError(21, "Is a directory", "x.npz")])
+@pytest.mark.parametrize(
+    "exc",
+    [
+        FileNotFoundError(2, "No such file or directory", "x.npz"),
+        PermissionError(13, "Permission denied", "x.npz"),
+        IsADirectoryError(21, "Is a directory", "x.npz"),
+    ],
+)
 def test_a_file_error_is_one_line(monkeypatch, tmp_path, exc):
     _scenes_raising(monkeypatch, exc)
     one_error(run("scenes", "--out", tmp_path / "s.npz"), "x.npz")
 
 
-@pytest.mark.parametrize("exc", [ValueError("internal bug"), KeyError("internal bug"), RuntimeError("internal bug"),
-                                 OSError(5, "Input/output error")])
+@pytest.mark.parametrize(
+    "exc",
+    [
+        ValueError("internal bug"),
+        KeyError("internal bug"),
+        RuntimeError("internal bug"),
+        OSError(5, "Input/output error"),
+    ],
+)
 def test_an_internal_bug_keeps_its_traceback(monkeypatch, tmp_path, exc):
     _scenes_raising(monkeypatch, exc)
     r = run("scenes", "--out", tmp_path / "s.npz")
@@ -69,12 +93,18 @@ def test_an_internal_bug_keeps_its_traceback(monkeypatch, tmp_path, exc):
 
 def test_an_internal_bug_prints_a_traceback(tmp_path):
     """The console script's view: the traceback on stderr, not the one-liner."""
-    code = ("import sys; from tinyrrm import cli; from tinyrrm.training import scenes as sc\n"
-            "def bug(*a, **kw): raise KeyError('internal bug')\n"
-            "sc.generate = bug\n"
-            "cli.app(['scenes', '--out', sys.argv[1]])\n")
-    r = subprocess.run([sys.executable, "-c", code, str(tmp_path / "s.npz")], capture_output=True, text=True,
-                       env={"TYPER_STANDARD_TRACEBACK": "1", "PATH": ""})
+    code = (
+        "import sys; from tinyrrm import cli; from tinyrrm.training import scenes as sc\n"
+        "def bug(*a, **kw): raise KeyError('internal bug')\n"
+        "sc.generate = bug\n"
+        "cli.app(['scenes', '--out', sys.argv[1]])\n"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "s.npz")],
+        capture_output=True,
+        text=True,
+        env={"TYPER_STANDARD_TRACEBACK": "1", "PATH": ""},
+    )
     assert r.returncode == 1, r.stderr
     assert "Traceback" in r.stderr and "KeyError: 'internal bug'" in r.stderr, r.stderr
     assert "tinyrrm: error" not in r.stderr
@@ -83,8 +113,10 @@ def test_an_internal_bug_prints_a_traceback(tmp_path):
 # A bad choice: one line, exit 2, and neither torch nor TensorFlow imported (the stage never ran).
 BAD_CHOICES = {
     "backend": (["evaluate", "--scenes", "s.npz", "--backend", "foo"], "'foo' is not one of 'torch'"),
-    "evaluate-target": (["evaluate", "--scenes", "s.npz", "--backend", "qemu", "--target", "cortex-m99"],
-                        "'cortex-m99' is not one of"),
+    "evaluate-target": (
+        ["evaluate", "--scenes", "s.npz", "--backend", "qemu", "--target", "cortex-m99"],
+        "'cortex-m99' is not one of",
+    ),
     "export-target": (["export", "target", "--target", "cortex-m99"], "'cortex-m99' is not one of"),
     "export-c-target": (["export", "c", "--target", "host"], "'host' is not one of"),
     "firmware-target": (["firmware", "--target", "m4"], "'m4' is not one of"),
@@ -108,8 +140,7 @@ print(json.dumps({"exit": r.exit_code, "stderr": r.stderr, "stdout": r.stdout,
 @pytest.mark.parametrize("case", sorted(BAD_CHOICES))
 def test_a_bad_choice_fails_before_any_heavy_import(case, tmp_path):
     args, needle = BAD_CHOICES[case]
-    r = subprocess.run([sys.executable, "-c", _PROBE, json.dumps(args)], capture_output=True, text=True,
-                       cwd=tmp_path)
+    r = subprocess.run([sys.executable, "-c", _PROBE, json.dumps(args)], capture_output=True, text=True, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     got = json.loads(r.stdout)
     lines = [ln for ln in got["stderr"].splitlines() if ln.strip()]

@@ -24,8 +24,7 @@ def gen(tiny_ckpts, tiny_data, tmp_path_factory):
     d = tmp_path_factory.mktemp("gen")
     out = {}
     for kind in ("full", "lr"):
-        exp = stage.export_model(tiny_ckpts[kind], d / f"export_{kind}", tiny_data["train"], n_calib=32,
-                                 progress=False)
+        exp = stage.export_model(tiny_ckpts[kind], d / f"export_{kind}", tiny_data["train"], n_calib=32, progress=False)
         out[kind] = {"export": exp, "gen": codegen.generate(exp, "cortex-m4", d / f"gen_{kind}")}
     return out
 
@@ -39,7 +38,10 @@ def _cases(prog, ref, model, scenes_path, rng):
         seen = []
 
         def core(x, e, m, seen=seen, i=i):
-            xq, eq = tflm.quantize(x, prog.x.scale, prog.x.zero_point), tflm.quantize(e, prog.e.scale, prog.e.zero_point)
+            xq, eq = (
+                tflm.quantize(x, prog.x.scale, prog.x.zero_point),
+                tflm.quantize(e, prog.e.scale, prog.e.zero_point),
+            )
             seen.append((f"scene {i}", K, xq, eq, m[..., 0] > 0.5))
             return ref(x, e, m)
 
@@ -117,8 +119,12 @@ def test_quantize_rounds_like_c_roundf():
     roundf = ctypes.CDLL(ctypes.util.find_library("m")).roundf
     roundf.restype, roundf.argtypes = ctypes.c_float, [ctypes.c_float]
     below_half = np.nextafter(np.float32(0.5), np.float32(0))  # 0.49999997
-    x = np.concatenate([np.float32([0.5, -0.5, 1.5, -2.5, below_half, -below_half, 2.5 - 2 ** -22]),
-                        np.random.default_rng(5).standard_normal(2000).astype(np.float32) * 40])
+    x = np.concatenate(
+        [
+            np.float32([0.5, -0.5, 1.5, -2.5, below_half, -below_half, 2.5 - 2**-22]),
+            np.random.default_rng(5).standard_normal(2000).astype(np.float32) * 40,
+        ]
+    )
     scale, zp = 0.37, -3
     y = x / np.float32(scale)
     want = np.clip(np.array([roundf(float(v)) for v in y]) + zp, -128, 127).astype(np.int8)
@@ -139,7 +145,9 @@ def test_weights_read_back_equal_the_flatbuffer(gen, kind):
     prog = program.match(g)
     src = (gen[kind]["gen"] / "weights.c").read_text()
     hdr = (gen[kind]["gen"] / "weights.h").read_text()
-    fc_weights = {g.tensors[op.inputs[1]].name: g.tensors[op.inputs[1]] for op in g.ops if op.opcode == "FULLY_CONNECTED"}
+    fc_weights = {
+        g.tensors[op.inputs[1]].name: g.tensors[op.inputs[1]] for op in g.ops if op.opcode == "FULLY_CONNECTED"
+    }
     assert len(fc_weights) == len(prog.fcs())
     for f in prog.fcs():
         n = codegen.cname(f.name)
@@ -154,8 +162,18 @@ def test_weights_read_back_equal_the_flatbuffer(gen, kind):
         assert re.search(rf"\s{n}_w\[{f.d_out}, {f.d_in}\]", hdr), f"{n}_w not documented in weights.h"
     if kind == "lr":
         names = {codegen.cname(f.name) for f in prog.fcs()}
-        assert {"msg1_U_e", "msg1_U_x", "msg1_V", "msg2_U", "msg2_V", "upd1_U_m", "upd1_U_x", "upd1_V",
-                "upd2_U", "upd2_V"} == names
+        assert {
+            "msg1_U_e",
+            "msg1_U_x",
+            "msg1_V",
+            "msg2_U",
+            "msg2_V",
+            "upd1_U_m",
+            "upd1_U_x",
+            "upd1_V",
+            "upd2_U",
+            "upd2_V",
+        } == names
 
 
 def _compile(cc, gen_dir, flags, out):
@@ -181,8 +199,9 @@ def test_generated_code_compiles_for_every_core(gen, target, tmp_path):
         pytest.fail("arm-none-eabi-gcc missing: run docker/provision.sh")
     t = targets.get(target)
     _compile("arm-none-eabi-gcc", gen["lr"]["gen"], STRICT + ["-O2"] + t.cflags(), tmp_path)
-    r = subprocess.run(["arm-none-eabi-gcc", *t.cflags(), "-dM", "-E", "-x", "c", "/dev/null"],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        ["arm-none-eabi-gcc", *t.cflags(), "-dM", "-E", "-x", "c", "/dev/null"], capture_output=True, text=True
+    )
     assert ("__ARM_FEATURE_DSP 1" in r.stdout) == t.dsp
 
 
@@ -192,8 +211,9 @@ def test_host_vector_driver(gen, tmp_path):
         g = gen[kind]["gen"]
         exe = tmp_path / f"vec_{kind}"
         srcs = [str(p) for p in host.sources(g)] + [str(g / "test_vectors.c"), str(ROOT / "tests/c/vectors_main.c")]
-        subprocess.run(["gcc", *STRICT, "-O2", f"-DPREFIX={prefix}", "-I", str(g), *srcs, "-o", str(exe), "-lm"],
-                       check=True)
+        subprocess.run(
+            ["gcc", *STRICT, "-O2", f"-DPREFIX={prefix}", "-I", str(g), *srcs, "-o", str(exe), "-lm"], check=True
+        )
         r = subprocess.run([str(exe)], capture_output=True, text=True)
         assert r.returncode == 0 and "ok: 8 of 8 vectors bit-exact" in r.stdout, r.stdout
 
@@ -223,10 +243,22 @@ def test_export_c_prints_the_summary_from_json(gen, tmp_path, monkeypatch):
     from tinyrrm.cli import app
 
     _refuse_text_for_people(monkeypatch)
-    r = CliRunner().invoke(app, ["export", "c", "--export-dir", str(gen["lr"]["export"]), "--target", "cortex-m4",
-                                 "--out", str(tmp_path / "o")])
+    r = CliRunner().invoke(
+        app,
+        [
+            "export",
+            "c",
+            "--export-dir",
+            str(gen["lr"]["export"]),
+            "--target",
+            "cortex-m4",
+            "--out",
+            str(tmp_path / "o"),
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert "on cortex-m4" in r.output and "| static arena (`LRMPGNN_ARENA_BYTES`) |" in r.output
+
 
 def _host_exe(gen_dir, main, exe, *flags):
     srcs = [str(p) for p in host.sources(gen_dir)] + [str(ROOT / "tests/c" / main)]
@@ -264,24 +296,47 @@ def test_two_models_with_two_prefixes_link_into_one_program(gen, tmp_path):
         assert json.loads((dirs[prefix] / "report.json").read_text())["model"]["prefix"] == prefix
         assert f"--prefix {prefix}" in (dirs[prefix] / "model.c").read_text()[:600]
         assert (dirs[prefix] / "model.mk").read_text().splitlines()[-2:] == [
-            f"MODEL_PREFIX := {prefix}", f"MODEL_PREFIX_UC := {prefix.upper()}"]
+            f"MODEL_PREFIX := {prefix}",
+            f"MODEL_PREFIX_UC := {prefix.upper()}",
+        ]
         _all_names_carry_the_prefix(dirs[prefix], prefix, tmp_path)
     a, b = dirs["beam_a"], dirs["beam_b"]
-    srcs = [a / "model.c", a / "weights.c", a / "test_vectors.c", b / "model.c", b / "weights.c",
-            b / "test_vectors.c", *sorted((a / "kernels").glob("*.c")), ROOT / "tests/c/two_models_main.c"]
-    defs = ["-DMODEL_A=beam_a", "-DMODEL_B=beam_b", f'-DA_MODEL_H="{a}/model.h"', f'-DA_VECTORS_H="{a}/test_vectors.h"',
-            f'-DB_MODEL_H="{b}/model.h"', f'-DB_VECTORS_H="{b}/test_vectors.h"']
+    srcs = [
+        a / "model.c",
+        a / "weights.c",
+        a / "test_vectors.c",
+        b / "model.c",
+        b / "weights.c",
+        b / "test_vectors.c",
+        *sorted((a / "kernels").glob("*.c")),
+        ROOT / "tests/c/two_models_main.c",
+    ]
+    defs = [
+        "-DMODEL_A=beam_a",
+        "-DMODEL_B=beam_b",
+        f'-DA_MODEL_H="{a}/model.h"',
+        f'-DA_VECTORS_H="{a}/test_vectors.h"',
+        f'-DB_MODEL_H="{b}/model.h"',
+        f'-DB_VECTORS_H="{b}/test_vectors.h"',
+    ]
     exe = tmp_path / "two"
     # no -I: every generated file includes its own folder's headers ("model.h", "kernels/...")
-    subprocess.run(["gcc", *STRICT, "-O2", "-ffp-contract=off", "-DTR_NO_DSP=1", *defs, *map(str, srcs),
-                    "-o", str(exe), "-lm"], check=True)
+    subprocess.run(
+        ["gcc", *STRICT, "-O2", "-ffp-contract=off", "-DTR_NO_DSP=1", *defs, *map(str, srcs), "-o", str(exe), "-lm"],
+        check=True,
+    )
     r = subprocess.run([str(exe)], capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout.rstrip().endswith("ok"), r.stdout
     lines = r.stdout.splitlines()
     for prefix, d in dirs.items():
         assert sum(ln.startswith(f"{prefix} vector ") and ln.endswith("mismatches=0") for ln in lines) == 8
-        got = np.array([float.fromhex(v) for v in next(ln for ln in lines if ln.startswith(f"{prefix} infer rc=0"))
-                        .split("v=")[1].split()], np.float32)
+        got = np.array(
+            [
+                float.fromhex(v)
+                for v in next(ln for ln in lines if ln.startswith(f"{prefix} infer rc=0")).split("v=")[1].split()
+            ],
+            np.float32,
+        )
         m = host.HostModel(d)
         h = ((np.arange(m.K * m.K * m.nt * 2) % 11 - 5) * 0.25).astype(np.float32).reshape(m.K, m.K, m.nt, 2)
         want = m.infer(h[..., 0] + 1j * h[..., 1], np.ones((m.K, m.K), bool))
@@ -297,17 +352,28 @@ def _all_names_carry_the_prefix(g: Path, prefix: str, tmp_path: Path) -> None:
     for src in ("model.c", "weights.c", "test_vectors.c"):
         obj = tmp_path / f"{prefix}_{src}.o"
         subprocess.run(["gcc", "-std=c99", "-O2", "-I", str(g), "-c", str(g / src), "-o", str(obj)], check=True)
-        nm = subprocess.run(["nm", "--extern-only", "--defined-only", str(obj)], capture_output=True, text=True,
-                            check=True).stdout
+        nm = subprocess.run(
+            ["nm", "--extern-only", "--defined-only", str(obj)], capture_output=True, text=True, check=True
+        ).stdout
         for name in (ln.split()[-1] for ln in nm.splitlines() if ln.strip()):
             assert name.startswith(prefix + "_"), f"{src}: {name}"
 
 
-@pytest.mark.parametrize("prefix, needle", [
-    ("Lrmpgnn", "lower-case letter"), ("2net", "lower-case letter"), ("net-a", "a-z, 0-9 and _"),
-    ("_net", "lower-case letter"), ("int", "C keyword"), ("static", "C keyword"), ("tr", "shared kernels"),
-    ("net__a", "C reserves"), ("a" * 21, "at most 20"), ("", "lower-case letter"),
-])
+@pytest.mark.parametrize(
+    "prefix, needle",
+    [
+        ("Lrmpgnn", "lower-case letter"),
+        ("2net", "lower-case letter"),
+        ("net-a", "a-z, 0-9 and _"),
+        ("_net", "lower-case letter"),
+        ("int", "C keyword"),
+        ("static", "C keyword"),
+        ("tr", "shared kernels"),
+        ("net__a", "C reserves"),
+        ("a" * 21, "at most 20"),
+        ("", "lower-case letter"),
+    ],
+)
 def test_bad_prefix_is_one_clear_error_and_writes_nothing(gen, prefix, needle, tmp_path):
     with pytest.raises(cprefix.PrefixError, match=needle) as err:
         codegen.generate(gen["lr"]["export"], "cortex-m4", tmp_path / "x", prefix=prefix)
@@ -329,23 +395,41 @@ def test_report_sizes_are_the_c_structs_and_the_linker_stack(gen, tmp_path):
 
     g = gen["lr"]["gen"]
     rep = json.loads((g / "report.json").read_text())
-    (tmp_path / "sz.c").write_text('#include "model.h"\n'
-                                   "char io[sizeof(lrmpgnn_input) + sizeof(lrmpgnn_output)];\n")
-    subprocess.run(["arm-none-eabi-gcc", "-mcpu=cortex-m4", "-mthumb", "-c", "-I", str(g), str(tmp_path / "sz.c"),
-                    "-o", str(tmp_path / "sz.o")], check=True)
+    (tmp_path / "sz.c").write_text('#include "model.h"\nchar io[sizeof(lrmpgnn_input) + sizeof(lrmpgnn_output)];\n')
+    subprocess.run(
+        [
+            "arm-none-eabi-gcc",
+            "-mcpu=cortex-m4",
+            "-mthumb",
+            "-c",
+            "-I",
+            str(g),
+            str(tmp_path / "sz.c"),
+            "-o",
+            str(tmp_path / "sz.o"),
+        ],
+        check=True,
+    )
     nm = subprocess.run(["arm-none-eabi-nm", "-S", str(tmp_path / "sz.o")], capture_output=True, text=True).stdout
     size = int(next(ln.split()[1] for ln in nm.splitlines() if ln.endswith(" io")), 16)
     assert rep["sizes"]["io_bytes"] == size
     ld = (ROOT / "firmware_templates/firmware/common/sections.ld").read_text()
-    assert rep["sizes"]["stack_bytes"] == codegen.STACK_BYTES == int(_re.search(r"__stack_size = (\d+)K;", ld).group(1)) * 1024
+    assert (
+        rep["sizes"]["stack_bytes"]
+        == codegen.STACK_BYTES
+        == int(_re.search(r"__stack_size = (\d+)K;", ld).group(1)) * 1024
+    )
     assert rep["sizes"]["ram_need_bytes"] == rep["sizes"]["arena_bytes"] + size + codegen.STACK_BYTES
 
 
-@pytest.mark.parametrize("broken, needle", [
-    (lambda p: p.mask_mul.__setattr__("mult", 0), "multiplier is 0"),
-    (lambda p: p.msg_chain[-1].__setattr__("act_min", p.mask_mul.in1.zero_point - 1), "the wide layer's ReLU"),
-    (lambda p: p.mask_mul.__setattr__("in2", program.QParam(p.mask.scale, 127)), "code of 1.0"),
-])
+@pytest.mark.parametrize(
+    "broken, needle",
+    [
+        (lambda p: p.mask_mul.__setattr__("mult", 0), "multiplier is 0"),
+        (lambda p: p.msg_chain[-1].__setattr__("act_min", p.mask_mul.in1.zero_point - 1), "the wide layer's ReLU"),
+        (lambda p: p.mask_mul.__setattr__("in2", program.QParam(p.mask.scale, 127)), "code of 1.0"),
+    ],
+)
 def test_fused_max_preconditions_are_checked(gen, broken, needle):
     """The generated C's max-before-requantize equals TFLM only under three conditions; a model
     that breaks one is refused by program.match, not turned into C that is not bit-exact."""
@@ -477,8 +561,9 @@ def test_committed_cortex_m4_vectors_pass_on_host(tmp_path):
     exe = tmp_path / "vec"
     srcs = [str(p) for p in host.sources(g)] + [str(g / "test_vectors.c"), str(ROOT / "tests/c/vectors_main.c")]
     for path in ("-DTR_NO_DSP=1", "-DTR_EMULATE_DSP=1"):
-        subprocess.run(["gcc", *STRICT, "-O2", path, "-DPREFIX=lrmpgnn", "-I", str(g), *srcs, "-o", str(exe), "-lm"],
-                       check=True)
+        subprocess.run(
+            ["gcc", *STRICT, "-O2", path, "-DPREFIX=lrmpgnn", "-I", str(g), *srcs, "-o", str(exe), "-lm"], check=True
+        )
         r = subprocess.run([str(exe)], capture_output=True, text=True)
         assert r.returncode == 0 and "ok: 8 of 8 vectors bit-exact" in r.stdout, r.stdout
 
@@ -495,8 +580,9 @@ def test_committed_cortex_m4_regenerates_byte_for_byte(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path / "elsewhere")
     assert not Path("models").exists() and not Path("data").exists()
     out = codegen.generate(exp, "cortex-m4", tmp_path / "out", command=command)
-    committed = subprocess.run(["git", "-C", str(ROOT), "ls-files", "generated/cortex-m4"], capture_output=True,
-                               text=True, check=True).stdout.split()
+    committed = subprocess.run(
+        ["git", "-C", str(ROOT), "ls-files", "generated/cortex-m4"], capture_output=True, text=True, check=True
+    ).stdout.split()
     got = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
     assert got == sorted(Path(c).relative_to("generated/cortex-m4").as_posix() for c in committed)
     for rel in got:
@@ -525,13 +611,19 @@ def test_committed_tflm_folder_is_the_export_of_the_committed_model(tmp_path, mo
     g = ROOT / "generated/cortex-m4"
     monkeypatch.chdir(ROOT)
     man = _committed_calibration(g)
-    out = stage.export_model(man["checkpoint"]["path"], tmp_path / "exp", man["calibration"]["path"],
-                             man["calibration"]["n_scenes"], progress=False)
+    out = stage.export_model(
+        man["checkpoint"]["path"],
+        tmp_path / "exp",
+        man["calibration"]["path"],
+        man["calibration"]["n_scenes"],
+        progress=False,
+    )
     committed = sorted(p.name for p in (g / "tflm").iterdir())
     assert stage.MANIFEST in committed and "model_int8.tflite" in committed
     for name in committed:
-        assert (out / name).read_bytes() == (g / "tflm" / name).read_bytes(), \
+        assert (out / name).read_bytes() == (g / "tflm" / name).read_bytes(), (
             f"{name} is stale: regenerate generated/ (make export, then make hil)"
+        )
 
 
 @pytest.mark.parametrize("target", [t for t in targets.TARGETS])
@@ -589,8 +681,19 @@ def test_fast_requantization_equals_tflms_rounding(tmp_path):
     (quant.mbqm, itself tested against TFLM) on its whole precondition: shifts
     -1..-31, |x| < 2^29, exact ties included; tr_sat8 is the int8 clamp."""
     exe = tmp_path / "requant"
-    subprocess.run(["gcc", *STRICT, "-O2", "-I", str(ROOT / "firmware_templates"), str(ROOT / "tests/c/requant_main.c"),
-                    "-o", str(exe)], check=True)
+    subprocess.run(
+        [
+            "gcc",
+            *STRICT,
+            "-O2",
+            "-I",
+            str(ROOT / "firmware_templates"),
+            str(ROOT / "tests/c/requant_main.c"),
+            "-o",
+            str(exe),
+        ],
+        check=True,
+    )
     rng = np.random.default_rng(11)
     rows = []
     lim = (1 << 29) - 1
@@ -606,8 +709,9 @@ def test_fast_requantization_equals_tflms_rounding(tmp_path):
                 rows += list(zip(x, [1 << 30] * len(x), [e] * len(x)))
         rows += [(lim, (1 << 31) - 1, e), (-lim, (1 << 31) - 1, e), (0, 1 << 30, e), (-1, 1 << 30, e)]
     x, m, e = (np.array(c, np.int64) for c in zip(*rows))
-    r = subprocess.run([str(exe)], input="".join(f"{a} {b} {c}\n" for a, b, c in rows),
-                       capture_output=True, text=True, check=True)
+    r = subprocess.run(
+        [str(exe)], input="".join(f"{a} {b} {c}\n" for a, b, c in rows), capture_output=True, text=True, check=True
+    )
     fast, slow, sat = np.array([ln.split() for ln in r.stdout.splitlines()], np.int64).T
     want = quant.mbqm(x, m, -e)
     assert len(fast) == len(rows)
@@ -620,8 +724,18 @@ def test_fast_requantization_flag_follows_its_precondition():
     """fast_rq is set only where tr_mbqm_fast is exact (shift <= -1, |accumulator| < 2^29)."""
     w = np.full((2, 4), 127, np.int8)
     qp = program.QParam(0.1, 0)
-    f = program.FC("t", w, np.zeros(2, np.int32), np.ones(2, np.float32), qp, qp,
-                   np.full(2, 1 << 30), np.array([-1, -3]), -128, 127)
+    f = program.FC(
+        "t",
+        w,
+        np.zeros(2, np.int32),
+        np.ones(2, np.float32),
+        qp,
+        qp,
+        np.full(2, 1 << 30),
+        np.array([-1, -3]),
+        -128,
+        127,
+    )
     assert codegen.fast_requant(f)
     f.shift = np.array([0, -3])
     assert not codegen.fast_requant(f)

@@ -20,8 +20,9 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def exported(tiny_ckpts, tiny_data, tmp_path_factory):
     d = tmp_path_factory.mktemp("export")
-    return {k: stage.export_model(v, d / k, tiny_data["train"], n_calib=32, progress=False)
-            for k, v in tiny_ckpts.items()}
+    return {
+        k: stage.export_model(v, d / k, tiny_data["train"], n_calib=32, progress=False) for k, v in tiny_ckpts.items()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -40,8 +41,12 @@ def test_core_spec_matches_torch(tiny_ckpts, tiny_data, kind):
         ref = model(data.H, mask).numpy()
     L = core.core_layers(model)
     fe = frontend.FrontEnd.of(model)
-    got = np.stack([frontend.run(fe, lambda x, e, m: core.core_numpy(L, x, e, m), data.H[i].numpy(), mask[i].numpy())
-                    for i in range(len(data))])
+    got = np.stack(
+        [
+            frontend.run(fe, lambda x, e, m: core.core_numpy(L, x, e, m), data.H[i].numpy(), mask[i].numpy())
+            for i in range(len(data))
+        ]
+    )
     assert np.abs(got - ref).max() < 1e-5
 
 
@@ -53,7 +58,7 @@ def test_core_layers_keep_low_rank_layout(tiny_ckpts):
     np.testing.assert_array_equal(np.vstack([L["msg1"].parts["x"].weight, L["msg1"].parts["e"].weight]), U1)
     np.testing.assert_array_equal(L["msg1"].chain[0].weight, V1)
     U3 = model.upd1.factors()[0].detach().numpy()
-    np.testing.assert_allclose(L["upd1"].parts["m"].weight, U3[4 * nt:] * model.cfg.agg_scale, rtol=1e-6)
+    np.testing.assert_allclose(L["upd1"].parts["m"].weight, U3[4 * nt :] * model.cfg.agg_scale, rtol=1e-6)
     assert [m.name for m in L["msg2"].chain] == ["msg2.V"]
 
 
@@ -86,7 +91,7 @@ def test_onnx_matches_torch_for_the_committed_models(name, tmp_path):
     ort = onnx_export.ORTModel(blob)
     worst = 0.0
     for i in range(0, 100, 10):  # 10 scenes at a time: the full model's messages are [10, 50, 50, 3072]
-        H, mask = data.H[i:i + 10], data.mask[i:i + 10]
+        H, mask = data.H[i : i + 10], data.mask[i : i + 10]
         with torch.no_grad():
             x, d, e = model.features(H)
             ref = model.propagate(x, d, e, mask).numpy()
@@ -183,12 +188,18 @@ def test_tflm_arena_parsed(exported):
 
 
 def test_parse_allocations_text():
-    text = ("[RecordingMicroAllocator] Arena allocation total 1200 bytes\n"
-            "[RecordingMicroAllocator] Arena allocation head 1000 bytes\n"
-            "[RecordingMicroAllocator] Arena allocation tail 200 bytes\n"
-            "[RecordingMicroAllocator] 'TfLiteEvalTensor data' used 816 bytes with alignment overhead\n")
-    assert tflm.parse_allocations(text) == {"total": 1200, "head": 1000, "tail": 200,
-                                           "parts": {"TfLiteEvalTensor data": 816}}
+    text = (
+        "[RecordingMicroAllocator] Arena allocation total 1200 bytes\n"
+        "[RecordingMicroAllocator] Arena allocation head 1000 bytes\n"
+        "[RecordingMicroAllocator] Arena allocation tail 200 bytes\n"
+        "[RecordingMicroAllocator] 'TfLiteEvalTensor data' used 816 bytes with alignment overhead\n"
+    )
+    assert tflm.parse_allocations(text) == {
+        "total": 1200,
+        "head": 1000,
+        "tail": 200,
+        "parts": {"TfLiteEvalTensor data": 816},
+    }
     with pytest.raises(RuntimeError, match="no arena total"):
         tflm.parse_allocations("nothing")
 
@@ -210,13 +221,27 @@ def test_model_data_c_compiles_and_holds_the_flatbuffer(exported, tmp_path):
     for op in ("AddFullyConnected", "AddAdd", "AddReshape", "AddMul", "AddReduceMax"):
         assert f"resolver.{op}();" in hdr
     main = tmp_path / "main.c"
-    main.write_text('#include "model_data.h"\nint main(void) { return lrmpgnn_model_data[4] == \'T\' ? 0 : 1; }\n')
+    main.write_text("#include \"model_data.h\"\nint main(void) { return lrmpgnn_model_data[4] == 'T' ? 0 : 1; }\n")
     exe = tmp_path / "a.out"
     for cc in ("gcc", "clang"):
         if shutil.which(cc) is None:
             pytest.fail(f"{cc} missing: run docker/provision.sh")
-        subprocess.run([cc, "-std=c99", "-Wall", "-Wextra", "-Werror", "-I", str(out), str(main),
-                        str(out / "model_data.c"), "-o", str(exe)], check=True)
+        subprocess.run(
+            [
+                cc,
+                "-std=c99",
+                "-Wall",
+                "-Wextra",
+                "-Werror",
+                "-I",
+                str(out),
+                str(main),
+                str(out / "model_data.c"),
+                "-o",
+                str(exe),
+            ],
+            check=True,
+        )
         assert subprocess.run([str(exe)]).returncode == 0
 
 
@@ -260,8 +285,15 @@ def test_int8_export_does_not_move_with_cpu_rounding_noise(tiny_ckpts, tiny_data
 
 def test_export_is_deterministic_and_reused(tiny_ckpts, tiny_data, exported, tmp_path):
     again = stage.export_model(tiny_ckpts["lr"], tmp_path / "again", tiny_data["train"], n_calib=32, progress=False)
-    for f in ("model.onnx", "model_int8.tflite", "model_fp32.tflite", "model_data.c", "model_data.h", stage.SCENE_INPUTS,
-              "export.json"):
+    for f in (
+        "model.onnx",
+        "model_int8.tflite",
+        "model_fp32.tflite",
+        "model_data.c",
+        "model_data.h",
+        stage.SCENE_INPUTS,
+        "export.json",
+    ):
         assert (again / f).read_bytes() == (exported["lr"] / f).read_bytes(), f
     assert stage.is_current(again, tiny_ckpts["lr"], tiny_data["train"], 32)
     before = (again / "model_int8.tflite").stat().st_mtime_ns
@@ -313,8 +345,14 @@ def test_evaluate_exported_backends(tiny_ckpts, tiny_data, exported, backend, tm
     monkeypatch.setattr(stage, "default_dir", lambda c: exported["full" if c == tiny_ckpts["full"] else "lr"])
     monkeypatch.setattr(stage, "DEFAULT_CALIB", tiny_data["train"])
     monkeypatch.setattr(stage, "ensure", lambda c, *a, **k: exported["full" if c == tiny_ckpts["full"] else "lr"])
-    rep = ev.evaluate(tiny_data["test"], tiny_ckpts["full"], tiny_ckpts["lr"], backend=backend,
-                      out_path=tmp_path / "W.npz", progress=False)
+    rep = ev.evaluate(
+        tiny_data["test"],
+        tiny_ckpts["full"],
+        tiny_ckpts["lr"],
+        backend=backend,
+        out_path=tmp_path / "W.npz",
+        progress=False,
+    )
     W = np.load(tmp_path / "W.npz")
     assert {f"W_mpgnn_{backend}", f"W_lrmpgnn_{backend}", "W_wmmse"} <= set(W.files)
     assert W[f"W_lrmpgnn_{backend}"].shape == (16, 6, 2)
@@ -323,8 +361,14 @@ def test_evaluate_exported_backends(tiny_ckpts, tiny_data, exported, backend, tm
     assert rep["sum_rate"][f"lrmpgnn_{backend}"] == pytest.approx(torch_rep["sum_rate"]["lrmpgnn_torch"], rel=tol)
     # fewer active links than the export's K: padded with inactive links
     s = sc.load(tiny_data["test"])
-    small = sc.Scenes(**{**s.__dict__, "H": s.H[:, :4, :4], "dist": None if s.dist is None else s.dist[:, :4, :4],
-                         "weights": s.weights[:, :4]})
+    small = sc.Scenes(
+        **{
+            **s.__dict__,
+            "H": s.H[:, :4, :4],
+            "dist": None if s.dist is None else s.dist[:, :4, :4],
+            "weights": s.weights[:, :4],
+        }
+    )
     V = backends.BACKENDS[backend](tiny_ckpts["lr"], small)
     assert V.shape == (16, 4, 2) and np.isfinite(V).all()
 
@@ -341,6 +385,7 @@ def test_size_report_reads_the_flatbuffer(tiny_ckpts, exported, monkeypatch):
         assert d["total"] == size.deployed_bytes_from_checkpoint(model)
         assert d["weight_bytes"] + d["bias_bytes"] == model_bytes(model, "int8")
     assert rep["ratio"]["fp32_over_deployed_int8"] == pytest.approx(
-        rep["mpgnn"]["bytes_fp32"] / rep["lrmpgnn"]["deployed_int8"]["total"])
+        rep["mpgnn"]["bytes_fp32"] / rep["lrmpgnn"]["deployed_int8"]["total"]
+    )
     assert rep["lrmpgnn"]["tflm_arena_bytes"] > 0
     assert "deployed int8 core" in size.format_size(rep)

@@ -145,9 +145,15 @@ def test_evaluate_backend_qemu(tiny_ckpts, tiny_data, tmp_path, monkeypatch):
     monkeypatch.setattr(stage, "DEFAULT_CALIB", tiny_data["train"])
     monkeypatch.setattr(stage, "BUILD", tmp_path / "export")
 
-    rep = ev.evaluate(tiny_data["test"], tiny_ckpts["full"], tiny_ckpts["lr"], backend="qemu",
-                      out_path=tmp_path / "W.npz", progress=False,
-                      backend_options={"target": "cortex-m4", "port": None})
+    rep = ev.evaluate(
+        tiny_data["test"],
+        tiny_ckpts["full"],
+        tiny_ckpts["lr"],
+        backend="qemu",
+        out_path=tmp_path / "W.npz",
+        progress=False,
+        backend_options={"target": "cortex-m4", "port": None},
+    )
     W = np.load(tmp_path / "W.npz")
     assert W["W_lrmpgnn_qemu"].shape == (16, 6, 2) and np.isfinite(W["W_mpgnn_qemu"]).all()
     c = ev.evaluate(tiny_data["test"], tiny_ckpts["full"], tiny_ckpts["lr"], backend="c", progress=False)

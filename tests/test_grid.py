@@ -21,15 +21,36 @@ def test_plan_covers_grid_and_seeds(tmp_path):
     # all its seeds; the full model's extra seeds last
     jobs = grid.plan("tr.npz", "te.npz", None, tmp_path, a1s=(4, 16), a2s=(4, 16))
     assert [(j.a1, j.a2, j.seed) for j in jobs] == [
-        (None, None, 0), (4, 4, 0), (4, 4, 1), (4, 4, 2), (16, 4, 0), (16, 4, 1), (16, 4, 2),
-        (4, 16, 0), (4, 16, 1), (4, 16, 2), (16, 16, 0), (None, None, 1), (None, None, 2)]
+        (None, None, 0),
+        (4, 4, 0),
+        (4, 4, 1),
+        (4, 4, 2),
+        (16, 4, 0),
+        (16, 4, 1),
+        (16, 4, 2),
+        (4, 16, 0),
+        (4, 16, 1),
+        (4, 16, 2),
+        (16, 16, 0),
+        (None, None, 1),
+        (None, None, 2),
+    ]
     sizes = tables.size_ratios("paper", (4, 16), (4, 16))
     assert sizes[0][0] > sizes[1][0] > sizes[0][1] > sizes[1][1]
 
 
 def test_grid_runs_skips_and_assembles(tiny_data, tmp_path):
-    jobs = grid.plan(tiny_data["train"], tiny_data["test"], tiny_data["val"], tmp_path, arch="tiny",
-                     epochs=1, a1s=(2,), a2s=(2, 3), multi_seed={(2, 2): 2})
+    jobs = grid.plan(
+        tiny_data["train"],
+        tiny_data["test"],
+        tiny_data["val"],
+        tmp_path,
+        arch="tiny",
+        epochs=1,
+        a1s=(2,),
+        a2s=(2, 3),
+        multi_seed={(2, 2): 2},
+    )
     res = grid.run_jobs(jobs, workers=1, progress=False)
     assert len(res) == len(jobs) == 2 + 3
     stamp = (tmp_path / "grid" / jobs[-1].name / "result.json").stat().st_mtime_ns
@@ -43,14 +64,25 @@ def test_grid_runs_skips_and_assembles(tiny_data, tmp_path):
     full = [r for r in res if r["a1"] is None]
     cell = [r for r in res if (r["a1"], r["a2"]) == (2, 3)][0]
     assert g["sum_rate_ratio"]["rows"][0][1] == pytest.approx(
-        cell["test_rate"] / (sum(r["test_rate"] for r in full) / len(full)), abs=1e-4)
+        cell["test_rate"] / (sum(r["test_rate"] for r in full) / len(full)), abs=1e-4
+    )
     assert g["model_size_ratio"]["rows"][0][1] == pytest.approx(full[0]["bytes_fp32"] / cell["bytes_fp32"], abs=1e-4)
 
 
 @pytest.mark.slow
 def test_reproduce_writes_report(tiny_data, tmp_path):
-    paths = grid.reproduce(tiny_data["train"], tiny_data["test"], None, tmp_path, workers=1, arch="tiny",
-                           epochs=1, a1s=(2,), a2s=(2,), progress=False)
+    paths = grid.reproduce(
+        tiny_data["train"],
+        tiny_data["test"],
+        None,
+        tmp_path,
+        workers=1,
+        arch="tiny",
+        epochs=1,
+        a1s=(2,),
+        a2s=(2,),
+        progress=False,
+    )
     names = {p.name for p in paths}
     assert {"paper_grid.json", "paper_grid.csv", "paper_grid.md", "paper_grid_size.png"} <= names
     g = json.loads((tmp_path / "paper_grid.json").read_text())
@@ -100,8 +132,16 @@ def test_ray_missing_is_a_clear_error(monkeypatch):
 
 
 def test_svd_study_reports_truncation_and_finetune(tiny_data, tiny_ckpts, tmp_path):
-    paths = svd_study(tiny_ckpts["full"], tiny_data["train"], tiny_data["val"], tiny_data["test"],
-                           tmp_path, cells=((2, 2), (8, 8)), finetune_epochs=1, progress=False)
+    paths = svd_study(
+        tiny_ckpts["full"],
+        tiny_data["train"],
+        tiny_data["val"],
+        tiny_data["test"],
+        tmp_path,
+        cells=((2, 2), (8, 8)),
+        finetune_epochs=1,
+        progress=False,
+    )
     rep = json.loads(paths[0].read_text())
     big = rep["cells"][1]
     # rank 8 >= every layer's min(d_in, d_out) of the tiny widths: truncation is exact
@@ -121,8 +161,7 @@ def test_sizes_only_report_trains_nothing(tmp_path):
 
 def test_targets_name_failing_cells_and_the_deployment_pick():
     a1s, a2s = (4, 16), (4, 16, 32)
-    mean = [[0.90, 0.98, None],
-            [0.99, 0.96, 0.975]]
+    mean = [[0.90, 0.98, None], [0.99, 0.96, 0.975]]
     t = tables.targets(mean, a1s, a2s, arch="paper")
     wide = t["a1_a2_ge_16"]
     assert (wide["cells"], wide["measured"], wide["passing"]) == (2, 2, 1)
@@ -138,8 +177,17 @@ def test_targets_name_failing_cells_and_the_deployment_pick():
 
 
 def test_status_shows_done_started_and_waiting_jobs(tiny_data, tmp_path):
-    jobs = grid.plan(tiny_data["train"], tiny_data["test"], None, tmp_path, arch="tiny", epochs=2,
-                     a1s=(2,), a2s=(2, 3), multi_seed={})
+    jobs = grid.plan(
+        tiny_data["train"],
+        tiny_data["test"],
+        None,
+        tmp_path,
+        arch="tiny",
+        epochs=2,
+        a1s=(2,),
+        a2s=(2, 3),
+        multi_seed={},
+    )
     grid.run_jobs(jobs[:2], workers=1, progress=False)  # the full reference and (2, 2)
     st = pace.status(jobs)
     assert [r["state"] for r in st["jobs"]] == ["done", "done", "waiting"]
@@ -153,8 +201,13 @@ def test_status_shows_done_started_and_waiting_jobs(tiny_data, tmp_path):
 
 def test_epoch_seconds_fits_the_update_rank_slope_and_the_message_rank_intercepts():
     row = lambda a1, a2, t: {"a1": a1, "a2": a2, "s_per_epoch": t}  # noqa: E731
-    timed = [row(4, 4, 40 + 0.25 * 4), row(4, 128, 40 + 0.25 * 128), row(16, 16, 50 + 0.25 * 16),
-             row(None, None, 100.0), row(None, None, 110.0)]
+    timed = [
+        row(4, 4, 40 + 0.25 * 4),
+        row(4, 128, 40 + 0.25 * 128),
+        row(16, 16, 50 + 0.25 * 16),
+        row(None, None, 100.0),
+        row(None, None, 110.0),
+    ]
     fit = pace.epoch_seconds(timed)
     assert fit(4, 512) == pytest.approx(40 + 0.25 * 512)  # extrapolated along the fitted slope
     assert fit(16, 256) == pytest.approx(50 + 0.25 * 256)
@@ -170,8 +223,16 @@ def test_epoch_seconds_fits_the_update_rank_slope_and_the_message_rank_intercept
 def test_wall_hours_follow_the_pools_order():
     """Started jobs hold their workers; waiting ones take the first worker to come free, in plan order."""
     job = lambda state, h: {"state": state, "seconds_left": None if h is None else h * 3600.0}  # noqa: E731
-    st = {"jobs": [job("done", 0), job("waiting", 1), job("started", 3), job("waiting", 2), job("started", 0.5),
-                   job("waiting", None)]}
+    st = {
+        "jobs": [
+            job("done", 0),
+            job("waiting", 1),
+            job("started", 3),
+            job("waiting", 2),
+            job("started", 0.5),
+            job("waiting", None),
+        ]
+    }
     # workers: [3, 0.5] -> the 1 h job on the second (1.5), then the 2 h job on it (3.5); the untimed counts 0
     assert pace.wall_hours(st, 2) == pytest.approx(3.5)
     assert pace.wall_hours(st, 1) == pytest.approx(6.5)
@@ -183,8 +244,17 @@ def test_grid_runs_on_a_local_ray_cluster(tiny_data, tmp_path):
     """--ray ADDRESS for real: a local Ray instance runs the cells; results match the job plan."""
     import ray
 
-    jobs = grid.plan(tiny_data["train"], tiny_data["test"], None, tmp_path, arch="tiny", epochs=1,
-                     a1s=(2,), a2s=(2, 3), multi_seed={})
+    jobs = grid.plan(
+        tiny_data["train"],
+        tiny_data["test"],
+        None,
+        tmp_path,
+        arch="tiny",
+        epochs=1,
+        a1s=(2,),
+        a2s=(2, 3),
+        multi_seed={},
+    )
     try:
         res = grid.run_jobs(jobs, ray_address="local", progress=False)
     finally:
@@ -221,8 +291,10 @@ def test_clip_penalty_cells_are_their_own_jobs(tiny_data, tmp_path):
     kw = dict(arch="tiny", epochs=1, a1s=(2,), a2s=(4,), multi_seed={}, residual=False)
     clip = grid.plan(tiny_data["train"], tiny_data["test"], None, tmp_path, **kw)
     bare = grid.plan(tiny_data["train"], tiny_data["test"], None, tmp_path, clip_penalty=0.0, **kw)
-    assert grid.CLIP_PENALTY == 0.1 and [j.name for j in clip] == ["full_seed-0_plain_clip0.1",
-                                                                   "a1-2_a2-4_seed-0_plain_clip0.1"]
+    assert grid.CLIP_PENALTY == 0.1 and [j.name for j in clip] == [
+        "full_seed-0_plain_clip0.1",
+        "a1-2_a2-4_seed-0_plain_clip0.1",
+    ]
     r = grid.run_jobs(bare[1:], workers=1, progress=False)[0]
     path = tmp_path / "grid" / r["name"] / "result.json"
     doc = json.loads(path.read_text())
@@ -245,8 +317,12 @@ def test_job_records_let_a_fresh_checkout_resume(tiny_data, tmp_path, monkeypatc
     grid.reproduce(tiny_data["train"], tiny_data["test"], None, out, cells_dir=cells, **kw)
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     records = grid.load_records(out / grid.JOBS_FILE)
-    assert sorted(r["name"] for r in records) == sorted(j.name for j in grid.plan(
-        tiny_data["train"], tiny_data["test"], None, cells, arch="tiny", epochs=1, a1s=(2,), a2s=(2, 3)))
+    assert sorted(r["name"] for r in records) == sorted(
+        j.name
+        for j in grid.plan(
+            tiny_data["train"], tiny_data["test"], None, cells, arch="tiny", epochs=1, a1s=(2,), a2s=(2, 3)
+        )
+    )
     shutil.rmtree(cells)  # a fresh checkout: no checkpoints, no result.json
 
     def no_training(job, progress=False):
@@ -255,8 +331,10 @@ def test_job_records_let_a_fresh_checkout_resume(tiny_data, tmp_path, monkeypatc
     monkeypatch.setattr(grid, "run_cell", no_training)
     grid.reproduce(tiny_data["train"], tiny_data["test"], None, out, cells_dir=cells, **kw)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
-    st = pace.status(grid.plan(tiny_data["train"], tiny_data["test"], None, cells, arch="tiny", epochs=1,
-                               a1s=(2,), a2s=(2, 3)), records)
+    st = pace.status(
+        grid.plan(tiny_data["train"], tiny_data["test"], None, cells, arch="tiny", epochs=1, a1s=(2,), a2s=(2, 3)),
+        records,
+    )
     assert st["done"] == st["total"]
     # a job of another recipe does not match a record
     other = grid.plan(tiny_data["train"], tiny_data["test"], None, cells, arch="tiny", epochs=2, a1s=(2,), a2s=(2,))
@@ -292,9 +370,14 @@ def test_carry_fills_unmeasured_cells_rescaled_and_marks_them(tmp_path):
     assert "Carried from `old.json`" in md and "1 cells, (2, 3)." in md
 
 
-@pytest.mark.parametrize("meta, match", [({"epochs": 2}, "epochs 1 there, 2 here"),
-                                         ({"test": "other.npz"}, "test 'te' there, 'other.npz' here"),
-                                         ({"clip_penalty": 0.0}, "clip_penalty")])
+@pytest.mark.parametrize(
+    "meta, match",
+    [
+        ({"epochs": 2}, "epochs 1 there, 2 here"),
+        ({"test": "other.npz"}, "test 'te' there, 'other.npz' here"),
+        ({"clip_penalty": 0.0}, "clip_penalty"),
+    ],
+)
 def test_carry_refuses_cells_of_another_recipe(meta, match):
     old = _fake_grid({(2, 3): [0.95]}, full_rate=110.0)
     new = _fake_grid({}, full_rate=100.0, meta=meta)
@@ -306,8 +389,20 @@ def test_reproduce_checks_the_carried_report_before_training(tiny_data, tmp_path
     bad = tmp_path / "old.json"
     bad.write_text(json.dumps(_fake_grid({(2, 3): [0.95]}, full_rate=110.0, meta={"epochs": 5})))
     with pytest.raises(ValueError, match="another grid run"):
-        grid.reproduce(tiny_data["train"], tiny_data["test"], None, tmp_path / "out", workers=1, arch="tiny",
-                       epochs=1, a1s=(2,), a2s=(2,), progress=False, cells_dir=tmp_path / "runs", carry_from=bad)
+        grid.reproduce(
+            tiny_data["train"],
+            tiny_data["test"],
+            None,
+            tmp_path / "out",
+            workers=1,
+            arch="tiny",
+            epochs=1,
+            a1s=(2,),
+            a2s=(2,),
+            progress=False,
+            cells_dir=tmp_path / "runs",
+            carry_from=bad,
+        )
     assert not (tmp_path / "runs").exists() and not (tmp_path / "out").exists()
 
 

@@ -63,8 +63,7 @@ def test_report_files_and_contents(tmp_path):
     out = tmp_path / "nested" / "reports"  # parent dirs are created
     paths = write_grid_report(_grid(), _paper(), out)
     names = [p.name for p in paths]
-    assert names == ["paper_grid.csv", "paper_grid.md",
-                     "paper_grid_size.png", "paper_grid_sumrate.png"]
+    assert names == ["paper_grid.csv", "paper_grid.md", "paper_grid_size.png", "paper_grid_sumrate.png"]
     for p in paths:
         assert p.is_file() and p.stat().st_size > 0
     for p in paths[2:]:
@@ -110,15 +109,18 @@ def test_deterministic(tmp_path):
         assert pa.read_bytes() == pc.read_bytes()
 
 
-@pytest.mark.parametrize("mutate, match", [
-    (lambda g: g["model_size_ratio"]["rows"].pop(), "one row per a1"),
-    (lambda g: g["sum_rate_ratio"]["rows"][1].append(0.5), "one entry per a2"),
-    (lambda g: g.pop("sum_rate_ratio"), "missing the table"),
-    (lambda g: g["model_size_ratio"].pop("a2"), "missing the key"),
-    (lambda g: g["sum_rate_ratio"]["std"].pop(), r"\.std"),
-    (lambda g: g["model_size_ratio"]["rows"][0].__setitem__(0, "x"), "finite number"),
-    (lambda g: g["model_size_ratio"]["a1"].__setitem__(1, 4), "duplicate"),
-])
+@pytest.mark.parametrize(
+    "mutate, match",
+    [
+        (lambda g: g["model_size_ratio"]["rows"].pop(), "one row per a1"),
+        (lambda g: g["sum_rate_ratio"]["rows"][1].append(0.5), "one entry per a2"),
+        (lambda g: g.pop("sum_rate_ratio"), "missing the table"),
+        (lambda g: g["model_size_ratio"].pop("a2"), "missing the key"),
+        (lambda g: g["sum_rate_ratio"]["std"].pop(), r"\.std"),
+        (lambda g: g["model_size_ratio"]["rows"][0].__setitem__(0, "x"), "finite number"),
+        (lambda g: g["model_size_ratio"]["a1"].__setitem__(1, 4), "duplicate"),
+    ],
+)
 def test_schema_errors(tmp_path, mutate, match):
     g = _grid()
     mutate(g)

@@ -129,8 +129,15 @@ def test_hil_report_goes_to_build_unless_published(tmp_path, monkeypatch):
     from tinyrrm.hil import session
 
     res = json.loads(open(os.path.join(ROOT, "reports/hil/cortex-m4.json")).read())
-    res["model"] = {"name": "lrmpgnn_paper_a1-4_a2-16", "prefix": "lrmpgnn", "weights_symbol": "lrmpgnn_weights",
-                    "a1": 4, "a2": 16, "cut_m": 500.0, "tflite_sha256": "0" * 64}
+    res["model"] = {
+        "name": "lrmpgnn_paper_a1-4_a2-16",
+        "prefix": "lrmpgnn",
+        "weights_symbol": "lrmpgnn_weights",
+        "a1": 4,
+        "a2": 16,
+        "cut_m": 500.0,
+        "tflite_sha256": "0" * 64,
+    }
     monkeypatch.chdir(tmp_path)
     session.save(res, "cortex-m4", hil_dir=tmp_path / "build/hil/cortex-m4", publish=False)
     assert not (tmp_path / "reports").exists()
@@ -143,6 +150,7 @@ def test_hil_report_goes_to_build_unless_published(tmp_path, monkeypatch):
     assert brief["model"]["a2"] == 16 and brief["instructions_per_inference"] == res["instructions_per_inference"]
     assert (pub / "cortex-m4.md").read_text() == session.markdown(brief, png="cortex-m4.png")
     assert "![flash and RAM" in (pub / "cortex-m4.md").read_text()
+
 
 class _Babbler:
     """A transport whose target answers nothing but bytes that are not frames."""
@@ -168,8 +176,11 @@ def test_a_target_sending_garbage_is_not_called_silent(monkeypatch):
     assert msg.startswith("no answer to HELLO within 0 s: the target sent ") and "silent" not in msg
     n = int(msg.split("sent ")[1].split()[0])
     assert n > 3 and "bytes that are not frames (first: 00 13 67 00 13 67" in msg and "\n" not in msg
-    with pytest.raises(P.HILError, match=r"within 0 s: the target sent \d+ bytes that are not frames \(first: "
-                                         r"a5 a5 00 "):
+    with pytest.raises(
+        P.HILError,
+        match=r"within 0 s: the target sent \d+ bytes that are not frames \(first: "
+        r"a5 a5 00 ",
+    ):
         P.read_frame(_Babbler(b"\xa5\xa5\x00"), 0.2)
     half = P.encode(P.HELLO | 0x80, 1, b"proto=1")[:9]  # a frame that stops short
     with pytest.raises(P.HILError, match=r"the target sent 1 frame\(s\) that stopped short"):
@@ -227,6 +238,7 @@ def test_protocol_doc_states_the_infer_payload_the_host_packs():
     packed = host.input_bytes(np.zeros((k_max, k_max, nt), np.complex64), np.zeros((k_max, k_max), bool), k_max)
     assert len(packed) == size and size % 4 == 0 and unpadded == 4 + 8 * k_max * k_max * nt + -(-k_max * k_max // 8)
     for k, n in ((6, 2), (50, 2), (7, 1), (9, 3)):  # and the formula the row gives, for other sizes
-        assert len(host.input_bytes(np.zeros((k, k, n), np.complex64), np.zeros((k, k), bool), k)) == \
-            4 * -(-(4 + 8 * k * k * n + -(-k * k // 8)) // 4)
+        assert len(host.input_bytes(np.zeros((k, k, n), np.complex64), np.zeros((k, k), bool), k)) == 4 * -(
+            -(4 + 8 * k * k * n + -(-k * k // 8)) // 4
+        )
     assert "4·⌈(4 + 8·K_MAX²·Nt + EDGE_BYTES) / 4⌉" in row

@@ -10,8 +10,9 @@ from tinyrrm.export import stage, tflite_reader, tflm
 @pytest.fixture(scope="module")
 def exported(tiny_ckpts, tiny_data, tmp_path_factory):
     d = tmp_path_factory.mktemp("export_int")
-    return {k: stage.export_model(v, d / k, tiny_data["train"], n_calib=32, progress=False)
-            for k, v in tiny_ckpts.items()}
+    return {
+        k: stage.export_model(v, d / k, tiny_data["train"], n_calib=32, progress=False) for k, v in tiny_ckpts.items()
+    }
 
 
 def test_quantize_multiplier_known_values():

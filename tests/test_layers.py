@@ -38,8 +38,19 @@ LAYERS = [
 ]
 #: third-party modules a function may import when it needs them (slow to import, or absent from the
 #: lean HIL image, which has no torch, TensorFlow or matplotlib)
-HEAVY = {"torch", "torch_geometric", "tensorflow", "onnx", "onnxruntime", "tflite_micro", "matplotlib", "serial",
-         "ray", "elftools", "scipy"}
+HEAVY = {
+    "torch",
+    "torch_geometric",
+    "tensorflow",
+    "onnx",
+    "onnxruntime",
+    "tflite_micro",
+    "matplotlib",
+    "serial",
+    "ray",
+    "elftools",
+    "scipy",
+}
 
 
 def _layer(module: str) -> int:
@@ -104,8 +115,17 @@ MODULES = _modules()
 
 
 def test_the_layers_cover_every_module():
-    assert {"tinyrrm.cli", "tinyrrm.paths", "tinyrrm.training.models", "tinyrrm.export.stage", "tinyrrm.codegen.generate",
-            "tinyrrm.hil.run", "tinyrrm.evaluate.backends", "tinyrrm.bench.firmware", "tinyrrm.experiments.grid"} <= set(MODULES)
+    assert {
+        "tinyrrm.cli",
+        "tinyrrm.paths",
+        "tinyrrm.training.models",
+        "tinyrrm.export.stage",
+        "tinyrrm.codegen.generate",
+        "tinyrrm.hil.run",
+        "tinyrrm.evaluate.backends",
+        "tinyrrm.bench.firmware",
+        "tinyrrm.experiments.grid",
+    } <= set(MODULES)
 
 
 @pytest.mark.parametrize("module", sorted(MODULES))

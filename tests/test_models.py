@@ -9,7 +9,13 @@ import torch
 
 from tinyrrm.training.layers import FullLinear, LowRankLinear, linear_max, matmul
 from tinyrrm.training.models import (
-    MPGNN, ModelConfig, edge_mask, model_bytes, norm_stats, svd_truncate, to_real,
+    MPGNN,
+    ModelConfig,
+    edge_mask,
+    model_bytes,
+    norm_stats,
+    svd_truncate,
+    to_real,
 )
 
 PAPER = json.loads((Path(__file__).resolve().parents[1] / "reference/paper_tables.json").read_text())
@@ -92,11 +98,11 @@ def test_linear_max_gradient_of_one_input_and_no_edges():
     x, w, mask = _linear_max_case(9, 6, 4, 10, 0.5, seed=3)
     g = torch.randn(9, 10, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
     g = g.masked_fill(~mask.any(dim=1, keepdim=True), 0.0)
-    gx, = torch.autograd.grad(linear_max(x, w.detach(), mask), x, g)
-    gx_ref, = torch.autograd.grad(linear_max(x, w.detach(), mask, fused=False), x, g)
+    (gx,) = torch.autograd.grad(linear_max(x, w.detach(), mask), x, g)
+    (gx_ref,) = torch.autograd.grad(linear_max(x, w.detach(), mask, fused=False), x, g)
     assert torch.allclose(gx, gx_ref, atol=1e-12)
-    gw, = torch.autograd.grad(linear_max(x.detach(), w, mask), w, g)
-    gw_ref, = torch.autograd.grad(linear_max(x.detach(), w, mask, fused=False), w, g)
+    (gw,) = torch.autograd.grad(linear_max(x.detach(), w, mask), w, g)
+    (gw_ref,) = torch.autograd.grad(linear_max(x.detach(), w, mask, fused=False), w, g)
     assert torch.allclose(gw, gw_ref, atol=1e-12)
     none = torch.zeros_like(mask)  # no receiver has a neighbour: -inf everywhere, zero gradients
     y = linear_max(x, w, none)
@@ -117,7 +123,7 @@ def test_linear_max_tie_goes_to_first_neighbour():
     mask[1, 1] = False  # row 1: sender 3 alone attains the max
     y = linear_max(x, w, mask)
     assert torch.allclose(y, linear_max(x, w, mask, fused=False), rtol=0, atol=1e-12)
-    gx, = torch.autograd.grad(y.sum(), x)
+    (gx,) = torch.autograd.grad(y.sum(), x)
     assert torch.allclose(gx[0, 1], w.sum(1)) and not gx[0, 3].any()  # the whole gradient to the first
     assert torch.allclose(gx[1, 3], w.sum(1)) and not gx[1, 1].any()
 
@@ -197,8 +203,13 @@ def test_norm_stats_separates_direct_and_cross():
 
 
 def test_svd_truncate_model_keeps_norm_stats():
-    full = MPGNN(ModelConfig(arch="tiny", K=4), {k: np.full(4, i + 1.0, np.float32) for i, k in
-                 enumerate(("direct_mean", "direct_std", "cross_mean", "cross_std"))})
+    full = MPGNN(
+        ModelConfig(arch="tiny", K=4),
+        {
+            k: np.full(4, i + 1.0, np.float32)
+            for i, k in enumerate(("direct_mean", "direct_std", "cross_mean", "cross_std"))
+        },
+    )
     lr = svd_truncate(full, 2, 3)
     assert lr.cfg.a1 == 2 and lr.upd1.rank == 3
     assert torch.equal(lr.norm_cross_std, full.norm_cross_std)

@@ -126,17 +126,29 @@ def test_evaluate_out_onto_a_folder_is_one_clear_line(tiny_data, tiny_ckpts, tmp
 
     monkeypatch.setattr(ev, "load_scenes", _no_work)
     (tmp_path / "w.npz").mkdir()
-    r = run("evaluate", "--scenes", tiny_data["test"], "--mpgnn", tiny_ckpts["full"],
-            "--lrmpgnn", tiny_ckpts["lr"], "--out", tmp_path / "w.npz")
+    r = run(
+        "evaluate",
+        "--scenes",
+        tiny_data["test"],
+        "--mpgnn",
+        tiny_ckpts["full"],
+        "--lrmpgnn",
+        tiny_ckpts["lr"],
+        "--out",
+        tmp_path / "w.npz",
+    )
     one_error(r, "w.npz")
     assert "Errno" not in r.stderr
 
 
-@pytest.mark.parametrize("args", [
-    ["scenes", "--n", 2, "--K", 4, "--out"],
-    ["bench", "--parts", "train", "--out"],
-    ["history", "CKPT", "--png"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["scenes", "--n", 2, "--K", 4, "--out"],
+        ["bench", "--parts", "train", "--out"],
+        ["history", "CKPT", "--png"],
+    ],
+)
 def test_file_outputs_onto_a_folder(args, tiny_ckpts, tmp_path):
     (tmp_path / "o").mkdir()
     args = [tiny_ckpts["full"] if a == "CKPT" else a for a in args]
@@ -152,8 +164,10 @@ def test_output_under_a_file(tmp_path):
     assert "Errno" not in r.stderr
 
 
-@pytest.mark.parametrize("cmd", [["reproduce", "--sizes-only"], ["svd-study", "--train", "nope.npz"],
-                                 ["export", "model"], ["export", "onnx"]])
+@pytest.mark.parametrize(
+    "cmd",
+    [["reproduce", "--sizes-only"], ["svd-study", "--train", "nope.npz"], ["export", "model"], ["export", "onnx"]],
+)
 def test_folder_outputs_onto_a_file(cmd, tmp_path, slow_stages):
     p = tmp_path / "P"
     p.write_text("mine")

@@ -20,8 +20,18 @@ def test_shipped_data_is_found_from_the_package():
     for d in (paths.TEMPLATES, paths.KERNELS, paths.FIRMWARE, paths.MPGNN, paths.LRMPGNN):
         assert d.is_absolute() and d.is_dir(), d
     assert paths.PAPER_TABLES.is_absolute() and paths.PAPER_TABLES.is_file()
-    for p in (paths.DATA, paths.TRAIN, paths.BUILD, paths.BUILD_EXPORT, paths.BUILD_FW, paths.BUILD_HIL,
-              paths.GENERATED, paths.REPORTS, paths.HIL_REPORTS, paths.RUNS):
+    for p in (
+        paths.DATA,
+        paths.TRAIN,
+        paths.BUILD,
+        paths.BUILD_EXPORT,
+        paths.BUILD_FW,
+        paths.BUILD_HIL,
+        paths.GENERATED,
+        paths.REPORTS,
+        paths.HIL_REPORTS,
+        paths.RUNS,
+    ):
         assert not p.is_absolute(), p
 
 
@@ -32,8 +42,14 @@ def test_no_module_but_paths_spells_a_path():
         if module == "tinyrrm.paths":
             continue
         for node in ast.walk(ast.parse(file.read_text(), str(file))):
-            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "Path"
-                    and node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and node.func.id == "Path"
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+                and isinstance(node.args[0].value, str)
+            ):
                 wrong.append(f"{module}:{node.lineno}: Path({node.args[0].value!r})")
     assert not wrong, "\n".join(wrong)
 
@@ -48,7 +64,9 @@ def test_commands_find_the_shipped_data_from_another_directory(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "size ratio fp32 MPGNN / fp32 LR-MPGNN" in r.stdout
     committed = ROOT / "generated/cortex-m4"
-    r = _run(tmp_path, "export", "c", "--export-dir", committed / "tflm", "--target", "cortex-m4", "--out", tmp_path / "x")
+    r = _run(
+        tmp_path, "export", "c", "--export-dir", committed / "tflm", "--target", "cortex-m4", "--out", tmp_path / "x"
+    )
     assert r.returncode == 0, r.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x"]  # nothing written beside it
     made = sorted(p.relative_to(tmp_path / "x") for p in (tmp_path / "x").rglob("*") if p.is_file())

@@ -359,7 +359,11 @@ def _scenes_edit(geo, **changes):
 BAD_SCENES = [
     ("H-complex128", dict(H=lambda g: g.H.astype(np.complex128)), "H"),  # strict in memory
     ("H-list", dict(H=lambda g: g.H.tolist()), "H"),
-    ("H-nan", dict(H=lambda g: np.where(np.arange(N)[:, None, None, None] == 2, np.nan, g.H).astype(np.complex64)), "H"),
+    (
+        "H-nan",
+        dict(H=lambda g: np.where(np.arange(N)[:, None, None, None] == 2, np.nan, g.H).astype(np.complex64)),
+        "H",
+    ),
     ("weights-float64", dict(weights=lambda g: g.weights.astype(np.float64)), "weights"),
     ("weights-shape", dict(weights=lambda g: g.weights[:, :2]), "weights"),
     ("dist-negative", dict(dist=lambda g: -g.dist), "dist"),

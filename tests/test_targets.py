@@ -65,7 +65,7 @@ def _rows(text: str, first: str) -> dict[str, list[str]]:
     lines = text.splitlines()
     start = next(i for i, ln in enumerate(lines) if ln.startswith(f"| {first} |"))
     rows = {}
-    for ln in lines[start + 2:]:
+    for ln in lines[start + 2 :]:
         if not ln.startswith("|"):
             break
         cells = [c.strip() for c in ln.strip("|").split("|")]

@@ -100,8 +100,9 @@ def test_resume_refuses_a_state_of_another_run(tiny_data, tmp_path):
     with pytest.raises(ckpt.CheckpointError, match=r"another run \(train.seed 0 != 1\); pass --no-resume"):
         train(tiny_data["train"], tmp_path / "r", TINY, TrainConfig(epochs=1, batch=16, seed=1), progress=False)
     assert (tmp_path / "r" / "weights.safetensors").read_bytes() == before  # nothing overwritten
-    train(tiny_data["train"], tmp_path / "r", TINY, TrainConfig(epochs=1, batch=16, seed=1), resume=False,
-          progress=False)
+    train(
+        tiny_data["train"], tmp_path / "r", TINY, TrainConfig(epochs=1, batch=16, seed=1), resume=False, progress=False
+    )
 
 
 def test_a_diverging_run_stops_with_one_error(tiny_data, tmp_path, monkeypatch):
@@ -119,6 +120,7 @@ def test_a_diverging_run_stops_with_one_error(tiny_data, tmp_path, monkeypatch):
             r = real(*a, **kw)
             calls.append(1)
             return r * float("nan") if torch.is_grad_enabled() and len(calls) >= step else r
+
         return rate
 
     monkeypatch.setattr(tr, "sum_rate_torch", nan_from(2))
@@ -134,8 +136,7 @@ def test_a_diverging_run_stops_with_one_error(tiny_data, tmp_path, monkeypatch):
 
 def test_svd_mode_without_finetune_is_pure_truncation(tiny_data, tiny_ckpts, tmp_path):
     cfg = TrainConfig(epochs=0, mode="svd", init=str(tiny_ckpts["full"]))
-    out = train(tiny_data["train"], tmp_path / "svd", ModelConfig(arch="tiny", K=6, a1=2, a2=2), cfg,
-                progress=False)
+    out = train(tiny_data["train"], tmp_path / "svd", ModelConfig(arch="tiny", K=6, a1=2, a2=2), cfg, progress=False)
     got, _ = ckpt.load(out)
     full, _ = ckpt.load(tiny_ckpts["full"])
     ref = svd_truncate(full, 2, 2)
@@ -145,8 +146,7 @@ def test_svd_mode_without_finetune_is_pure_truncation(tiny_data, tiny_ckpts, tmp
 
 def test_train_rejects_mismatched_scenes(tiny_data, tmp_path):
     with pytest.raises(ValueError, match="K=6"):
-        train(tiny_data["train"], tmp_path / "x", ModelConfig(arch="tiny", K=8), TrainConfig(epochs=1),
-              progress=False)
+        train(tiny_data["train"], tmp_path / "x", ModelConfig(arch="tiny", K=8), TrainConfig(epochs=1), progress=False)
     assert not (tmp_path / "x").exists()
 
 
@@ -180,8 +180,7 @@ def test_corrupt_checkpoint_is_one_clear_error(tiny_ckpts, tmp_path, damage):
 
 
 def test_evaluate_torch_backend(tiny_data, tiny_ckpts, tmp_path):
-    rep = evaluate(tiny_data["test"], tiny_ckpts["full"], tiny_ckpts["lr"], out_path=tmp_path / "w.npz",
-                   progress=False)
+    rep = evaluate(tiny_data["test"], tiny_ckpts["full"], tiny_ckpts["lr"], out_path=tmp_path / "w.npz", progress=False)
     r = rep["sum_rate"]
     assert set(r) == {"wmmse", "mrt", "mpgnn_torch", "lrmpgnn_torch"}
     assert r["wmmse"] >= r["mrt"] - 1e-9  # WMMSE starts from MRT and never decreases
@@ -223,22 +222,38 @@ def test_augment_keeps_rates_for_rotated_beamformers():
 
 def test_finetune_mode(tiny_data, tiny_ckpts, tmp_path):
     model, _ = ckpt.load(tiny_ckpts["lr"])
-    out = train(tiny_data["train"], tmp_path / "ft", model.cfg,
-                TrainConfig(epochs=1, batch=16, mode="finetune", init=str(tiny_ckpts["lr"]), augment=True,
-                            lr_final=1e-5), val_path=tiny_data["val"], progress=False)
+    out = train(
+        tiny_data["train"],
+        tmp_path / "ft",
+        model.cfg,
+        TrainConfig(epochs=1, batch=16, mode="finetune", init=str(tiny_ckpts["lr"]), augment=True, lr_final=1e-5),
+        val_path=tiny_data["val"],
+        progress=False,
+    )
     ft, doc = ckpt.load(out)
     assert ft.cfg == model.cfg and doc["train"]["augment"] and doc["train"]["mode"] == "finetune"
     with pytest.raises(ckpt.CheckpointError, match="not the requested"):
-        train(tiny_data["train"], tmp_path / "bad", ModelConfig(arch="tiny", K=6, Nt=2, a1=2, a2=2),
-              TrainConfig(epochs=1, mode="finetune", init=str(tiny_ckpts["lr"])), progress=False)
+        train(
+            tiny_data["train"],
+            tmp_path / "bad",
+            ModelConfig(arch="tiny", K=6, Nt=2, a1=2, a2=2),
+            TrainConfig(epochs=1, mode="finetune", init=str(tiny_ckpts["lr"])),
+            progress=False,
+        )
     with pytest.raises(ValueError, match="needs --init"):
         TrainConfig(mode="finetune")
 
 
 def test_mrt_start_is_for_plain_scratch_training(tiny_data, tiny_ckpts, tmp_path):
     plain = ModelConfig(arch="tiny", K=6, Nt=2, residual=False)
-    out = train(tiny_data["train"], tmp_path / "m", plain, TrainConfig(epochs=1, batch=16, mrt_start=True),
-                val_path=tiny_data["val"], progress=False)
+    out = train(
+        tiny_data["train"],
+        tmp_path / "m",
+        plain,
+        TrainConfig(epochs=1, batch=16, mrt_start=True),
+        val_path=tiny_data["val"],
+        progress=False,
+    )
     assert ckpt.load(out)[1]["train"]["mrt_start"] is True
     with pytest.raises(ValueError, match="plain update"):
         train(tiny_data["train"], tmp_path / "r", TINY, TrainConfig(epochs=1, mrt_start=True), progress=False)
@@ -287,9 +302,13 @@ def test_clip_penalty_pulls_a_saturated_update_back(tiny_data, tiny_ckpts, tmp_p
     before = _overshoot(model, data)
     after = {}
     for w in (0.0, 1.0):
-        out = train(tiny_data["train"], tmp_path / f"ft{w}", model.cfg,
-                    TrainConfig(epochs=3, batch=16, lr=0.02, mode="finetune", init=str(sat), clip_penalty=w),
-                    progress=False)
+        out = train(
+            tiny_data["train"],
+            tmp_path / f"ft{w}",
+            model.cfg,
+            TrainConfig(epochs=3, batch=16, lr=0.02, mode="finetune", init=str(sat), clip_penalty=w),
+            progress=False,
+        )
         after[w] = _overshoot(ckpt.load(out)[0], data)
     assert before > 1 and after[1.0] < 0.5 * before and after[1.0] < 0.5 * after[0.0], (before, after)
     with pytest.raises(ValueError, match="clip_penalty must be >= 0"):
@@ -314,8 +333,17 @@ def test_overshoot_is_the_mean_squared_excess_over_steps():
     assert float(model.overshoot) == pytest.approx(want, rel=1e-5)
 
 
-@pytest.mark.parametrize("edit", [("model", "compand", False), ("model", "residual", False), ("model", "steps", 2),
-                                  ("model", "cut_m", 100.0), ("model", "K", 9), ("norm", None, None)])
+@pytest.mark.parametrize(
+    "edit",
+    [
+        ("model", "compand", False),
+        ("model", "residual", False),
+        ("model", "steps", 2),
+        ("model", "cut_m", 100.0),
+        ("model", "K", 9),
+        ("norm", None, None),
+    ],
+)
 def test_an_edited_config_is_refused(tiny_ckpts, tmp_path, edit):
     """The digest covers the config with the weights: settings that keep every tensor shape
     still change the results, so an edit is one clear error."""
@@ -361,12 +389,19 @@ def test_committed_models_carry_the_digest():
 
 def test_validation_may_have_fewer_pairs(tiny_data, tmp_path):
     val = sc.save(sc.generate(8, 4, 2, 5), tmp_path / "k4.npz")
-    out = train(tiny_data["train"], tmp_path / "ck", TINY, TrainConfig(epochs=1, batch=48), val_path=val,
-                progress=False)
+    out = train(
+        tiny_data["train"], tmp_path / "ck", TINY, TrainConfig(epochs=1, batch=48), val_path=val, progress=False
+    )
     assert np.isfinite(ckpt.load(out)[1]["history"][0]["val_rate"])
     with pytest.raises(ValueError, match="K <= 6"):
-        train(tiny_data["train"], tmp_path / "ck2", TINY, TrainConfig(epochs=1), progress=False,
-              val_path=sc.save(sc.generate(4, 8, 2, 5), tmp_path / "k8.npz"))
+        train(
+            tiny_data["train"],
+            tmp_path / "ck2",
+            TINY,
+            TrainConfig(epochs=1),
+            progress=False,
+            val_path=sc.save(sc.generate(4, 8, 2, 5), tmp_path / "k8.npz"),
+        )
     assert not (tmp_path / "ck2").exists()
 
 

@@ -11,8 +11,7 @@ from tinyrrm.training.wmmse import wmmse
 K_MAX = 8
 ITERS = (1, 2, 5, 10, 20)
 # (Nt, K, mode, seed): held-out scenes, full and partial K_MAX, both channel models
-CASES = [(2, 8, "geometric", 901), (2, 5, "iid", 902), (4, 8, "iid", 903), (4, 5, "geometric", 904),
-         (2, 2, "iid", 905)]
+CASES = [(2, 8, "geometric", 901), (2, 5, "iid", 902), (4, 8, "iid", 903), (4, 5, "geometric", 904), (2, 2, "iid", 905)]
 N_SCENES = 3
 
 
@@ -41,8 +40,7 @@ def test_sum_rate_matches_numpy(builds, fma, Nt, K, mode, seed):
     s, w = _scenes(Nt, K, mode, seed)
     lib = builds[fma][Nt]
     for iters in ITERS:
-        _, hist = wmmse(s.H, s.p_max, s.noise_var, w, max_iter=iters, tol=0.0, progress=False,
-                        return_history=True)
+        _, hist = wmmse(s.H, s.p_max, s.noise_var, w, max_iter=iters, tol=0.0, progress=False, return_history=True)
         assert hist.shape[1] == iters + 1
         for n in range(N_SCENES):
             rc, v, wsr = lib.run(abi_channels(s.H[n], s.p_max, s.noise_var, K_MAX), K, iters, w[n])
@@ -68,8 +66,7 @@ def test_single_antenna(libs):
     """Nt = 1 (the general solve with a 1x1 Cholesky) follows numpy too."""
     s, w = _scenes(1, 6, "iid", 907)
     for iters in (1, 5):
-        _, hist = wmmse(s.H, s.p_max, s.noise_var, w, max_iter=iters, tol=0.0, progress=False,
-                        return_history=True)
+        _, hist = wmmse(s.H, s.p_max, s.noise_var, w, max_iter=iters, tol=0.0, progress=False, return_history=True)
         for n in range(N_SCENES):
             rc, v, wsr = libs[1].run(abi_channels(s.H[n], s.p_max, s.noise_var, K_MAX), 6, iters, w[n])
             assert rc == ERR["ok"] and abs(wsr - hist[n, -1]) <= 1e-4 * hist[n, -1]
@@ -105,9 +102,17 @@ def test_outside_the_active_block_is_not_read(libs):
     assert rc0 == rc1 == ERR["ok"] and r0 == r1 and np.array_equal(v0, v1)
 
 
-@pytest.mark.parametrize("k,iters,alpha,code", [(0, 1, None, "k"), (K_MAX + 1, 1, None, "k"), (-3, 1, None, "k"),
-                                                 (4, -1, None, "iters"), (4, 1, [1, np.nan, 1, 1], "nonfinite"),
-                                                 (4, 1, [1, 1, -0.5, 1], "alpha")])
+@pytest.mark.parametrize(
+    "k,iters,alpha,code",
+    [
+        (0, 1, None, "k"),
+        (K_MAX + 1, 1, None, "k"),
+        (-3, 1, None, "k"),
+        (4, -1, None, "iters"),
+        (4, 1, [1, np.nan, 1, 1], "nonfinite"),
+        (4, 1, [1, 1, -0.5, 1], "alpha"),
+    ],
+)
 def test_bad_arguments_leave_output_untouched(libs, k, iters, alpha, code):
     s, _ = _scenes(2, 5, "iid", 911)
     out = np.full((K_MAX, 2, 2), 7.0, np.float32)
@@ -134,8 +139,14 @@ def test_header_states_the_flop_count_the_bench_uses():
     assert (a2, a4) == (19 + 8 * 2 + 2, 6 * 4 + 4 * 4 * 3 + 8 * 4 + 2)
 
 
-@pytest.mark.parametrize("cpu", [["-mcpu=cortex-m4", "-mthumb", "-mfpu=fpv4-sp-d16", "-mfloat-abi=hard"],
-                                 ["-mcpu=cortex-m3", "-mthumb", "-mfloat-abi=soft"]], ids=["m4f", "m3"])
+@pytest.mark.parametrize(
+    "cpu",
+    [
+        ["-mcpu=cortex-m4", "-mthumb", "-mfpu=fpv4-sp-d16", "-mfloat-abi=hard"],
+        ["-mcpu=cortex-m3", "-mthumb", "-mfloat-abi=soft"],
+    ],
+    ids=["m4f", "m3"],
+)
 @pytest.mark.parametrize("nt", [2, 4])
 def test_cross_compiles_strict(tmp_path, cpu, nt):
     """arm-none-eabi-gcc with the cores' flags and the strict warnings (FMA path on the M4F)."""
@@ -146,8 +157,21 @@ def test_cross_compiles_strict(tmp_path, cpu, nt):
 
     if shutil.which("arm-none-eabi-gcc") is None:
         pytest.fail("arm-none-eabi-gcc missing: run docker/provision.sh")
-    r = subprocess.run(["arm-none-eabi-gcc", *cpu, *STRICT, "-DWMMSE_K_MAX=50", f"-DWMMSE_NT={nt}", "-c",
-                        str(HERE / "wmmse_f32.c"), "-o", str(tmp_path / "w.o")], capture_output=True, text=True)
+    r = subprocess.run(
+        [
+            "arm-none-eabi-gcc",
+            *cpu,
+            *STRICT,
+            "-DWMMSE_K_MAX=50",
+            f"-DWMMSE_NT={nt}",
+            "-c",
+            str(HERE / "wmmse_f32.c"),
+            "-o",
+            str(tmp_path / "w.o"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr
     dis = subprocess.run(["arm-none-eabi-objdump", "-d", str(tmp_path / "w.o")], capture_output=True, text=True)
     assert ("vfma.f32" in dis.stdout) == ("-mfpu=fpv4-sp-d16" in cpu)

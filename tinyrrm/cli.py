@@ -12,7 +12,6 @@ import functools
 import json
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 from typer.core import TyperGroup
@@ -81,12 +80,12 @@ def _user_errors(fn):
     return wrapper
 
 
-def _cut(value: Optional[float]) -> None:
+def _cut(value: float | None) -> None:
     if value is not None and not 0 <= value < float("inf"):
         raise UsageError(f"--cut must be a distance >= 0 metres (0: no cut), got {value}")
 
 
-def _rank(value: Optional[int], name: str) -> Optional[int]:
+def _rank(value: int | None, name: str) -> int | None:
     if value is not None and value <= 0:
         raise UsageError(f"--{name} must be a positive rank, got {value}")
     return value
@@ -118,28 +117,37 @@ def train(
     scenes: Path = typer.Option(..., "--scenes", help="training scene file"),
     out: Path = typer.Option(..., "--out", help="checkpoint folder to write"),
     arch: Arch = typer.Option(Arch.paper, "--arch"),
-    a1: Optional[int] = typer.Option(None, "--a1", help="message-network rank (omit: full MPGNN)"),
-    a2: Optional[int] = typer.Option(None, "--a2", help="update-network rank (omit: full MPGNN)"),
+    a1: int | None = typer.Option(None, "--a1", help="message-network rank (omit: full MPGNN)"),
+    a2: int | None = typer.Option(None, "--a2", help="update-network rank (omit: full MPGNN)"),
     mode: TrainMode = typer.Option(TrainMode.scratch, "--mode"),
-    init: Optional[Path] = typer.Option(None, "--init", help="checkpoint: full MPGNN for --mode svd, the same model for finetune"),
-    augment: bool = typer.Option(False, "--augment/--no-augment", help="random receiver phases and transmitter unitaries per batch"),
+    init: Path | None = typer.Option(
+        None, "--init", help="checkpoint: full MPGNN for --mode svd, the same model for finetune"
+    ),
+    augment: bool = typer.Option(
+        False, "--augment/--no-augment", help="random receiver phases and transmitter unitaries per batch"
+    ),
     epochs: int = typer.Option(30, "--epochs"),
     batch: int = typer.Option(8, "--batch"),
     lr: float = typer.Option(1e-3, "--lr"),
-    lr_final: Optional[float] = typer.Option(None, "--lr-final", help="cosine-decay the lr to this value"),
+    lr_final: float | None = typer.Option(None, "--lr-final", help="cosine-decay the lr to this value"),
     seed: int = typer.Option(0, "--seed"),
-    val: Optional[Path] = typer.Option(None, "--val", help="validation scenes; the best epoch is kept"),
-    cut: Optional[float] = typer.Option(500.0, "--cut", help="drop links longer than this many metres (0: keep all; "
-                                                             "a cut needs 'dist' in the scene files)"),
+    val: Path | None = typer.Option(None, "--val", help="validation scenes; the best epoch is kept"),
+    cut: float | None = typer.Option(
+        500.0,
+        "--cut",
+        help="drop links longer than this many metres (0: keep all; a cut needs 'dist' in the scene files)",
+    ),
     resume: bool = typer.Option(True, "--resume/--no-resume"),
     compand: bool = typer.Option(True, "--compand/--no-compand", help="log-companded channel features"),
     residual: bool = typer.Option(True, "--residual/--no-residual", help="update net predicts a correction"),
-    mrt_start: bool = typer.Option(False, "--mrt-start/--random-start",
-                                   help="plain update: start it as a pass-through of the beam (MRT)"),
+    mrt_start: bool = typer.Option(
+        False, "--mrt-start/--random-start", help="plain update: start it as a pass-through of the beam (MRT)"
+    ),
     scale_agg: bool = typer.Option(True, "--scale-agg/--no-scale-agg", help="scale wide messages to 64-wide variance"),
-    clip_penalty: float = typer.Option(0.0, "--clip-penalty",
-                                       help="weight of a loss term on update outputs beyond unit power"),
-    threads: Optional[int] = typer.Option(None, "--threads", help="torch threads (1 for a background run)"),
+    clip_penalty: float = typer.Option(
+        0.0, "--clip-penalty", help="weight of a loss term on update outputs beyond unit power"
+    ),
+    threads: int | None = typer.Option(None, "--threads", help="torch threads (1 for a background run)"),
 ):
     """Train an MPGNN (no ranks) or LR-MPGNN (--a1/--a2)."""
     from tinyrrm.training import checkpoint as ck
@@ -153,13 +161,32 @@ def train(
     _cut(cut)
     if (a1 is None) != (a2 is None):
         raise UsageError("give both --a1 and --a2 for an LR-MPGNN, or neither for the full MPGNN")
-    tcfg = TrainConfig(epochs=epochs, batch=batch, lr=lr, lr_final=lr_final, seed=seed, mode=mode.value,
-                       init=str(init) if init else None, augment=augment, threads=threads,
-                       mrt_start=mrt_start, clip_penalty=clip_penalty)
+    tcfg = TrainConfig(
+        epochs=epochs,
+        batch=batch,
+        lr=lr,
+        lr_final=lr_final,
+        seed=seed,
+        mode=mode.value,
+        init=str(init) if init else None,
+        augment=augment,
+        threads=threads,
+        mrt_start=mrt_start,
+        clip_penalty=clip_penalty,
+    )
     head = sc.load(scenes)
     sc.check_cut(head, cut or None, str(scenes))
-    mcfg = ModelConfig(arch=arch.value, K=head.K, Nt=head.Nt, a1=a1, a2=a2, cut_m=cut or None, compand=compand,
-                       residual=residual, scale_agg=scale_agg)
+    mcfg = ModelConfig(
+        arch=arch.value,
+        K=head.K,
+        Nt=head.Nt,
+        a1=a1,
+        a2=a2,
+        cut_m=cut or None,
+        compand=compand,
+        residual=residual,
+        scale_agg=scale_agg,
+    )
     path = run(scenes, out, mcfg, tcfg, val_path=val, resume=resume)
     typer.echo(f"wrote {path}")
 
@@ -171,23 +198,36 @@ def evaluate(
     mpgnn: Path = typer.Option(paths.MPGNN, "--mpgnn", help="full MPGNN checkpoint"),
     lrmpgnn: Path = typer.Option(paths.LRMPGNN, "--lrmpgnn", help="LR-MPGNN checkpoint"),
     backend: Backend = typer.Option(Backend.torch, "--backend"),
-    out: Optional[Path] = typer.Option(None, "--out", help="write beamformers W_* [N, K, Nt] to this .npz"),
+    out: Path | None = typer.Option(None, "--out", help="write beamformers W_* [N, K, Nt] to this .npz"),
     as_json: bool = typer.Option(False, "--json", help="print JSON instead of a table"),
     target: TargetName = typer.Option("cortex-m4", "--target", help="qemu backend: the core"),
-    port: Optional[str] = typer.Option(None, "--port", help="qemu backend: a real board's serial port instead"),
-    cut: Optional[float] = typer.Option(None, "--cut", help="0: run the models without their distance cut "
-                                                            "(scenes without 'dist'); omit: the models' own cut"),
+    port: str | None = typer.Option(None, "--port", help="qemu backend: a real board's serial port instead"),
+    cut: float | None = typer.Option(
+        None,
+        "--cut",
+        help="0: run the models without their distance cut (scenes without 'dist'); omit: the models' own cut",
+    ),
 ):
     """Sum rate of WMMSE, the full MPGNN and the LR-MPGNN, and their ratios."""
     from tinyrrm import evaluate as ev
 
     _cut(cut)
     if cut not in (None, 0):
-        raise UsageError(f"--cut takes 0 (run without the models' distance cut), got {cut}; the models' own cut "
-                         "applies when it is omitted")
+        raise UsageError(
+            f"--cut takes 0 (run without the models' distance cut), got {cut}; the models' own cut "
+            "applies when it is omitted"
+        )
     opts = {"target": target.value, "port": port} if backend is Backend.qemu else {}
-    rep = ev.evaluate(scenes, mpgnn, lrmpgnn, backend=backend.value, out_path=out, progress=not as_json,
-                      backend_options=opts, cut=cut is None)
+    rep = ev.evaluate(
+        scenes,
+        mpgnn,
+        lrmpgnn,
+        backend=backend.value,
+        out_path=out,
+        progress=not as_json,
+        backend_options=opts,
+        cut=cut is None,
+    )
     typer.echo(ev.to_json(rep) if as_json else ev.format_report(rep))
 
 
@@ -206,7 +246,7 @@ def _int_list(text: str, name: str) -> tuple[int, ...]:
 def history(
     checkpoints: list[Path] = typer.Argument(..., help="checkpoint folders"),
     as_json: bool = typer.Option(False, "--json"),
-    png: Optional[Path] = typer.Option(None, "--png", help="also draw the learning curves to this PNG"),
+    png: Path | None = typer.Option(None, "--png", help="also draw the learning curves to this PNG"),
 ):
     """Per-epoch training and validation sum rate of checkpoints, side by side."""
     from tinyrrm.training import history as hi
@@ -228,10 +268,10 @@ def history(
 def reproduce(
     train: Path = typer.Option(paths.TRAIN, "--train"),
     test: Path = typer.Option(paths.TEST, "--test"),
-    val: Optional[Path] = typer.Option(paths.VAL, "--val"),
+    val: Path | None = typer.Option(paths.VAL, "--val"),
     out: Path = typer.Option(paths.REPORTS, "--out"),
     jobs: int = typer.Option(2, "--jobs", help="local worker processes (one torch thread each)"),
-    ray: Optional[str] = typer.Option(None, "--ray", help="Ray cluster ADDRESS: run the cells there"),
+    ray: str | None = typer.Option(None, "--ray", help="Ray cluster ADDRESS: run the cells there"),
     arch: Arch = typer.Option(Arch.paper, "--arch"),
     epochs: int = typer.Option(30, "--epochs"),
     a1: str = typer.Option("4,16,32,64", "--a1", help="message ranks"),
@@ -240,15 +280,21 @@ def reproduce(
     sizes_only: bool = typer.Option(False, "--sizes-only", help="train nothing: size table only"),
     collect: bool = typer.Option(False, "--collect", help="train nothing: report the cells finished so far"),
     status: bool = typer.Option(False, "--status", help="train nothing: each job's epochs and the CPU time left"),
-    residual: bool = typer.Option(False, "--residual/--no-residual",
-                                  help="our residual update instead of the paper's plain one (cells *_plain)"),
-    clip_penalty: Optional[float] = typer.Option(None, "--clip-penalty",
-                                                 help="weight of the loss on update outputs beyond unit power "
-                                                      "[default: the grid's 0.1; 0 for cells without it]"),
+    residual: bool = typer.Option(
+        False, "--residual/--no-residual", help="our residual update instead of the paper's plain one (cells *_plain)"
+    ),
+    clip_penalty: float | None = typer.Option(
+        None,
+        "--clip-penalty",
+        help="weight of the loss on update outputs beyond unit power [default: the grid's 0.1; 0 for cells without it]",
+    ),
     cells_dir: Path = typer.Option(paths.RUNS, "--cells-dir", help="where the cells' checkpoints go (DIR/grid/)"),
-    carry: Optional[Path] = typer.Option(None, "--carry",
-                                         help="an earlier paper_grid.json of the same recipe: the cells this run "
-                                              "has not measured are taken from it, rescaled, marked as carried"),
+    carry: Path | None = typer.Option(
+        None,
+        "--carry",
+        help="an earlier paper_grid.json of the same recipe: the cells this run "
+        "has not measured are taken from it, rescaled, marked as carried",
+    ),
 ):
     """Train and measure the paper's rank grid -> reports/paper_grid.*; finished cells are skipped
     and the report is rewritten after each one."""
@@ -261,14 +307,41 @@ def reproduce(
     if not clip >= 0:
         raise UsageError(f"--clip-penalty must be >= 0, got {clip}")
     if status:
-        plan = grid.plan(train, test, val, cells_dir, arch=arch.value, epochs=epochs, a1s=a1s, a2s=a2s, seeds=seeds,
-                         residual=residual, clip_penalty=clip)
+        plan = grid.plan(
+            train,
+            test,
+            val,
+            cells_dir,
+            arch=arch.value,
+            epochs=epochs,
+            a1s=a1s,
+            a2s=a2s,
+            seeds=seeds,
+            residual=residual,
+            clip_penalty=clip,
+        )
         records = grid.load_records(out / grid.JOBS_FILE)
         typer.echo(pace.format_status(pace.status(plan, records), workers=None if ray else jobs))
         return
-    paths = grid.reproduce(train, test, val, out, workers=jobs, ray_address=ray, arch=arch.value, epochs=epochs,
-                           a1s=a1s, a2s=a2s, seeds=seeds, sizes_only=sizes_only, collect_only=collect,
-                           cells_dir=cells_dir, residual=residual, clip_penalty=clip, carry_from=carry)
+    paths = grid.reproduce(
+        train,
+        test,
+        val,
+        out,
+        workers=jobs,
+        ray_address=ray,
+        arch=arch.value,
+        epochs=epochs,
+        a1s=a1s,
+        a2s=a2s,
+        seeds=seeds,
+        sizes_only=sizes_only,
+        collect_only=collect,
+        cells_dir=cells_dir,
+        residual=residual,
+        clip_penalty=clip,
+        carry_from=carry,
+    )
     for p in paths:
         typer.echo(f"wrote {p}")
 
@@ -278,7 +351,7 @@ def reproduce(
 def svd_study(
     full: Path = typer.Option(paths.MPGNN, "--full", help="trained full MPGNN"),
     train: Path = typer.Option(paths.TRAIN, "--train"),
-    val: Optional[Path] = typer.Option(paths.VAL, "--val"),
+    val: Path | None = typer.Option(paths.VAL, "--val"),
     test: Path = typer.Option(paths.TEST, "--test"),
     out: Path = typer.Option(paths.REPORTS, "--out"),
     cells: str = typer.Option("4:16,16:4,16:16,64:64", "--cells", help="a1:a2 pairs"),
@@ -305,8 +378,9 @@ def size(
     mpgnn: Path = typer.Option(paths.MPGNN, "--mpgnn"),
     lrmpgnn: Path = typer.Option(paths.LRMPGNN, "--lrmpgnn"),
     as_json: bool = typer.Option(False, "--json"),
-    export: bool = typer.Option(True, "--export/--no-export",
-                                help="add the deployed int8 bytes and TFLM arena (exports if needed)"),
+    export: bool = typer.Option(
+        True, "--export/--no-export", help="add the deployed int8 bytes and TFLM arena (exports if needed)"
+    ),
 ):
     """Parameters and bytes per layer of both models and the size ratios."""
     from tinyrrm.export.size import format_size, size_report
@@ -322,8 +396,9 @@ def bench(
     test: Path = typer.Option(paths.TEST, "--test"),
     out: Path = typer.Option(paths.BENCH, "--out"),
     train_scenes: int = typer.Option(2000, "--train-scenes", help="scenes in the timed training epoch"),
-    parts: str = typer.Option("train,export,codegen,firmware", "--parts",
-                              help="comma list of: " + ", ".join(BenchPart)),
+    parts: str = typer.Option(
+        "train,export,codegen,firmware", "--parts", help="comma list of: " + ", ".join(BenchPart)
+    ),
     gen_dir: Path = typer.Option(paths.GENERATED / "cortex-m4", "--gen-dir", help="generated C for the codegen part"),
     lrmpgnn: Path = typer.Option(paths.LRMPGNN, "--lrmpgnn", help="model for the export timing"),
 ):
@@ -369,8 +444,11 @@ app.add_typer(export_app, name="export")
 # options shared by the export commands
 _CHECKPOINT = typer.Option(paths.LRMPGNN, "--checkpoint", help="checkpoint folder")
 _OPSET = typer.Option(17, "--opset", help="ONNX opset (17..21)")
-_PREFIX = typer.Option(None, "--prefix", help="C prefix of every generated symbol and macro "
-                       "(default: the model's family, lrmpgnn or mpgnn)")
+_PREFIX = typer.Option(
+    None,
+    "--prefix",
+    help="C prefix of every generated symbol and macro (default: the model's family, lrmpgnn or mpgnn)",
+)
 
 
 @export_app.command("onnx")
@@ -417,11 +495,12 @@ export_app.command("tflite", help="Same as `export model` (the .tflite files com
 @export_app.command("c")
 @_user_errors
 def export_c(
-    export_dir: Path = typer.Option(paths.BUILD_EXPORT / "lrmpgnn_paper", "--export-dir",
-                                    help="folder written by `tinyrrm export model`"),
+    export_dir: Path = typer.Option(
+        paths.BUILD_EXPORT / "lrmpgnn_paper", "--export-dir", help="folder written by `tinyrrm export model`"
+    ),
     target: TargetName = typer.Option("cortex-m4", "--target"),
     out: Path = typer.Option(None, "--out", help="output folder (default generated/<target>)"),
-    prefix: Optional[str] = _PREFIX,
+    prefix: str | None = _PREFIX,
 ):
     """Generate C for TARGET from an export folder (weights, kernels, arena, test vectors, report)."""
     from tinyrrm.codegen import generate as codegen
@@ -446,7 +525,7 @@ def export_target(
     lrmpgnn: Path = typer.Option(paths.LRMPGNN, "--lrmpgnn", help="the model to deploy"),
     calib: Path = typer.Option(paths.TRAIN, "--calib", help="calibration scenes (training scenes)"),
     out: Path = typer.Option(None, "--out", help="output folder (default generated/<target>)"),
-    prefix: Optional[str] = _PREFIX,
+    prefix: str | None = _PREFIX,
 ):
     """The main job: export the deployed model (ONNX, TFLite int8) and generate C for TARGET."""
     from tinyrrm.codegen import generate as codegen
@@ -462,8 +541,10 @@ def export_target(
 
     from tinyrrm.training.fileio import portable
 
-    command = (f"tinyrrm export target --target {target.value} --lrmpgnn {quote(portable(lrmpgnn))} "
-               f"--calib {quote(portable(calib))}")
+    command = (
+        f"tinyrrm export target --target {target.value} --lrmpgnn {quote(portable(lrmpgnn))} "
+        f"--calib {quote(portable(calib))}"
+    )
     if prefix is not None:
         command += f" --prefix {prefix}"
     path = codegen.generate(exp, target.value, out, prefix, command=command)
@@ -483,11 +564,18 @@ def firmware(
     from tinyrrm.hil.session import gen_dir_for
 
     gen = gen_dir_for(target.value)
-    elf = build_firmware(target.value, gen, paths.BUILD_FW / target.value / ("portable" if portable else "deployed"),
-                         prefix_of(gen), "-DTR_NO_DSP=1" if portable else "")
+    elf = build_firmware(
+        target.value,
+        gen,
+        paths.BUILD_FW / target.value / ("portable" if portable else "deployed"),
+        prefix_of(gen),
+        "-DTR_NO_DSP=1" if portable else "",
+    )
     sz = elfsize.sizes(elf)
-    typer.echo(f"wrote {elf}: flash {sz['flash']:,} B (.text {sz['text']:,} + .rodata {sz['rodata']:,} + .data "
-               f"{sz['data']:,}), static RAM {sz['ram_static']:,} B (.data + .bss)")
+    typer.echo(
+        f"wrote {elf}: flash {sz['flash']:,} B (.text {sz['text']:,} + .rodata {sz['rodata']:,} + .data "
+        f"{sz['data']:,}), static RAM {sz['ram_static']:,} B (.data + .bss)"
+    )
 
 
 @app.command("hil-prepare")
@@ -506,7 +594,7 @@ def hil_prepare(
 @_user_errors
 def hil(
     target: TargetName = typer.Option("cortex-m4", "--target"),
-    port: Optional[str] = typer.Option(None, "--port", help="a real board's serial port instead of QEMU"),
+    port: str | None = typer.Option(None, "--port", help="a real board's serial port instead of QEMU"),
 ):
     """Run the deployed firmware (QEMU or a board) and measure: bit-exactness, flash/RAM, instructions,
     sum rate, the 60x ratios -> build/hil/<target>/hil.json and reports/hil/<target>.{json,md,png}."""

@@ -34,8 +34,16 @@ from tinyrrm.training.wmmse import wmmse
 OUT = paths.BUILD_HIL
 
 
-def prepare(target: str, mpgnn=paths.MPGNN, lrmpgnn=paths.LRMPGNN, test=paths.TEST,
-            n: int = 4, calib=paths.TRAIN, out_dir=None, progress: bool = True) -> Path:
+def prepare(
+    target: str,
+    mpgnn=paths.MPGNN,
+    lrmpgnn=paths.LRMPGNN,
+    test=paths.TEST,
+    n: int = 4,
+    calib=paths.TRAIN,
+    out_dir=None,
+    progress: bool = True,
+) -> Path:
 
     targets.get(target)
     out = Path(out_dir) if out_dir else OUT / target
@@ -51,14 +59,20 @@ def prepare(target: str, mpgnn=paths.MPGNN, lrmpgnn=paths.LRMPGNN, test=paths.TE
     full, _ = ckpt.load(mpgnn)
     lr, _ = ckpt.load(lrmpgnn)
     ref = {
-        "scenes": str(test), "n_scenes": scenes.N,
-        "mpgnn": {"checkpoint": str(mpgnn), "bytes_fp32": model_bytes(full, "fp32"),
-                  "bytes_int8_deployed": size.deployed_bytes_from_checkpoint(full)},
-        "lrmpgnn": {"checkpoint": str(lrmpgnn), "bytes_fp32": model_bytes(lr, "fp32"),
-                    "bytes_int8_deployed": size.deployed_bytes_from_checkpoint(lr)},
+        "scenes": str(test),
+        "n_scenes": scenes.N,
+        "mpgnn": {
+            "checkpoint": str(mpgnn),
+            "bytes_fp32": model_bytes(full, "fp32"),
+            "bytes_int8_deployed": size.deployed_bytes_from_checkpoint(full),
+        },
+        "lrmpgnn": {
+            "checkpoint": str(lrmpgnn),
+            "bytes_fp32": model_bytes(lr, "fp32"),
+            "bytes_int8_deployed": size.deployed_bytes_from_checkpoint(lr),
+        },
     }
     save(scenes, out / "scenes.npz")
     save_beamformers(out / "reference.npz", W)
     write_text(out / "reference.json", json.dumps(ref, indent=2, sort_keys=True) + "\n")
     return out
-

@@ -25,7 +25,6 @@ from tinyrrm.errors import TinyrrmError
 
 from .fileio import FolderMark, write_bytes, write_text
 from .fileio import check_out_dir as _check_dir
-
 from .models import MPGNN, ModelConfig
 
 FORMAT = "tinyrrm-checkpoint/1"
@@ -117,11 +116,14 @@ def load(path) -> tuple[MPGNN, dict]:
     if DIGEST not in doc:
         raise CheckpointError(
             f"{cfg_path}: no integrity digest (written before checkpoints carried one); if its settings are "
-            f"the ones it was trained with, add it: python -c \"from tinyrrm.training import checkpoint; "
-            f"checkpoint.seal('{folder}')\"")
+            f'the ones it was trained with, add it: python -c "from tinyrrm.training import checkpoint; '
+            f"checkpoint.seal('{folder}')\""
+        )
     if doc[DIGEST] != digest(weights, doc):
-        raise CheckpointError(f"{folder}: {CONFIG} or {WEIGHTS} was changed after training (the digest does not "
-                              "match); a checkpoint's settings are part of the model: retrain, or restore both files")
+        raise CheckpointError(
+            f"{folder}: {CONFIG} or {WEIGHTS} was changed after training (the digest does not "
+            "match); a checkpoint's settings are part of the model: retrain, or restore both files"
+        )
     model = MPGNN(cfg)
     want = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     got = {k: tuple(v.shape) for k, v in tensors.items()}
@@ -138,9 +140,13 @@ def load(path) -> tuple[MPGNN, dict]:
 def check_compatible(model: MPGNN, K: int, Nt: int, source: str) -> None:
     """One clear error when scenes do not fit a checkpoint."""
     if model.cfg.Nt != Nt:
-        raise CheckpointError(f"{source}: scenes have Nt={Nt} antennas but {model.cfg.name} was built for Nt={model.cfg.Nt}")
+        raise CheckpointError(
+            f"{source}: scenes have Nt={Nt} antennas but {model.cfg.name} was built for Nt={model.cfg.Nt}"
+        )
     if K > model.cfg.K:
-        raise CheckpointError(f"{source}: scenes have K={K} pairs but {model.cfg.name} was built for K <= {model.cfg.K}")
+        raise CheckpointError(
+            f"{source}: scenes have K={K} pairs but {model.cfg.name} was built for K <= {model.cfg.K}"
+        )
 
 
 def hash_arrays(*arrays: np.ndarray) -> str:

@@ -19,9 +19,10 @@ import json
 import os
 import tempfile
 import zipfile
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterable
+from typing import BinaryIO
 
 import numpy as np
 
@@ -140,8 +141,9 @@ def check_out_dir(path, mark: FolderMark | None = None, writes: Iterable[str] | 
     """
     path = Path(path)
     if path.exists() and not path.is_dir():
-        raise NotADirectoryError(f"{path}: is a file, not a folder; tinyrrm will not replace it "
-                                 "(remove it or choose another output folder)")
+        raise NotADirectoryError(
+            f"{path}: is a file, not a folder; tinyrrm will not replace it (remove it or choose another output folder)"
+        )
     _check_parents(path)
     if not path.is_dir():
         return path
@@ -153,8 +155,10 @@ def check_out_dir(path, mark: FolderMark | None = None, writes: Iterable[str] | 
         foreign = [] if ours is not None else sorted(f for f in set(writes) if (path / f).exists())
     if foreign:
         what = "tinyrrm did not write" if ours is None else f"that its {mark.manifest} does not list"
-        raise FileExistsError(f"{path}: holds {len(foreign)} file(s) {what} (first: {foreign[0]}); "
-                              "tinyrrm replaces only what it wrote (remove them or choose another output folder)")
+        raise FileExistsError(
+            f"{path}: holds {len(foreign)} file(s) {what} (first: {foreign[0]}); "
+            "tinyrrm replaces only what it wrote (remove them or choose another output folder)"
+        )
     return path
 
 

@@ -64,13 +64,18 @@ def png_bytes(runs: dict[str, list[dict]], title: str = "Training history") -> b
             has_val = all("val_rate" in h for h in hist)
             best = max(hist, key=_rate)
             kind = "val" if has_val else "train"
-            ax.plot(ep, [_rate(h) for h in hist], color=c, lw=1.6,
-                    label=f"{label} (best {kind} {_rate(best):.2f} @ {best['epoch']})")
+            ax.plot(
+                ep,
+                [_rate(h) for h in hist],
+                color=c,
+                lw=1.6,
+                label=f"{label} (best {kind} {_rate(best):.2f} @ {best['epoch']})",
+            )
             if has_val:
                 ax.plot(ep, [h["train_rate"] for h in hist], color=c, lw=1.0, ls="--", alpha=0.7)
             ax.plot([best["epoch"]], [_rate(best)], marker="o", color=c, ms=4)
         # the first epochs of a run can sit far below (MRT start): scale to the last two thirds
-        tails = [x for h in runs.values() for x in h[len(h) // 3:]]
+        tails = [x for h in runs.values() for x in h[len(h) // 3 :]]
         ys = [_rate(x) for x in tails] + [x["train_rate"] for x in tails]
         lo, hi = min(ys), max(ys)
         pad = 0.05 * (hi - lo) + 0.1
@@ -78,8 +83,13 @@ def png_bytes(runs: dict[str, list[dict]], title: str = "Training history") -> b
         ax.set_xlabel("epoch")
         ax.set_ylabel("mean sum rate (bits/s/Hz)")
         ax.grid(alpha=0.3)
-        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, title="solid: validation, dashed: training",
-                  title_fontsize=8)
+        ax.legend(
+            loc="upper left",
+            bbox_to_anchor=(1.01, 1.0),
+            fontsize=8,
+            title="solid: validation, dashed: training",
+            title_fontsize=8,
+        )
         ax.set_title(title)
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=110, metadata={"Software": None})

@@ -95,7 +95,7 @@ class LowRankLinear(nn.Module):
         return matmul(matmul(x, self.U), self.V) + self.bias
 
     @classmethod
-    def from_full(cls, layer: FullLinear, rank: int) -> "LowRankLinear":
+    def from_full(cls, layer: FullLinear, rank: int) -> LowRankLinear:
         """Truncated SVD of ``layer``: the best rank-``rank`` approximation.
 
         ``W = P S Qᵀ`` -> ``U = P_r √S_r``, ``V = √S_r Q_rᵀ``; a rank above
@@ -214,8 +214,9 @@ class _LinearMax(torch.autograd.Function):
         if ctx.needs_input_grad[1]:
             gw = torch.zeros_like(w)
             if rows.numel():  # bag o: the rows arg[:, o] of x, weighted by gv[:, o] -> gW[:, o]
-                gw = F.embedding_bag(arg.t().contiguous(), x.reshape(N * D, m), mode="sum",
-                                     per_sample_weights=gv.t().contiguous()).t()  # (m, n)
+                gw = F.embedding_bag(
+                    arg.t().contiguous(), x.reshape(N * D, m), mode="sum", per_sample_weights=gv.t().contiguous()
+                ).t()  # (m, n)
         return gx, gw, None, None, None
 
 

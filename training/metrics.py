@@ -58,9 +58,7 @@ def _check_hv(H, V) -> tuple[np.ndarray, np.ndarray]:
         raise InputError(f"H must have shape [N, K, K, Nt] (complex), got {H.shape}")
     N, K, _, Nt = H.shape
     if V.shape != (N, K, Nt):
-        raise InputError(
-            f"V must have shape [N, K, Nt] = {(N, K, Nt)} to match H {H.shape}, got {V.shape}"
-        )
+        raise InputError(f"V must have shape [N, K, Nt] = {(N, K, Nt)} to match H {H.shape}, got {V.shape}")
     return H.astype(np.complex128, copy=False), V.astype(np.complex128, copy=False)
 
 

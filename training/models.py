@@ -124,7 +124,7 @@ class ModelConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "ModelConfig":
+    def from_dict(cls, d: dict) -> ModelConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
 
@@ -303,8 +303,9 @@ class MPGNN(nn.Module):
         return f
 
     # ---- PyG form ---------------------------------------------------------
-    def forward_pyg(self, x0: torch.Tensor, d: torch.Tensor, edge_index: torch.Tensor,
-                    edge_attr: torch.Tensor) -> torch.Tensor:
+    def forward_pyg(
+        self, x0: torch.Tensor, d: torch.Tensor, edge_index: torch.Tensor, edge_attr: torch.Tensor
+    ) -> torch.Tensor:
         """Textbook form on a (batched) PyG graph.
 
         Shapes: x0 ``[n, 4Nt]``, d ``[n, 2Nt]``, edge_index ``[2, E]`` (row 0
@@ -333,16 +334,18 @@ class MPGNN(nn.Module):
             layer = getattr(self, name)
             n_w = sum(f.numel() for f in layer.factors())
             n_b = layer.bias.numel()
-            rows.append({
-                "layer": name,
-                "d_in": layer.d_in,
-                "d_out": layer.d_out,
-                "rank": layer.rank,
-                "factors": [list(f.shape) for f in layer.factors()],
-                "params": n_w + n_b,
-                "bytes_fp32": 4 * (n_w + n_b),
-                "bytes_int8": n_w + 4 * n_b,
-            })
+            rows.append(
+                {
+                    "layer": name,
+                    "d_in": layer.d_in,
+                    "d_out": layer.d_out,
+                    "rank": layer.rank,
+                    "factors": [list(f.shape) for f in layer.factors()],
+                    "params": n_w + n_b,
+                    "bytes_fp32": 4 * (n_w + n_b),
+                    "bytes_int8": n_w + 4 * n_b,
+                }
+            )
         return rows
 
 
@@ -365,8 +368,10 @@ def mrt_start_(model: MPGNN) -> MPGNN:
     n = 2 * model.cfg.Nt
     u1, u2 = model.upd1, model.upd2
     if (u1.rank is not None and u1.rank < n) or (u2.rank is not None and u2.rank < n) or u1.d_out < 2 * n:
-        raise UsageError(f"the MRT start needs update rank a2 >= 2*Nt = {n} and an update width >= {2 * n}; "
-                         f"got a2={model.cfg.a2}, width {u1.d_out}")
+        raise UsageError(
+            f"the MRT start needs update rank a2 >= 2*Nt = {n} and an update width >= {2 * n}; "
+            f"got a2={model.cfg.a2}, width {u1.d_out}"
+        )
     eye = torch.eye(n)
     pm = torch.cat([eye, -eye], dim=1)  # [n, 2n]: hidden 0..2n-1 = (+v, -v)
     with torch.no_grad():
@@ -432,6 +437,16 @@ def _MPGNNConv(model: MPGNN):
 
 
 __all__ = [
-    "ARCHS", "LAYERS", "ModelConfig", "MPGNN", "FullLinear", "LowRankLinear",
-    "norm_stats", "edge_mask", "model_bytes", "svd_truncate", "to_real", "to_complex",
+    "ARCHS",
+    "LAYERS",
+    "ModelConfig",
+    "MPGNN",
+    "FullLinear",
+    "LowRankLinear",
+    "norm_stats",
+    "edge_mask",
+    "model_bytes",
+    "svd_truncate",
+    "to_real",
+    "to_complex",
 ]

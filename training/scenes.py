@@ -83,11 +83,13 @@ def edge_mask(K: int, dist: np.ndarray | None, cut_m: float | None, n: int) -> n
 
 
 def _no_dist(cut_m: float, source: str) -> str:
-    return (f"{source}: no field 'dist' [N, K, K] (metres), but the model drops links longer than {cut_m:g} m; "
-            "add dist to the file, or pass --cut 0 to run without the cut")
+    return (
+        f"{source}: no field 'dist' [N, K, K] (metres), but the model drops links longer than {cut_m:g} m; "
+        "add dist to the file, or pass --cut 0 to run without the cut"
+    )
 
 
-def check_cut(scenes: "Scenes", cut_m: float | None, source: str) -> None:
+def check_cut(scenes: Scenes, cut_m: float | None, source: str) -> None:
     """One clear error, naming ``source``, when a distance cut meets scenes without ``dist``."""
     if cut_m is not None and scenes.dist is None:
         raise SceneError(_no_dist(cut_m, source))
@@ -329,9 +331,7 @@ def _check_real_array(a, name: str, spec: str, shape: tuple[int, ...], source: s
     if not isinstance(a, np.ndarray):
         raise SceneError(f"{source}: field '{name}' must be {want}, got {_desc(a)}")
     if coerce:
-        ok = np.issubdtype(a.dtype, np.floating) or (
-            np.issubdtype(a.dtype, np.integer) and a.dtype != np.bool_
-        )
+        ok = np.issubdtype(a.dtype, np.floating) or (np.issubdtype(a.dtype, np.integer) and a.dtype != np.bool_)
     else:
         ok = a.dtype == np.float32
     if not ok or a.shape != shape:
@@ -356,9 +356,7 @@ def _check_scalar(v, name: str, source: str) -> float:
     if isinstance(v, np.ndarray):
         if v.size != 1 or v.ndim > 1:
             fail(_desc(v))
-        if v.dtype == np.bool_ or not (
-            np.issubdtype(v.dtype, np.floating) or np.issubdtype(v.dtype, np.integer)
-        ):
+        if v.dtype == np.bool_ or not (np.issubdtype(v.dtype, np.floating) or np.issubdtype(v.dtype, np.integer)):
             fail(_desc(v))
         v = v.reshape(()).item()
     elif isinstance(v, bool) or not isinstance(v, (numbers.Real, np.floating, np.integer)):
@@ -375,7 +373,9 @@ def _checked(H, weights, dist, noise_var, p_max, source: str, coerce: bool) -> S
     weights = _check_real_array(weights, "weights", "[N, K]", (N, K), source, coerce)
     bad = ~(weights > 0).any(axis=1)
     if bad.any():  # its weighted sum rate is 0 whatever the beams: nothing to train on or compare
-        raise SceneError(f"{source}: field 'weights' is all zero in {_bad_scenes(bad)}; every scene needs a positive weight")
+        raise SceneError(
+            f"{source}: field 'weights' is all zero in {_bad_scenes(bad)}; every scene needs a positive weight"
+        )
     if dist is not None:
         dist = _check_real_array(dist, "dist", "[N, K, K]", (N, K, K), source, coerce)
     noise_var = _check_scalar(noise_var, "noise_var", source)
@@ -488,4 +488,5 @@ def _require_units(H: np.ndarray, missing: list[str], src: str) -> None:
         raise SceneError(
             f"{src}: field {' and '.join(repr(k) for k in missing)} missing, and the channels are not normalised to "
             f"the noise (median direct-link power per antenna {p:.3g}, outside [{lo:g}, {hi:g}]): give noise_var "
-            "and p_max in the units of H (e.g. watts)")
+            "and p_max in the units of H (e.g. watts)"
+        )

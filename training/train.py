@@ -188,8 +188,10 @@ def _load_data(scenes_path, val_path, model_cfg: ModelConfig) -> tuple[Scenes, B
     if val_path is not None:
         vs = load_scenes(val_path)
         if vs.Nt != scenes.Nt or vs.K > scenes.K:  # fewer pairs are fine, as in evaluate
-            raise InputError(f"{val_path}: validation scenes have K={vs.K}, Nt={vs.Nt}; training has K={scenes.K}, "
-                             f"Nt={scenes.Nt} (validation needs the same Nt and K <= {scenes.K})")
+            raise InputError(
+                f"{val_path}: validation scenes have K={vs.K}, Nt={vs.Nt}; training has K={scenes.K}, "
+                f"Nt={scenes.Nt} (validation needs the same Nt and K <= {scenes.K})"
+            )
         val = prepare(vs, model_cfg.cut_m)
     return scenes, prepare(scenes, model_cfg.cut_m), val
 
@@ -201,18 +203,24 @@ def _initial_model(model_cfg: ModelConfig, cfg: TrainConfig, data: Batchable) ->
     if cfg.mode == "svd":
         full, _ = ckpt.load(cfg.init)
         if (full.cfg.arch, full.cfg.K, full.cfg.Nt) != (model_cfg.arch, model_cfg.K, model_cfg.Nt):
-            raise ckpt.CheckpointError(f"{cfg.init}: {full.cfg.name} K={full.cfg.K} Nt={full.cfg.Nt} does not match the requested model")
+            raise ckpt.CheckpointError(
+                f"{cfg.init}: {full.cfg.name} K={full.cfg.K} Nt={full.cfg.Nt} does not match the requested model"
+            )
         return svd_truncate(full, model_cfg.a1, model_cfg.a2)
     if cfg.mode == "finetune":
         model, _ = ckpt.load(cfg.init)
         if model.cfg != model_cfg:
-            raise ckpt.CheckpointError(f"{cfg.init}: holds {model.cfg.name} ({model.cfg.to_dict()}), "
-                                       f"not the requested {model_cfg.name} ({model_cfg.to_dict()})")
+            raise ckpt.CheckpointError(
+                f"{cfg.init}: holds {model.cfg.name} ({model.cfg.to_dict()}), "
+                f"not the requested {model_cfg.name} ({model_cfg.to_dict()})"
+            )
         return model
     model = MPGNN(model_cfg, norm_stats(data.H.numpy(), model_cfg.compand))
     if cfg.mrt_start:
         if model_cfg.residual:
-            raise UsageError("the MRT start is for the plain update (--no-residual); the residual one starts at MRT already")
+            raise UsageError(
+                "the MRT start is for the plain update (--no-residual); the residual one starts at MRT already"
+            )
         mrt_start_(model)
     return model
 
@@ -245,11 +253,15 @@ def _resume(run: _Run, state_path: Path, ident: dict) -> None:
     except Exception as e:  # torch raises pickle, zip and key errors of many kinds
         raise _corrupt_state(state_path, e) from None
     if not isinstance(st, dict) or st.get("format") != STATE_FORMAT:
-        raise ckpt.CheckpointError(f"{state_path}: a training state in an older format (not {STATE_FORMAT}); "
-                                   "delete it or pass --no-resume to start over")
+        raise ckpt.CheckpointError(
+            f"{state_path}: a training state in an older format (not {STATE_FORMAT}); "
+            "delete it or pass --no-resume to start over"
+        )
     if st.get("ident") != ident:
-        raise ckpt.CheckpointError(f"{state_path}: belongs to another run ({_differences(st.get('ident') or {}, ident)}); "
-                                   "pass --no-resume to start over, or another --out")
+        raise ckpt.CheckpointError(
+            f"{state_path}: belongs to another run ({_differences(st.get('ident') or {}, ident)}); "
+            "pass --no-resume to start over, or another --out"
+        )
     try:
         run.model.load_state_dict(st["model"])
         run.opt.load_state_dict(st["opt"])
@@ -269,8 +281,12 @@ def _train_epoch(run: _Run, data: Batchable, cfg: TrainConfig, out: Path, progre
     model.train()
     t0 = time.perf_counter()
     perm = torch.randperm(len(data), generator=run.gen)
-    bar = tqdm(range(run.steps_per_epoch), desc=f"{model.cfg.name} epoch {epoch}/{cfg.epochs}",
-               disable=None if progress else True, leave=False)
+    bar = tqdm(
+        range(run.steps_per_epoch),
+        desc=f"{model.cfg.name} epoch {epoch}/{cfg.epochs}",
+        disable=None if progress else True,
+        leave=False,
+    )
     running = 0.0
     for i in bar:
         idx = perm[i * cfg.batch : (i + 1) * cfg.batch]
@@ -284,8 +300,10 @@ def _train_epoch(run: _Run, data: Batchable, cfg: TrainConfig, out: Path, progre
             # for power control. Pulling its norm back to 1 leaves every beam unchanged.
             loss = loss + cfg.clip_penalty * model.overshoot
         if not torch.isfinite(loss):
-            raise UsageError(f"training diverged: the loss is {loss.item()} at epoch {epoch}, step {i + 1} "
-                             f"(lr {cfg.lr}); {'the last good epoch is saved in ' + str(out) if run.history else 'nothing was saved'}")
+            raise UsageError(
+                f"training diverged: the loss is {loss.item()} at epoch {epoch}, step {i + 1} "
+                f"(lr {cfg.lr}); {'the last good epoch is saved in ' + str(out) if run.history else 'nothing was saved'}"
+            )
         run.opt.zero_grad(set_to_none=True)
         loss.backward()
         run.opt.step()
@@ -317,9 +335,18 @@ def _save_best(run: _Run, out: Path, meta: dict) -> Path:
 def _save(run: _Run, out: Path, ident: dict, meta: dict) -> None:
     """After an epoch: the best-so-far checkpoint, then the state to resume from."""
     _save_best(run, out, meta)
-    state = {"format": STATE_FORMAT, "ident": ident, "model": run.model.state_dict(), "opt": run.opt.state_dict(),
-             "sched": run.sched.state_dict() if run.sched else None, "rng": torch.get_rng_state(),
-             "gen": run.gen.get_state(), "epoch": run.epoch, "history": run.history, "best": run.best}
+    state = {
+        "format": STATE_FORMAT,
+        "ident": ident,
+        "model": run.model.state_dict(),
+        "opt": run.opt.state_dict(),
+        "sched": run.sched.state_dict() if run.sched else None,
+        "rng": torch.get_rng_state(),
+        "gen": run.gen.get_state(),
+        "epoch": run.epoch,
+        "history": run.history,
+        "best": run.best,
+    }
     atomic_write(out / STATE, lambda f: torch.save(state, f))
 
 

@@ -41,11 +41,14 @@ def main() -> None:
         h = H[:, k, k]  # [N, K, Nt] direct channels
         power = V.abs().pow(2).sum(-1)  # [N, K]
         align = (h.conj() * V).sum(-1).abs() / (h.abs().pow(2).sum(-1).sqrt() * power.sqrt().clamp_min(1e-12))
-        steps = "  ".join(f"step {i}: ||o|| median {n.median():.2f}, p90 {n.quantile(0.9):.2f}"
-                          for i, n in enumerate(norms))
-        print(f"{path}\n  {steps}\n  power mean {power.mean():.3f}, at full power (> 0.99) "
-              f"{(power > 0.99).float().mean():.3f}, below 0.1 {(power < 0.1).float().mean():.3f}; "
-              f"alignment with h_kk {align.mean():.3f}")
+        steps = "  ".join(
+            f"step {i}: ||o|| median {n.median():.2f}, p90 {n.quantile(0.9):.2f}" for i, n in enumerate(norms)
+        )
+        print(
+            f"{path}\n  {steps}\n  power mean {power.mean():.3f}, at full power (> 0.99) "
+            f"{(power > 0.99).float().mean():.3f}, below 0.1 {(power < 0.1).float().mean():.3f}; "
+            f"alignment with h_kk {align.mean():.3f}"
+        )
 
 
 if __name__ == "__main__":

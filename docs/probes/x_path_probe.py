@@ -36,7 +36,6 @@ from tinyrrm.training.layers import matmul
 from tinyrrm.training.models import MPGNN, ModelConfig, model_bytes
 from tinyrrm.training.scenes import load as load_scenes
 
-
 X_RANK = 0  # 0: full-rank x path; r > 0: W_x = A·B with A: [4·Nt, r], B: [r, u1]; -1: no own path
 X_SCALE = 1.0  # constant factor on x_k before upd1 (set by --x-scale)
 SHARED_X = False  # x_k also enters the paper's a2 shared features (set by --shared-x)
@@ -83,26 +82,35 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--x-rank", type=int, default=0, help="rank of the x path (0: full rank, -1: none)")
     ap.add_argument("--x-scale", type=float, default=1.0, help="constant factor on x_k before upd1")
-    ap.add_argument("--shared-x", action="store_true",
-                    help="keep the paper's layer whole (x_k in its a2 features too) and add the x path on top")
-    ap.add_argument("--clip-penalty", type=float, default=0.1, help="weight of train.py's clip penalty (the grid's: 0.1)")
+    ap.add_argument(
+        "--shared-x",
+        action="store_true",
+        help="keep the paper's layer whole (x_k in its a2 features too) and add the x path on top",
+    )
+    ap.add_argument(
+        "--clip-penalty", type=float, default=0.1, help="weight of train.py's clip penalty (the grid's: 0.1)"
+    )
     ap.add_argument("--test", help="scenes to report the best epoch's sum rate on (the grid's test_rate)")
-    ap.add_argument("--report", help="JSON file to merge this run's result into (with --test), e.g. "
-                                     "reports/x_path_probe.json")
+    ap.add_argument(
+        "--report", help="JSON file to merge this run's result into (with --test), e.g. reports/x_path_probe.json"
+    )
     a = ap.parse_args()
     global X_RANK, X_SCALE, SHARED_X
     X_RANK, X_SCALE, SHARED_X = a.x_rank, a.x_scale, a.shared_x
     tr.MPGNN = ckpt.MPGNN = XPathMPGNN  # train() and checkpoint.load() build their model through this name
     cfg = ModelConfig(a1=a.a1, a2=a.a2, residual=False)
-    tcfg = tr.TrainConfig(epochs=a.epochs, batch=8, lr=1e-3, lr_final=1e-5, seed=a.seed, threads=1,
-                          clip_penalty=a.clip_penalty)
+    tcfg = tr.TrainConfig(
+        epochs=a.epochs, batch=8, lr=1e-3, lr_final=1e-5, seed=a.seed, threads=1, clip_penalty=a.clip_penalty
+    )
     folder = tr.train(a.scenes, a.out, cfg, tcfg, val_path=a.val, progress=True)
     if a.test:
         model, _ = ckpt.load(folder)
         rate = tr.mean_sum_rate(model, tr.prepare(load_scenes(a.test), cfg.cut_m))
         extra = sum(t.numel() for n, t in model.named_parameters() if n.startswith("upd1_x"))  # not in layer_table
-        print(f"test sum rate {rate:.4f} on {a.test}; the paper's layers {model_bytes(model):,} B fp32 / "
-              f"{model_bytes(model, 'int8'):,} B int8, plus the x path's {extra:,} parameters")
+        print(
+            f"test sum rate {rate:.4f} on {a.test}; the paper's layers {model_bytes(model):,} B fp32 / "
+            f"{model_bytes(model, 'int8'):,} B int8, plus the x path's {extra:,} parameters"
+        )
         if a.report:
             import json
             from pathlib import Path
@@ -112,12 +120,24 @@ def main() -> None:
             path = Path(a.report)
             rep = json.loads(path.read_text()) if path.is_file() else {}
             rep[Path(a.out).name] = {
-                "command": "python docs/probes/x_path_probe.py " + " ".join(
+                "command": "python docs/probes/x_path_probe.py "
+                + " ".join(
                     f"--{k.replace('_', '-')}" + ("" if v is True else f" {v}")
-                    for k, v in sorted(vars(a).items()) if v is not None and v is not False and k != "report"),
-                "a1": a.a1, "a2": a.a2, "seed": a.seed, "x_rank": a.x_rank, "shared_x": a.shared_x,
-                "clip_penalty": a.clip_penalty, "epochs": a.epochs, "test": portable(a.test), "test_rate": rate,
-                "extra_params": extra, "paper_layers_bytes_fp32": model_bytes(model)}
+                    for k, v in sorted(vars(a).items())
+                    if v is not None and v is not False and k != "report"
+                ),
+                "a1": a.a1,
+                "a2": a.a2,
+                "seed": a.seed,
+                "x_rank": a.x_rank,
+                "shared_x": a.shared_x,
+                "clip_penalty": a.clip_penalty,
+                "epochs": a.epochs,
+                "test": portable(a.test),
+                "test_rate": rate,
+                "extra_params": extra,
+                "paper_layers_bytes_fp32": model_bytes(model),
+            }
             write_text(path, json.dumps(rep, indent=2, sort_keys=True) + "\n")
 
 

@@ -45,35 +45,34 @@ static inline void tr_dot2_asm(const int8_t *w0, const int8_t *w1, const int16_t
 {
     int32_t a0 = *acc0, a1 = *acc1, p, q, t;
     const int16_t *end = s + 8 * n8;
-    __asm__ volatile(
-        "   cmp     %[s], %[end]\n"
-        "   beq     2f\n"
-        "1: ldmia   %[s]!, {r8, r9, r10, r11}\n"
-        "   ldrd    %[p], %[q], [%[w0]], #8\n"
-        "   sxtb16  %[t], %[p]\n"
-        "   smlad   %[a0], %[t], r8, %[a0]\n"
-        "   sxtb16  %[t], %[p], ror #8\n"
-        "   smlad   %[a0], %[t], r9, %[a0]\n"
-        "   sxtb16  %[t], %[q]\n"
-        "   smlad   %[a0], %[t], r10, %[a0]\n"
-        "   sxtb16  %[t], %[q], ror #8\n"
-        "   smlad   %[a0], %[t], r11, %[a0]\n"
-        "   ldrd    %[p], %[q], [%[w1]], #8\n"
-        "   sxtb16  %[t], %[p]\n"
-        "   smlad   %[a1], %[t], r8, %[a1]\n"
-        "   sxtb16  %[t], %[p], ror #8\n"
-        "   smlad   %[a1], %[t], r9, %[a1]\n"
-        "   sxtb16  %[t], %[q]\n"
-        "   smlad   %[a1], %[t], r10, %[a1]\n"
-        "   sxtb16  %[t], %[q], ror #8\n"
-        "   smlad   %[a1], %[t], r11, %[a1]\n"
-        "   cmp     %[s], %[end]\n"
-        "   bne     1b\n"
-        "2:\n"
-        : [a0] "+r"(a0), [a1] "+r"(a1), [s] "+r"(s), [w0] "+r"(w0), [w1] "+r"(w1),
-          [p] "=&r"(p), [q] "=&r"(q), [t] "=&r"(t)
-        : [end] "r"(end)
-        : "r8", "r9", "r10", "r11", "cc", "memory");
+    __asm__ volatile("   cmp     %[s], %[end]\n"
+                     "   beq     2f\n"
+                     "1: ldmia   %[s]!, {r8, r9, r10, r11}\n"
+                     "   ldrd    %[p], %[q], [%[w0]], #8\n"
+                     "   sxtb16  %[t], %[p]\n"
+                     "   smlad   %[a0], %[t], r8, %[a0]\n"
+                     "   sxtb16  %[t], %[p], ror #8\n"
+                     "   smlad   %[a0], %[t], r9, %[a0]\n"
+                     "   sxtb16  %[t], %[q]\n"
+                     "   smlad   %[a0], %[t], r10, %[a0]\n"
+                     "   sxtb16  %[t], %[q], ror #8\n"
+                     "   smlad   %[a0], %[t], r11, %[a0]\n"
+                     "   ldrd    %[p], %[q], [%[w1]], #8\n"
+                     "   sxtb16  %[t], %[p]\n"
+                     "   smlad   %[a1], %[t], r8, %[a1]\n"
+                     "   sxtb16  %[t], %[p], ror #8\n"
+                     "   smlad   %[a1], %[t], r9, %[a1]\n"
+                     "   sxtb16  %[t], %[q]\n"
+                     "   smlad   %[a1], %[t], r10, %[a1]\n"
+                     "   sxtb16  %[t], %[q], ror #8\n"
+                     "   smlad   %[a1], %[t], r11, %[a1]\n"
+                     "   cmp     %[s], %[end]\n"
+                     "   bne     1b\n"
+                     "2:\n"
+                     : [a0] "+r"(a0), [a1] "+r"(a1), [s] "+r"(s), [w0] "+r"(w0), [w1] "+r"(w1),
+                       [p] "=&r"(p), [q] "=&r"(q), [t] "=&r"(t)
+                     : [end] "r"(end)
+                     : "r8", "r9", "r10", "r11", "cc", "memory");
     *acc0 = a0;
     *acc1 = a1;
 }

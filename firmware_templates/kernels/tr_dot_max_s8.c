@@ -6,7 +6,8 @@
 
 #if !TR_USE_DSP
 /* d_in == 4: the channel's four weights stay in registers across senders */
-static void tr_dot_max_4(const int8_t *w, int32_t d_out, const int16_t *src, int32_t n_src, int32_t *best)
+static void tr_dot_max_4(const int8_t *w, int32_t d_out, const int16_t *src, int32_t n_src,
+                         int32_t *best)
 {
     int32_t o;
     for (o = 0; o < d_out; ++o) {
@@ -43,8 +44,8 @@ static inline int32_t tr_dot_max_step(int32_t n, int32_t w02, int32_t w13, int32
  * BNE: 19 instructions for 16 MACs (the C loop compiles to 23). s must be
  * word-aligned and (end2 - s) a multiple of 8 halfwords; returns end2. */
 static inline const int16_t *tr_dot_max_pass_asm(int32_t a02, int32_t a13, int32_t b02, int32_t b13,
-                                                const int16_t *s, const int16_t *end2,
-                                                int32_t *na, int32_t *nb)
+                                                 const int16_t *s, const int16_t *end2, int32_t *na,
+                                                 int32_t *nb)
 {
     int32_t x, n0 = *na, n1 = *nb;
     __asm__ volatile(
@@ -81,12 +82,13 @@ static inline const int16_t *tr_dot_max_pass_asm(int32_t a02, int32_t a13, int32
 #define TR_DOT_MAX_ASM 0
 #endif
 
-static void tr_dot_max_4(const int8_t *w, int32_t d_out, const int16_t *src, int32_t n_src, int32_t *best)
+static void tr_dot_max_4(const int8_t *w, int32_t d_out, const int16_t *src, int32_t n_src,
+                         int32_t *best)
 {
     const int16_t *end = src + 4 * n_src;
     const int16_t *end2 = src + 4 * (n_src & ~1);
 #if TR_DOT_MAX_ASM
-    const int aligned = ((uintptr_t)src & 3u) == 0u;  /* LDM needs word alignment */
+    const int aligned = ((uintptr_t)src & 3u) == 0u; /* LDM needs word alignment */
 #endif
     int32_t o = 0;
     for (; o + 2 <= d_out; o += 2) {
@@ -101,7 +103,7 @@ static void tr_dot_max_4(const int8_t *w, int32_t d_out, const int16_t *src, int
             s = tr_dot_max_pass_asm(a02, a13, b02, b13, s, end2, &na, &nb);
         }
 #endif
-        for (; s != end2; s += 8) {  /* two senders per pass: half the loop overhead */
+        for (; s != end2; s += 8) { /* two senders per pass: half the loop overhead */
             const int32_t t02 = tr_read_u32(s), t13 = tr_read_u32(s + 2);
             const int32_t u02 = tr_read_u32(s + 4), u13 = tr_read_u32(s + 6);
             na = tr_dot_max_step(na, a02, a13, t02, t13);
@@ -130,7 +132,8 @@ static void tr_dot_max_4(const int8_t *w, int32_t d_out, const int16_t *src, int
 }
 #endif
 
-void tr_dot_max_s8(const int8_t *w, int32_t d_in, int32_t d_out, const int16_t *src, int32_t n_src, int32_t *best)
+void tr_dot_max_s8(const int8_t *w, int32_t d_in, int32_t d_out, const int16_t *src, int32_t n_src,
+                   int32_t *best)
 {
     const int32_t stride = TR_FC_SCRATCH(d_in);
     int32_t o;

@@ -21,6 +21,7 @@
 
 #include <stdint.h>
 
-void tr_dot_max_s8(const int8_t *w, int32_t d_in, int32_t d_out, const int16_t *src, int32_t n_src, int32_t *best);
+void tr_dot_max_s8(const int8_t *w, int32_t d_in, int32_t d_out, const int16_t *src, int32_t n_src,
+                   int32_t *best);
 
 #endif /* TR_DOT_MAX_S8_H */

@@ -27,8 +27,8 @@ static inline int8_t tr_requant_one(const tr_rq *q, int32_t acc, int32_t o)
 
 void tr_fc_s8(const tr_fc *p, const int8_t *x, int32_t n, int8_t *y, int16_t *scratch)
 {
-    const tr_rq q = {p->bias, p->mult, p->shift, p->out_zp, p->act_min, p->act_max, p->fast_rq,
-                     p->act_min == -128 && p->act_max == 127};
+    const tr_rq q = {p->bias,    p->mult,    p->shift,   p->out_zp,
+                     p->act_min, p->act_max, p->fast_rq, p->act_min == -128 && p->act_max == 127};
     const int8_t *w0 = p->w;
     const int32_t d_in = p->d_in, d_out = p->d_out, in_zp = p->in_zp;
     int32_t r;

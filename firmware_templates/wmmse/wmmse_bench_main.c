@@ -43,7 +43,7 @@ static union {
     } run;
     uint8_t bytes[RUN_REQ_BYTES];
 } rx_buf;
-static float v_out[V_FLOATS];                                    /* (K_MAX, NT, 2) */
+static float v_out[V_FLOATS];                                  /* (K_MAX, NT, 2) */
 static float scratch[WMMSE_F32_SCRATCH_BYTES / sizeof(float)]; /* float-aligned */
 static proto_rx rx;
 
@@ -99,8 +99,8 @@ static void send_error(uint8_t seq, const char *reason)
 
 static void do_hello(uint8_t seq)
 {
-    static const char s[] = "proto=1;prefix=wmmse_f32;k_max=" STR(WMMSE_K_MAX) ";nt=" STR(WMMSE_NT)
-                            ";core=" TR_CORE_NAME;
+    static const char s[] = "proto=1;prefix=wmmse_f32;k_max=" STR(WMMSE_K_MAX) ";nt=" STR(
+        WMMSE_NT) ";core=" TR_CORE_NAME;
     proto_send(uart_putc, PROTO_HELLO | PROTO_RESPONSE, seq, s, sizeof s - 1u, 0, 0);
 }
 
@@ -162,14 +162,9 @@ int main(void)
             else
                 send_error(rx.seq, "unknown type or wrong payload size");
             break;
-        case PROTO_RX_BAD_CRC:
-            send_error(rx.seq, "bad crc");
-            break;
-        case PROTO_RX_TOO_LONG:
-            send_error(rx.seq, "length above max_payload");
-            break;
-        default:
-            break;
+        case PROTO_RX_BAD_CRC: send_error(rx.seq, "bad crc"); break;
+        case PROTO_RX_TOO_LONG: send_error(rx.seq, "length above max_payload"); break;
+        default: break;
         }
     }
 }

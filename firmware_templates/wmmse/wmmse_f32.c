@@ -16,9 +16,11 @@
 
 #define SINGULAR 0x1p-40f   /* NT = 2: det(A) of a trace-1 A below this is singular */
 #define PIVOT_RTOL 0x1p-20f /* Cholesky: a pivot below this of its diagonal is singular */
-#define MU_FLOOR 0x1p-20f   /* Tikhonov floor on mu / trace(A) for a singular A (or R):
-                               16x the rounding noise of a trace-1 pivot */
-#define NEWTON_RTOL 0x1p-20f /* Newton stops: step below this * mu, or (NT != 2) |power - 1| below this */
+#define MU_FLOOR                                                                                   \
+    0x1p-20f /* Tikhonov floor on mu / trace(A) for a singular A (or R):                           \
+                16x the rounding noise of a trace-1 pivot */
+#define NEWTON_RTOL                                                                                \
+    0x1p-20f /* Newton stops: step below this * mu, or (NT != 2) |power - 1| below this */
 
 /* MADD(a, b, c) = a * b + c in the inner loops: fmaf (one rounding, one
  * instruction) where the compiler says it is fast (FP_FAST_FMAF, GCC's
@@ -101,7 +103,8 @@ static inline float conj_dot(const float *x, const float *v, float *im)
 }
 
 /* inf[r] += |h_jr^H v_j|^2 for receivers r in [r0, r1) */
-static inline void add_interference(const float *hj, const float *vj, int32_t r0, int32_t r1, float *inf)
+static inline void add_interference(const float *hj, const float *vj, int32_t r0, int32_t r1,
+                                    float *inf)
 {
     float vl[HV]; /* (NT, 2) v_j in registers: the stores to inf cannot alias it */
     int32_t r;
@@ -259,7 +262,8 @@ static void update_tx(const float *ht, int32_t t, int32_t k, const work *w, floa
     if (num > den * den) { /* ||v(mu)|| > 1: Newton on D / sqrt(num) = 1 */
         for (it = 0; it < WMMSE_NEWTON_MAX; ++it) {
             float root = sqrtf(num);
-            float step = (root - den) * num / ((1.0f + 2.0f * mu) * num - 0.5f * den * (n1 + 2.0f * mu * n2));
+            float step = (root - den) * num /
+                         ((1.0f + 2.0f * mu) * num - 0.5f * den * (n1 + 2.0f * mu * n2));
             mu += step;
             num = n0 + mu * (n1 + mu * n2);
             den = det + mu * (1.0f + mu);
@@ -288,7 +292,8 @@ static int cholesky(const float *R, float mu, float *L)
         float dj = R[2 * (j * NT + j)] + mu, lj, inv, diag = dj;
         UNROLL_ALL
         for (p = 0; p < j; ++p)
-            dj -= L[2 * (j * NT + p)] * L[2 * (j * NT + p)] + L[2 * (j * NT + p) + 1] * L[2 * (j * NT + p) + 1];
+            dj -= L[2 * (j * NT + p)] * L[2 * (j * NT + p)] +
+                  L[2 * (j * NT + p) + 1] * L[2 * (j * NT + p) + 1];
         if (!(dj > PIVOT_RTOL * diag) && !(mu > 0.0f && dj > 0.0f))
             return -1; /* with mu > 0 every exact pivot is >= mu: accept what rounding left */
         lj = sqrtf(dj);
@@ -470,7 +475,7 @@ static void accumulate_r(const float *ht, const float *c, int32_t j0, int32_t j1
 static void update_tx(const float *ht, int32_t t, int32_t k, const work *w, float *v)
 {
     float R[NT * NT * 2], tr = 0.0f, ct = w->c[t], inv, br, bi; /* (NT, NT, 2) lower */
-    const float *x = ht + (size_t)t * HV;                        /* h_tt (NT, 2) */
+    const float *x = ht + (size_t)t * HV;                       /* h_tt (NT, 2) */
     int a;
     memset(R, 0, sizeof R);
     accumulate_r(ht, w->c, 0, t, R);

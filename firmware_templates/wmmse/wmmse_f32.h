@@ -106,7 +106,9 @@
 #define WMMSE_ERR_NULL (-5)      /* h, v or scratch is NULL */
 #define WMMSE_ERR_OVERFLOW (-6)  /* finite input whose gains overflow float (|h|^2 ~ 1e38) */
 
-#define WMMSE_NEWTON_MAX 40 /* steps on mu per link per iteration, at most (Newton, or bisection) */
+#define WMMSE_NEWTON_MAX                                                                           \
+    40 /* steps on mu per link per iteration, at most (Newton, or bisection)                       \
+        */
 
 /* scratch: v (K_MAX, NT, 2), s (K_MAX, 2), sig, inf, c (K_MAX), beta (K_MAX, 2) floats */
 #define WMMSE_F32_SCRATCH_FLOATS ((WMMSE_K_MAX) * (2 * (WMMSE_NT) + 7))

@@ -45,7 +45,8 @@ static int check(const char *name, int32_t k, int t, int r, int a, int c, float 
         untouched &= ((const unsigned char *)&out)[i] == sentinel;
     }
     if (rc != want || (want != PU(_OK) && !untouched) || (want == PU(_OK) && untouched)) {
-        printf("FAIL %-36s rc=%d (want %d), output %s\n", name, rc, want, untouched ? "untouched" : "written");
+        printf("FAIL %-36s rc=%d (want %d), output %s\n", name, rc, want,
+               untouched ? "untouched" : "written");
         return 0;
     }
     printf("ok   %-36s rc=%d\n", name, rc);
@@ -58,7 +59,8 @@ int main(void)
     int bad = 0;
     bad += !check("finite channels", K, 0, 1, 0, 0, 1.0f, PU(_OK));
     bad += !check("NaN cross channel", K, 0, 1, 0, 0, NAN, PU(_ERR_NONFINITE));
-    bad += !check("NaN direct channel, imaginary", K, last, last, PU(_NT) - 1, 1, NAN, PU(_ERR_NONFINITE));
+    bad += !check("NaN direct channel, imaginary", K, last, last, PU(_NT) - 1, 1, NAN,
+                  PU(_ERR_NONFINITE));
     bad += !check("+Inf", K, 1, 0, 0, 1, INFINITY, PU(_ERR_NONFINITE));
     bad += !check("-Inf", K, last, 0, 0, 0, -INFINITY, PU(_ERR_NONFINITE));
     bad += !check("|h|^2 overflows float", K, 0, last, 0, 0, 1e30f, PU(_ERR_NONFINITE));

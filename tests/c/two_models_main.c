@@ -17,38 +17,38 @@
 #define STR(x) STR2(x)
 
 /* the same checks for model M (a prefix) */
-#define RUN(M)                                                                                   \
-    do {                                                                                         \
-        static CAT(M, _input) in;                                                                \
-        static CAT(M, _output) out;                                                              \
-        static int8_t o[sizeof out.v / sizeof(float)];                                           \
-        const int rows = (int)(sizeof out.v[0] / sizeof(float));                                 \
-        const int n_vec = (int)(sizeof CAT(M, _vectors) / sizeof CAT(M, _vectors)[0]);           \
-        size_t i;                                                                                \
-        int v, j, rc;                                                                            \
-        for (v = 0; v < n_vec; ++v) {                                                            \
-            const CAT(M, _vector) *t = &CAT(M, _vectors)[v];                                     \
-            int diff = 0;                                                                        \
-            memset(o, 0, sizeof o);                                                              \
-            rc = CAT(M, _core)(t->x_q, t->e_q, t->edge_bits, t->k, o);                           \
-            for (j = 0; j < t->k * rows; ++j) {                                                  \
-                diff += o[j] != t->expected[j];                                                  \
-            }                                                                                    \
-            bad += rc != 0 || diff != 0;                                                         \
-            printf("%s vector %d rc=%d mismatches=%d\n", STR(M), v, rc, diff);                   \
-        }                                                                                        \
-        in.k = (int32_t)(sizeof in.h / sizeof in.h[0]);                                          \
-        for (i = 0; i < sizeof in.h / sizeof(float); ++i) {                                      \
-            (&in.h[0][0][0][0])[i] = (float)((int)(i % 11u) - 5) * 0.25f;                       \
-        }                                                                                        \
-        memset(in.edge_bits, 0xff, sizeof in.edge_bits);                                         \
-        rc = CAT(M, _infer)(&in, &out);                                                          \
-        bad += rc != 0;                                                                          \
-        printf("%s infer rc=%d v=", STR(M), rc);                                                 \
-        for (i = 0; i < sizeof out.v / sizeof(float); ++i) {                                     \
-            printf(" %a", (double)(&out.v[0][0][0])[i]);                                         \
-        }                                                                                        \
-        printf("\n");                                                                            \
+#define RUN(M)                                                                                     \
+    do {                                                                                           \
+        static CAT(M, _input) in;                                                                  \
+        static CAT(M, _output) out;                                                                \
+        static int8_t o[sizeof out.v / sizeof(float)];                                             \
+        const int rows = (int)(sizeof out.v[0] / sizeof(float));                                   \
+        const int n_vec = (int)(sizeof CAT(M, _vectors) / sizeof CAT(M, _vectors)[0]);             \
+        size_t i;                                                                                  \
+        int v, j, rc;                                                                              \
+        for (v = 0; v < n_vec; ++v) {                                                              \
+            const CAT(M, _vector) *t = &CAT(M, _vectors)[v];                                       \
+            int diff = 0;                                                                          \
+            memset(o, 0, sizeof o);                                                                \
+            rc = CAT(M, _core)(t->x_q, t->e_q, t->edge_bits, t->k, o);                             \
+            for (j = 0; j < t->k * rows; ++j) {                                                    \
+                diff += o[j] != t->expected[j];                                                    \
+            }                                                                                      \
+            bad += rc != 0 || diff != 0;                                                           \
+            printf("%s vector %d rc=%d mismatches=%d\n", STR(M), v, rc, diff);                     \
+        }                                                                                          \
+        in.k = (int32_t)(sizeof in.h / sizeof in.h[0]);                                            \
+        for (i = 0; i < sizeof in.h / sizeof(float); ++i) {                                        \
+            (&in.h[0][0][0][0])[i] = (float)((int)(i % 11u) - 5) * 0.25f;                          \
+        }                                                                                          \
+        memset(in.edge_bits, 0xff, sizeof in.edge_bits);                                           \
+        rc = CAT(M, _infer)(&in, &out);                                                            \
+        bad += rc != 0;                                                                            \
+        printf("%s infer rc=%d v=", STR(M), rc);                                                   \
+        for (i = 0; i < sizeof out.v / sizeof(float); ++i) {                                       \
+            printf(" %a", (double)(&out.v[0][0][0])[i]);                                           \
+        }                                                                                          \
+        printf("\n");                                                                              \
     } while (0)
 
 int main(void)

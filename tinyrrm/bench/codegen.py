@@ -29,8 +29,22 @@ DRIVER = paths.TEMPLATES / "host" / "infer_main.c"
 
 def build_driver(gen_dir: Path, out: Path, extra: tuple[str, ...] = ()) -> Path:
     prefix = host.prefix_of(gen_dir)
-    cmd = ["gcc", "-std=c99", "-O2", "-ffp-contract=off", "-DTR_NO_DSP=1", f"-DPREFIX={prefix}", *extra,
-           "-I", str(gen_dir), str(DRIVER), *map(str, host.sources(gen_dir)), "-o", str(out), "-lm"]
+    cmd = [
+        "gcc",
+        "-std=c99",
+        "-O2",
+        "-ffp-contract=off",
+        "-DTR_NO_DSP=1",
+        f"-DPREFIX={prefix}",
+        *extra,
+        "-I",
+        str(gen_dir),
+        str(DRIVER),
+        *map(str, host.sources(gen_dir)),
+        "-o",
+        str(out),
+        "-lm",
+    ]
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
         raise host.BuildError(r.stderr[-3000:])
@@ -39,8 +53,9 @@ def build_driver(gen_dir: Path, out: Path, extra: tuple[str, ...] = ()) -> Path:
 
 def _callgrind_total(exe: Path, args: list[str], tmp: Path) -> int:
     out = tmp / f"cg.{len(list(tmp.iterdir()))}"
-    r = subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", str(exe), *args],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", str(exe), *args], capture_output=True, text=True
+    )
     if r.returncode != 0:
         raise host.BuildError(f"callgrind failed: {r.stderr[-2000:]}")
     m = re.search(r"^(?:summary|totals):\s+(\d+)", out.read_text(), re.M)
@@ -65,8 +80,14 @@ def host_instructions(gen_dir, H: np.ndarray, edge: np.ndarray) -> dict:
     e = np.asarray(edge, bool)[:k, :k]
     macs = macs_per_inference(rep, int(e.sum()), k)
     per = one - base
-    return {"instructions_per_inference": per, "macs_per_inference": macs, "instructions_per_mac": per / macs,
-            "edges": int(e.sum()), "k": k, "tool": "valgrind --tool=callgrind (x86-64 Ir, gcc -O2, portable path)"}
+    return {
+        "instructions_per_inference": per,
+        "macs_per_inference": macs,
+        "instructions_per_mac": per / macs,
+        "edges": int(e.sum()),
+        "k": k,
+        "tool": "valgrind --tool=callgrind (x86-64 Ir, gcc -O2, portable path)",
+    }
 
 
 def codegen_bench(gen_dir, test_path) -> dict:
@@ -77,7 +98,12 @@ def codegen_bench(gen_dir, test_path) -> dict:
     s = load_scenes(test_path).subset(slice(0, 1))
     edge = s.edge_mask(rep["model"]["cut_m"])[0]
     fig = host_instructions(gen_dir, frontend.unit_noise(s)[0], edge)
-    fig.update({"scene": f"{Path(test_path).name}[0]", "arena_bytes": rep["sizes"]["arena_bytes"],
-                "tflm_arena_bytes_host": rep["tflm"]["arena_bytes_host"],
-                "macs_per_step_full_graph": rep["macs"]["per_step_full_graph"]})
+    fig.update(
+        {
+            "scene": f"{Path(test_path).name}[0]",
+            "arena_bytes": rep["sizes"]["arena_bytes"],
+            "tflm_arena_bytes_host": rep["tflm"]["arena_bytes_host"],
+            "macs_per_step_full_graph": rep["macs"]["per_step_full_graph"],
+        }
+    )
     return fig

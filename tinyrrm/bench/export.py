@@ -32,6 +32,12 @@ def export_bench(ckpt_dir, calib_path, test_path, n_scenes: int = 20, progress: 
     for i in range(scenes.N):
         frontend.run(fe, core, H[i], mask[i])
     per_scene = (time.perf_counter() - t) / scenes.N
-    return {"model": model.cfg.name, "export_seconds": export_s, "calibration_scenes": stage.DEFAULT_N_CALIB,
-            "tflm_seconds_per_scene": per_scene, "tflm_invokes_per_scene": model.cfg.steps,
-            "tflm_scenes": int(scenes.N), "tflite_bytes": len(blob)}
+    return {
+        "model": model.cfg.name,
+        "export_seconds": export_s,
+        "calibration_scenes": stage.DEFAULT_N_CALIB,
+        "tflm_seconds_per_scene": per_scene,
+        "tflm_invokes_per_scene": model.cfg.steps,
+        "tflm_scenes": int(scenes.N),
+        "tflite_bytes": len(blob),
+    }

@@ -32,14 +32,14 @@ def firmware_bench(test_path, n_scenes: int = 1, targets=TARGETS, progress: bool
         paths.append(("portable", "portable", "-DTR_NO_DSP=1"))
         for label, folder, flags in paths:
             try:
-                ins = path_instructions(name, gen, BUILD_FW / name / folder, scenes, flags,
-                                        progress=progress)
+                ins = path_instructions(name, gen, BUILD_FW / name / folder, scenes, flags, progress=progress)
             except HILError as e:
                 row[label] = {"error": str(e)}
                 continue
             row[label] = {"instructions_per_inference": ins, "instructions_per_mac": ins / macs}
         if "dsp" in row and "instructions_per_inference" in row.get("dsp", {}):
-            row["portable_over_dsp"] = (row["portable"]["instructions_per_inference"]
-                                        / row["dsp"]["instructions_per_inference"])
+            row["portable_over_dsp"] = (
+                row["portable"]["instructions_per_inference"] / row["dsp"]["instructions_per_inference"]
+            )
         out["targets"][name] = row
     return out

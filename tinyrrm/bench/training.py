@@ -40,16 +40,20 @@ def _throughput(model: MPGNN, data, batch: int = 50) -> float:
     return len(data) / (time.perf_counter() - t)
 
 
-def run_bench(train_path, test_path, *, train_scenes: int = 2000, eval_scenes: int = 100,
-              progress: bool = True) -> dict:
+def run_bench(
+    train_path, test_path, *, train_scenes: int = 2000, eval_scenes: int = 100, progress: bool = True
+) -> dict:
     test = load_scenes(test_path).subset(slice(0, eval_scenes))
     t = time.perf_counter()
     wmmse(test.H, test.p_max, test.noise_var, test.weights, progress=progress)
     rep: dict = {
-        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-                    "torch": torch.__version__, "torch_threads": torch.get_num_threads()},
-        "wmmse": {"scenes": test.N, "K": test.K, "Nt": test.Nt,
-                  "scenes_per_s": test.N / (time.perf_counter() - t)},
+        "machine": {
+            "cpu": platform.processor() or platform.machine(),
+            "cores": os.cpu_count(),
+            "torch": torch.__version__,
+            "torch_threads": torch.get_num_threads(),
+        },
+        "wmmse": {"scenes": test.N, "K": test.K, "Nt": test.Nt, "scenes_per_s": test.N / (time.perf_counter() - t)},
         "inference": {},
         "train_epoch": {},
     }
@@ -62,6 +66,9 @@ def run_bench(train_path, test_path, *, train_scenes: int = 2000, eval_scenes: i
             rep["inference"][name] = {"scenes_per_s": _throughput(MPGNN(cfg), prepare(test, cfg.cut_m))}
             ck = train(path, Path(tmp) / name, cfg, TrainConfig(epochs=1), progress=progress)
             doc = json.loads((ck / "config.json").read_text())
-            rep["train_epoch"][name] = {"scenes": sub.N, "batch": TrainConfig().batch,
-                                        "seconds": doc["history"][0]["seconds"]}
+            rep["train_epoch"][name] = {
+                "scenes": sub.N,
+                "batch": TrainConfig().batch,
+                "seconds": doc["history"][0]["seconds"],
+            }
     return rep  # the caller writes it, with the other parts' figures

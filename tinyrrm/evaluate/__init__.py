@@ -15,8 +15,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -97,9 +97,7 @@ def evaluate(
     }
     W["W_wmmse"] = wmmse(scenes.H, scenes.p_max, scenes.noise_var, scenes.weights, progress=progress)
     W["W_mrt"] = mrt(scenes.H, scenes.p_max)  # full-power maximum-ratio transmission: the floor
-    rate = {
-        k[2:]: float(sum_rate(scenes.H, v, scenes.noise_var, scenes.weights).mean()) for k, v in W.items()
-    }
+    rate = {k[2:]: float(sum_rate(scenes.H, v, scenes.noise_var, scenes.weights).mean()) for k, v in W.items()}
     m, lr, w = rate[f"mpgnn_{backend}"], rate[f"lrmpgnn_{backend}"], rate["wmmse"]
     report = {
         "scenes": str(scenes_path),

@@ -70,8 +70,10 @@ def pad_links(H: np.ndarray, mask: np.ndarray, k_max: int):
 
 def _per_scene(model: MPGNN, core, H, mask, scenes: Scenes, label: str) -> np.ndarray:
     fe = frontend.FrontEnd.of(model)
-    V = [frontend.run(fe, core, H[i], mask[i])
-         for i in tqdm(range(H.shape[0]), desc=f"{model.cfg.name} on {label}", leave=False, disable=None)]
+    V = [
+        frontend.run(fe, core, H[i], mask[i])
+        for i in tqdm(range(H.shape[0]), desc=f"{model.cfg.name} on {label}", leave=False, disable=None)
+    ]
     return (np.stack(V)[:, : scenes.K] * math.sqrt(scenes.p_max)).astype(np.complex64)
 
 
@@ -137,8 +139,10 @@ def c_backend(checkpoint_dir: Path, scenes: Scenes) -> np.ndarray:
     H = frontend.unit_noise(scenes)
     gen = codegen.generate(out, "host", C_BUILD / out.name)
     hm = host.HostModel(gen)
-    V = [hm.infer(H[i], mask[i]) for i in tqdm(range(scenes.N), desc=f"{model.cfg.name} on generated C", leave=False,
-                                                    disable=None)]
+    V = [
+        hm.infer(H[i], mask[i])
+        for i in tqdm(range(scenes.N), desc=f"{model.cfg.name} on generated C", leave=False, disable=None)
+    ]
     return (np.stack(V) * math.sqrt(scenes.p_max)).astype(np.complex64)
 
 
@@ -178,7 +182,9 @@ def expected_hello(gen_dir: Path) -> dict[str, str]:
     return {"prefix": m["prefix"], "k_max": str(m["K_MAX"]), "nt": str(m["Nt"]), "steps": str(m["steps"])}
 
 
-def qemu_backend(checkpoint_dir: Path, scenes: Scenes, target: str = "cortex-m4", port: str | None = None) -> np.ndarray:
+def qemu_backend(
+    checkpoint_dir: Path, scenes: Scenes, target: str = "cortex-m4", port: str | None = None
+) -> np.ndarray:
     """The firmware under QEMU, or with ``port`` on a board, which must run this model's
     firmware (a HELLO that differs is an error naming the fields)."""
     model = _model(checkpoint_dir, scenes)
@@ -189,6 +195,7 @@ def qemu_backend(checkpoint_dir: Path, scenes: Scenes, target: str = "cortex-m4"
             return infer_scenes(client, scenes, model.cfg.cut_m)[0]
     with open_target(target, elf) as client:
         return infer_scenes(client, scenes, model.cfg.cut_m)[0]
+
 
 BACKENDS = {
     "onnx": onnx_backend,

@@ -45,9 +45,12 @@ def sizes(elf_path, symbols=()) -> dict:
                 if hit:
                     at = hit[0]["st_value"]
                     where = next((sp for sp in spans if sp[0] <= at < sp[1]), None)
-                    out["symbols"][name] = {"size": hit[0]["st_size"], "value": at,
-                                            "section": where[2] if where else None,
-                                            "read_only": bool(where and where[3])}  # flash, not copied to RAM
+                    out["symbols"][name] = {
+                        "size": hit[0]["st_size"],
+                        "value": at,
+                        "section": where[2] if where else None,
+                        "read_only": bool(where and where[3]),
+                    }  # flash, not copied to RAM
     out["flash"] = out["text"] + out["rodata"] + out["data"]
     out["ram_static"] = out["data"] + out["bss"]
     out["path"] = str(Path(elf_path))

@@ -32,13 +32,26 @@ class Board:
     note: str
 
 
-BOARDS = {b.name: b for b in (
-    Board("stm32f4disco", "cortex-m4", "stm32f405", "stm32f407vg",
-          "STM32F4 Discovery (STM32F407VG, ST-LINK/V2 on board); USART1 on PB6 (TX)/PB7 (RX) at 115200"),
-    Board("netduinoplus2", "cortex-m4", "stm32f405", "stm32f405rg",
-          "Netduino Plus 2 (STM32F405RG) with an SWD probe; USART1 on PB6/PB7 at 115200; "
-          "the same image QEMU's netduinoplus2 runs"),
-)}
+BOARDS = {
+    b.name: b
+    for b in (
+        Board(
+            "stm32f4disco",
+            "cortex-m4",
+            "stm32f405",
+            "stm32f407vg",
+            "STM32F4 Discovery (STM32F407VG, ST-LINK/V2 on board); USART1 on PB6 (TX)/PB7 (RX) at 115200",
+        ),
+        Board(
+            "netduinoplus2",
+            "cortex-m4",
+            "stm32f405",
+            "stm32f405rg",
+            "Netduino Plus 2 (STM32F405RG) with an SWD probe; USART1 on PB6/PB7 at 115200; "
+            "the same image QEMU's netduinoplus2 runs",
+        ),
+    )
+}
 
 
 def build(board: Board, gen_dir: Path, out_dir: Path, prefix: str | None = None) -> Path:

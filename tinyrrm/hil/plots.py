@@ -46,8 +46,15 @@ def hil_png(res: dict) -> bytes:
     b.axhline(60, color="r", lw=0.8, ls=":", label="60×")
     a1, a2 = res["model"]["a1"], res["model"]["a2"]
     if a2 is not None:
-        b.scatter([a2], [res["model_size_ratio"]], marker="*", s=160, color="k", zorder=5,
-                  label=f"deployed ({a1}, {a2}), int8: {res['model_size_ratio']:.1f}×")
+        b.scatter(
+            [a2],
+            [res["model_size_ratio"]],
+            marker="*",
+            s=160,
+            color="k",
+            zorder=5,
+            label=f"deployed ({a1}, {a2}), int8: {res['model_size_ratio']:.1f}×",
+        )
     b.set_xscale("log", base=2)
     b.set_yscale("log")
     b.set_xlabel("a2 (update-network rank)")

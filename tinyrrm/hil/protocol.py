@@ -167,11 +167,17 @@ class Info:
 def check_hello(info: Info, want: dict[str, str], where: str, model: str) -> None:
     """:class:`HILError` naming every HELLO field of ``where`` that differs from ``want``
     (the firmware of ``model``): a board flashed with other firmware is not run."""
-    diff = [f"{k}={info.fields.get(k, '(none)')} where {model} has {k}={v}" for k, v in want.items()
-            if info.fields.get(k) != v]
+    diff = [
+        f"{k}={info.fields.get(k, '(none)')} where {model} has {k}={v}"
+        for k, v in want.items()
+        if info.fields.get(k) != v
+    ]
     if diff:
-        raise HILError(f"{where} runs other firmware: its HELLO says " + ", ".join(diff)
-                       + f" (flash {model}'s firmware, or drop --port to run it under QEMU)")
+        raise HILError(
+            f"{where} runs other firmware: its HELLO says "
+            + ", ".join(diff)
+            + f" (flash {model}'s firmware, or drop --port to run it under QEMU)"
+        )
 
 
 class Client:
@@ -188,8 +194,9 @@ class Client:
         self.t.write(encode(ftype, self.seq, payload))
         rtype, rseq, body = read_frame(self.t, timeout or self.timeout)
         if rtype == ERROR:
-            raise TargetError(f"target answered ERROR to {NAMES.get(ftype, hex(ftype))}: "
-                              f"{body.decode(errors='replace')}")
+            raise TargetError(
+                f"target answered ERROR to {NAMES.get(ftype, hex(ftype))}: {body.decode(errors='replace')}"
+            )
         if rtype != (ftype | 0x80) or rseq != self.seq:
             raise HILError(f"unexpected response type 0x{rtype:02x} seq {rseq} to {NAMES.get(ftype)} seq {self.seq}")
         return body
@@ -237,8 +244,12 @@ class Client:
     def core(self, x_q: np.ndarray, e_q: np.ndarray, edge_bits: np.ndarray, k: int) -> tuple[np.ndarray, int]:
         """One int8 step on the target -> (o_q ``[K_MAX, 2Nt]``, SysTick ticks)."""
         i = self.info
-        payload = struct.pack("<i", k) + _i8(x_q, i.k_max * 4 * i.nt) + _i8(e_q, i.k_max * i.k_max * 2 * i.nt) \
+        payload = (
+            struct.pack("<i", k)
+            + _i8(x_q, i.k_max * 4 * i.nt)
+            + _i8(e_q, i.k_max * i.k_max * 2 * i.nt)
             + _u8(edge_bits, i.edge_bytes)
+        )
         body = self.request(CORE, payload)
         rc, lo, hi = struct.unpack_from("<iII", body)
         if rc != 0:

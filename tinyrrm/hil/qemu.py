@@ -29,10 +29,25 @@ def free_port() -> int:
 
 
 def command(elf, machine: str, port: int, extra: tuple[str, ...] = ()) -> list[str]:
-    return [QEMU, "-M", machine, "-kernel", str(elf), "-icount", "shift=0", "-display", "none",
-            "-monitor", "none", "-nodefaults",
-            "-chardev", f"socket,id=s0,host=127.0.0.1,port={port},server=on,wait=on", "-serial", "chardev:s0",
-            *extra]
+    return [
+        QEMU,
+        "-M",
+        machine,
+        "-kernel",
+        str(elf),
+        "-icount",
+        "shift=0",
+        "-display",
+        "none",
+        "-monitor",
+        "none",
+        "-nodefaults",
+        "-chardev",
+        f"socket,id=s0,host=127.0.0.1,port={port},server=on,wait=on",
+        "-serial",
+        "chardev:s0",
+        *extra,
+    ]
 
 
 class Qemu:
@@ -47,14 +62,17 @@ class Qemu:
 
     def __enter__(self) -> Client:
         port = free_port()
-        self.proc = subprocess.Popen(command(self.elf, self.machine, port, self.extra), stdin=subprocess.DEVNULL,
-                                     stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            command(self.elf, self.machine, port, self.extra),
+            stdin=subprocess.DEVNULL,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
         try:
             self.transport = SocketTransport("127.0.0.1", port)
         except ConnectionError as e:
             self.__exit__(None, None, None)
-            raise HILError(f"QEMU ({self.machine}) did not open its serial socket: {e}; {self.last_words()}") \
-                from None
+            raise HILError(f"QEMU ({self.machine}) did not open its serial socket: {e}; {self.last_words()}") from None
         self.client = _GuardedClient(self.transport, self.timeout, self)
         return self.client
 

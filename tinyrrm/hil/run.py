@@ -36,8 +36,15 @@ FIRMWARE = paths.FIRMWARE
 BUILD = paths.BUILD_FW
 
 
-def build_firmware(target: str, gen_dir, out_dir=None, prefix: str | None = None, extra_cflags: str = "",
-                   big_flash: bool = False, port: str | None = None) -> Path:
+def build_firmware(
+    target: str,
+    gen_dir,
+    out_dir=None,
+    prefix: str | None = None,
+    extra_cflags: str = "",
+    big_flash: bool = False,
+    port: str | None = None,
+) -> Path:
     """``firmware.elf`` of ``gen_dir`` for ``target`` (a core; ``port`` names a board port
     such as ``stm32f405`` instead); ``prefix`` None: the one ``gen_dir/report.json`` names. Raises
     HILError with make's "needs X, has Y" line on failure."""
@@ -46,15 +53,26 @@ def build_firmware(target: str, gen_dir, out_dir=None, prefix: str | None = None
     if prefix is None:
         prefix = read_report(gen_dir)["model"]["prefix"]
     out = Path(out_dir) if out_dir else BUILD / (port or target)
-    cmd = ["make", "-s", "-C", str(FIRMWARE), f"TARGET={port or target}", f"GEN={Path(gen_dir).resolve()}",
-           f"OUT={out.resolve()}", f"PREFIX={prefix}", f"EXTRA_CFLAGS={extra_cflags}"]
+    cmd = [
+        "make",
+        "-s",
+        "-C",
+        str(FIRMWARE),
+        f"TARGET={port or target}",
+        f"GEN={Path(gen_dir).resolve()}",
+        f"OUT={out.resolve()}",
+        f"PREFIX={prefix}",
+        f"EXTRA_CFLAGS={extra_cflags}",
+    ]
     if big_flash:
         cmd.append("BIG_FLASH=1")
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
         lines = [ln for ln in (r.stdout + r.stderr).splitlines() if ln.strip()]
         needs = [ln for ln in lines if "needs" in ln and "has" in ln]
-        raise HILError(needs[-1] if needs else f"firmware build for {target} failed: {lines[-1] if lines else r.returncode}")
+        raise HILError(
+            needs[-1] if needs else f"firmware build for {target} failed: {lines[-1] if lines else r.returncode}"
+        )
     return out / "firmware.elf"
 
 
@@ -72,20 +90,19 @@ def open_target(target: str, elf=None, port: str | None = None, baud: int = 1152
         yield client
 
 
-def infer_scenes(client: Client, scenes, cut_m: float | None,
-                 progress: bool = True) -> tuple[np.ndarray, list[int]]:
+def infer_scenes(client: Client, scenes, cut_m: float | None, progress: bool = True) -> tuple[np.ndarray, list[int]]:
     """Beamformers ``[N, K, Nt]`` (scaled by sqrt(p_max)) of ``scenes`` on the target, and ticks per scene;
     the graph keeps the links shorter than ``cut_m`` metres (the model's edge cut: ``model.cut_m`` of
     the generated report.json; None: all links)."""
     info = client.info
     if scenes.K > info.k_max or scenes.Nt != info.nt:
-        raise HILError(f"scenes have K={scenes.K}, Nt={scenes.Nt}; the firmware serves K <= {info.k_max}, "
-                       f"Nt={info.nt}")
+        raise HILError(f"scenes have K={scenes.K}, Nt={scenes.Nt}; the firmware serves K <= {info.k_max}, Nt={info.nt}")
     H = (scenes.H * math.sqrt(scenes.p_max / scenes.noise_var)).astype(np.complex64)
     mask = scenes.edge_mask(cut_m)
     V, ticks = [], []
-    for i in tqdm(range(scenes.N), desc=f"{info['prefix']} on {info['core']}", leave=False,
-                  disable=None if progress else True):
+    for i in tqdm(
+        range(scenes.N), desc=f"{info['prefix']} on {info['core']}", leave=False, disable=None if progress else True
+    ):
         body, t = client.infer(input_bytes(H[i], mask[i], info.k_max))
         V.append(output_array(body, scenes.K, info.k_max, info.nt))
         ticks.append(t)
@@ -100,8 +117,7 @@ def instructions(ticks: int, stats: dict) -> float:
     return ticks * stats["calib_instructions"] / stats["calib_ticks"]
 
 
-def path_instructions(target: str, gen_dir, out_dir, scenes, extra_cflags: str = "",
-                      progress: bool = False) -> float:
+def path_instructions(target: str, gen_dir, out_dir, scenes, extra_cflags: str = "", progress: bool = False) -> float:
     """Mean instructions per inference of ``scenes`` on a firmware of ``gen_dir`` built with
     ``extra_cflags`` (``-DTR_NO_DSP=1``: the portable C path) under QEMU."""
     model = read_report(gen_dir)["model"]

@@ -59,8 +59,9 @@ def load_reference(target: str, out_dir=None) -> tuple[dict, dict[str, np.ndarra
     return ref, W, out
 
 
-def run_hil(target: str, port: str | None = None, hil_dir=None, extra_cflags: str = "", tag: str = "",
-            progress: bool = True) -> dict:
+def run_hil(
+    target: str, port: str | None = None, hil_dir=None, extra_cflags: str = "", tag: str = "", progress: bool = True
+) -> dict:
     t = T.get(target)
     ref, W, hdir = load_reference(target, hil_dir)
     gen = gen_dir_for(target)
@@ -82,41 +83,53 @@ def run_hil(target: str, port: str | None = None, hil_dir=None, extra_cflags: st
     macs = [macs_per_inference(report, int(m.sum()), scenes.K) for m in scenes.edge_mask(model["cut_m"])]
     rate = {k[2:]: float(sum_rate(scenes.H, v, scenes.noise_var, scenes.weights).mean()) for k, v in W.items()}
     rate["lrmpgnn_target"] = float(sum_rate(scenes.H, V, scenes.noise_var, scenes.weights).mean())
-    res.update({
-        "target": target, "board": t.board, "qemu_machine": t.qemu_machine if not port else None, "port": port,
-        # what was measured: the generated model's facts (report.json)
-        "model": {k: model[k] for k in ("name", "prefix", "weights_symbol", "a1", "a2", "cut_m", "tflite_sha256")},
-        "firmware_elf": str(elf),
-        "flash_limit_bytes": t.flash, "ram_limit_bytes": t.ram,
-        "generator": {"flash_need_bytes": report["sizes"]["flash_need_bytes"],
-                      "ram_need_bytes": report["sizes"]["ram_need_bytes"],
-                      "arena_bytes": report["sizes"]["arena_bytes"], "weights_bytes": report["sizes"]["weights_bytes"],
-                      "test_vector_bytes": report["sizes"]["test_vector_bytes"]},
-        "count_unit": unit,
-        f"{unit}_per_inference": float(np.mean(per_scene)),
-        f"{unit}_per_inference_each": per_scene,
-        "macs_per_inference": float(np.mean(macs)),
-        f"{unit}_per_mac": float(np.mean(per_scene) / np.mean(macs)),
-        "sum_rate": rate,
-        "sum_rate_ratio": rate["lrmpgnn_target"] / rate["mpgnn_torch"],
-        "sum_rate_ratio_vs": {"wmmse": rate["lrmpgnn_target"] / rate["wmmse"],
-                              "lrmpgnn_fp32": rate["lrmpgnn_target"] / rate["lrmpgnn_torch"],
-                              "host_c": rate["lrmpgnn_target"] / rate["lrmpgnn_c"]},
-        "max_abs_diff_vs_host_c": float(np.abs(V - W["W_lrmpgnn_c"]).max()),
-        # measured: the weights the ELF holds in flash (int8 weights, int32 biases, per-channel
-        # requantization); `tinyrrm size` adds 96 B of ADD/MUL constants that model.c keeps in code
-        "model_bytes_in_flash": weights["size"],
-        "model_size_ratio": ref["mpgnn"]["bytes_fp32"] / weights["size"],
-        "n_scenes": scenes.N,
-    })
+    res.update(
+        {
+            "target": target,
+            "board": t.board,
+            "qemu_machine": t.qemu_machine if not port else None,
+            "port": port,
+            # what was measured: the generated model's facts (report.json)
+            "model": {k: model[k] for k in ("name", "prefix", "weights_symbol", "a1", "a2", "cut_m", "tflite_sha256")},
+            "firmware_elf": str(elf),
+            "flash_limit_bytes": t.flash,
+            "ram_limit_bytes": t.ram,
+            "generator": {
+                "flash_need_bytes": report["sizes"]["flash_need_bytes"],
+                "ram_need_bytes": report["sizes"]["ram_need_bytes"],
+                "arena_bytes": report["sizes"]["arena_bytes"],
+                "weights_bytes": report["sizes"]["weights_bytes"],
+                "test_vector_bytes": report["sizes"]["test_vector_bytes"],
+            },
+            "count_unit": unit,
+            f"{unit}_per_inference": float(np.mean(per_scene)),
+            f"{unit}_per_inference_each": per_scene,
+            "macs_per_inference": float(np.mean(macs)),
+            f"{unit}_per_mac": float(np.mean(per_scene) / np.mean(macs)),
+            "sum_rate": rate,
+            "sum_rate_ratio": rate["lrmpgnn_target"] / rate["mpgnn_torch"],
+            "sum_rate_ratio_vs": {
+                "wmmse": rate["lrmpgnn_target"] / rate["wmmse"],
+                "lrmpgnn_fp32": rate["lrmpgnn_target"] / rate["lrmpgnn_torch"],
+                "host_c": rate["lrmpgnn_target"] / rate["lrmpgnn_c"],
+            },
+            "max_abs_diff_vs_host_c": float(np.abs(V - W["W_lrmpgnn_c"]).max()),
+            # measured: the weights the ELF holds in flash (int8 weights, int32 biases, per-channel
+            # requantization); `tinyrrm size` adds 96 B of ADD/MUL constants that model.c keeps in code
+            "model_bytes_in_flash": weights["size"],
+            "model_size_ratio": ref["mpgnn"]["bytes_fp32"] / weights["size"],
+            "n_scenes": scenes.N,
+        }
+    )
     res["bit_exact_fraction"] = res["bit_exact"]["equal"] / res["bit_exact"]["total"]
     if t.dsp and not port:  # the same scenes through the portable C path, for the DSP speed-up
         ins = path_instructions(target, gen, paths.BUILD_FW / target / "portable", scenes, "-DTR_NO_DSP=1")
         res["portable"] = {"instructions_per_inference": ins, "instructions_per_mac": ins / np.mean(macs)}
         res["portable_over_dsp"] = ins / res["instructions_per_inference"]
     # the original full MPGNN, same core, large virtual flash: whole-firmware flash ratio
-    orig = build_firmware(target, hdir / "gen_mpgnn", paths.BUILD_FW / target / "original", None,
-                          extra_cflags, big_flash=True)
+    orig = build_firmware(
+        target, hdir / "gen_mpgnn", paths.BUILD_FW / target / "original", None, extra_cflags, big_flash=True
+    )
     osz = elfsize.sizes(orig)
     res["original_firmware"] = {"elf": str(orig), "flash_bytes": osz["flash"], "ram_static_bytes": osz["ram_static"]}
     if not port:  # it runs too: its own TFLM goldens, bit-exact (a board's flash may not hold it)
@@ -155,11 +168,33 @@ def report_files(res: dict, target: str) -> dict[str, bytes]:
 
 def summary(res: dict) -> dict:
     """The keys of ``reports/hil/<target>.json`` (the full run stays in build/hil)."""
-    keys = ("model", "firmware_elf", "flash_bytes", "ram_bytes", "stack_peak_bytes", "count_unit",
-            "instructions_per_inference", "instructions_per_mac", "cycles_per_inference", "cycles_per_mac", "macs_per_inference",
-            "model_bytes_in_flash", "model_size_ratio", "flash_ratio", "sum_rate_ratio",
-            "sum_rate_ratio_vs", "bit_exact", "flash_limit_bytes", "ram_limit_bytes", "qemu_machine", "board",
-            "original_firmware", "n_scenes", "portable", "portable_over_dsp")
+    keys = (
+        "model",
+        "firmware_elf",
+        "flash_bytes",
+        "ram_bytes",
+        "stack_peak_bytes",
+        "count_unit",
+        "instructions_per_inference",
+        "instructions_per_mac",
+        "cycles_per_inference",
+        "cycles_per_mac",
+        "macs_per_inference",
+        "model_bytes_in_flash",
+        "model_size_ratio",
+        "flash_ratio",
+        "sum_rate_ratio",
+        "sum_rate_ratio_vs",
+        "bit_exact",
+        "flash_limit_bytes",
+        "ram_limit_bytes",
+        "qemu_machine",
+        "board",
+        "original_firmware",
+        "n_scenes",
+        "portable",
+        "portable_over_dsp",
+    )
     out = {k: res[k] for k in keys if k in res}
     out["bit_exact"] = {"equal": res["bit_exact"]["equal"], "total": res["bit_exact"]["total"]}
     return out
@@ -186,16 +221,26 @@ def markdown(brief: dict, png: str | None = None) -> str:
         f"| {unit} per inference ({'QEMU icount' if unit == 'instructions' else 'SysTick'}) | "
         f"{h[unit + '_per_inference']:,.0f} |",
         f"| {unit} per MAC | {h[unit + '_per_mac']:.2f} |",
-        *([f"| … portable C path (`TR_NO_DSP`): per MAC, DSP speed-up | "
-           f"{h['portable']['instructions_per_mac']:.2f}, {h['portable_over_dsp']:.2f}× |"]
-          if "portable" in h else []),
+        *(
+            [
+                f"| … portable C path (`TR_NO_DSP`): per MAC, DSP speed-up | "
+                f"{h['portable']['instructions_per_mac']:.2f}, {h['portable_over_dsp']:.2f}× |"
+            ]
+            if "portable" in h
+            else []
+        ),
         f"| model size ratio (fp32 original / deployed int8) | {h['model_size_ratio']:.1f}× |",
         f"| flash ratio (original firmware {orig.get('flash_bytes', 0):,} B / deployed) | "
         f"{h.get('flash_ratio', float('nan')):.1f}× |",
-        *([f"| original firmware's own test vectors bit-exact | {orig['bit_exact']['equal']} / "
-           f"{orig['bit_exact']['total']} |"] if "bit_exact" in orig else []),
-        f"| sum rate, int8 on target / fp32 original MPGNN ({h['n_scenes']} scenes) | "
-        f"{h['sum_rate_ratio']:.4f} |",
+        *(
+            [
+                f"| original firmware's own test vectors bit-exact | {orig['bit_exact']['equal']} / "
+                f"{orig['bit_exact']['total']} |"
+            ]
+            if "bit_exact" in orig
+            else []
+        ),
+        f"| sum rate, int8 on target / fp32 original MPGNN ({h['n_scenes']} scenes) | {h['sum_rate_ratio']:.4f} |",
         f"| … / WMMSE, / fp32 LR-MPGNN, / host C | {h['sum_rate_ratio_vs']['wmmse']:.4f}, "
         f"{h['sum_rate_ratio_vs']['lrmpgnn_fp32']:.4f}, {h['sum_rate_ratio_vs']['host_c']:.6f} |",
         "",

@@ -30,7 +30,7 @@ class SocketTransport:
         self.sock.settimeout(max(timeout, 1e-3))
         try:
             data = self.sock.recv(n)
-        except socket.timeout:
+        except TimeoutError:
             return b""
         if not data:
             raise ConnectionError("the target closed the connection (QEMU exited?)")

@@ -68,8 +68,19 @@ class HostWmmse:
         self.k_max, self.nt = k_max, nt
         so = Path(out_dir) / f"wmmse_f32_k{k_max}_nt{nt}_fma{fma}.so"
         flags = [] if fma is None else [f"-DWMMSE_FMA={fma}"]
-        cmd = [cc, *STRICT, *flags, f"-DWMMSE_K_MAX={k_max}", f"-DWMMSE_NT={nt}", "-fPIC", "-shared",
-               str(HERE / "wmmse_f32.c"), "-o", str(so), "-lm"]
+        cmd = [
+            cc,
+            *STRICT,
+            *flags,
+            f"-DWMMSE_K_MAX={k_max}",
+            f"-DWMMSE_NT={nt}",
+            "-fPIC",
+            "-shared",
+            str(HERE / "wmmse_f32.c"),
+            "-o",
+            str(so),
+            "-lm",
+        ]
         r = subprocess.run(cmd, capture_output=True, text=True)
         if r.returncode != 0:
             raise RuntimeError(f"{' '.join(cmd)} failed:\n{r.stderr}")
@@ -89,8 +100,15 @@ class HostWmmse:
             v = np.zeros((self.k_max, self.nt, 2), np.float32)
         a = None if alpha is None else np.ascontiguousarray(alpha, np.float32)
         wsr = ctypes.c_float(0.0)
-        rc = self.lib.wmmse_f32(h.ctypes.data_as(fp), k, None if a is None else a.ctypes.data_as(fp), iters,
-                                self.scratch, v.ctypes.data_as(fp), ctypes.byref(wsr))
+        rc = self.lib.wmmse_f32(
+            h.ctypes.data_as(fp),
+            k,
+            None if a is None else a.ctypes.data_as(fp),
+            iters,
+            self.scratch,
+            v.ctypes.data_as(fp),
+            ctypes.byref(wsr),
+        )
         return rc, v, wsr.value
 
 
@@ -122,8 +140,9 @@ def build(target: str, k_max: int, nt: int, out_dir) -> Path:
 
 
 def qemu_machine(target: str) -> str:
-    r = subprocess.run(["make", "-s", "-C", str(HERE), f"TARGET={target}", "print-qemu"],
-                       capture_output=True, text=True, check=True)
+    r = subprocess.run(
+        ["make", "-s", "-C", str(HERE), f"TARGET={target}", "print-qemu"], capture_output=True, text=True, check=True
+    )
     return r.stdout.strip()
 
 
@@ -133,8 +152,11 @@ def run_on_target(client, h: np.ndarray, k: int, iters: int, alpha=None):
     al = np.zeros(k_max, np.float32)
     if alpha is not None:
         al[: len(alpha)] = alpha
-    payload = struct.pack("<iiI", k, iters, int(alpha is not None)) + al.tobytes() \
+    payload = (
+        struct.pack("<iiI", k, iters, int(alpha is not None))
+        + al.tobytes()
         + np.ascontiguousarray(h, np.float32).tobytes()
+    )
     body = client.request(RUN, payload)
     rc, lo, hi, wsr = struct.unpack_from("<iIIf", body)
     v = np.frombuffer(body, np.float32, offset=16).reshape(k_max, nt, 2).copy()
@@ -159,15 +181,21 @@ def bench(test_path=paths.TEST, build_dir=paths.BUILD / "wmmse", cases=None, pro
     """Instructions of wmmse_f32 on each (core, Nt) of ``cases`` (default :data:`CASES`) for
     the first scene of ``test_path`` (K = its K), under QEMU ``-icount shift=0``; the chip's
     weighted sum rate beside training/wmmse.py's at the same iteration count."""
-    out: dict = {"test": str(test_path), "flags": "-O2 -std=c99 -ffp-contract=off (the HIL firmware's)",
-                 "cases": []}
+    out: dict = {"test": str(test_path), "flags": "-O2 -std=c99 -ffp-contract=off (the HIL firmware's)", "cases": []}
     for (target, nt), iter_list in (cases or CASES).items():
         s, desc = _scene(test_path, nt)
         K = s.K
         h = abi_channels(s.H[0], s.p_max, s.noise_var, K)
         elf = build(target, K, nt, Path(build_dir) / f"{target}-k{K}-nt{nt}")
-        row: dict = {"target": target, "nt": nt, "k": K, "scene": desc, "pairs": K * K,
-                     "flops_per_pair_iteration": flops_per_pair_iteration(nt), "runs": []}
+        row: dict = {
+            "target": target,
+            "nt": nt,
+            "k": K,
+            "scene": desc,
+            "pairs": K * K,
+            "flops_per_pair_iteration": flops_per_pair_iteration(nt),
+            "runs": [],
+        }
         with Qemu(elf, qemu_machine(target), timeout=600.0) as c:
             c.hello()
             stats = _stats(c)
@@ -175,15 +203,22 @@ def bench(test_path=paths.TEST, build_dir=paths.BUILD / "wmmse", cases=None, pro
                 rc, ticks, wsr, _ = run_on_target(c, h, K, iters)
                 if rc != 0:
                     raise HILError(f"wmmse_f32 returned {rc} on {target} (Nt={nt}, iters={iters})")
-                _, hist = wmmse(s.H, s.p_max, s.noise_var, max_iter=iters, tol=0.0, progress=False,
-                                return_history=True)
+                _, hist = wmmse(s.H, s.p_max, s.noise_var, max_iter=iters, tol=0.0, progress=False, return_history=True)
                 ref = float(hist[0, -1])
-                run = {"iters": iters, "instructions": instructions(ticks, stats), "wsr_chip": wsr,
-                       "wsr_numpy": ref, "rel_diff": abs(wsr - ref) / ref}
+                run = {
+                    "iters": iters,
+                    "instructions": instructions(ticks, stats),
+                    "wsr_chip": wsr,
+                    "wsr_numpy": ref,
+                    "rel_diff": abs(wsr - ref) / ref,
+                }
                 row["runs"].append(run)
                 if progress:
-                    print(f"{target} Nt={nt} K={K} iters={iters}: {run['instructions']:.0f} instructions, "
-                          f"WSR chip {wsr:.4f} numpy {ref:.4f}", flush=True)
+                    print(
+                        f"{target} Nt={nt} K={K} iters={iters}: {run['instructions']:.0f} instructions, "
+                        f"WSR chip {wsr:.4f} numpy {ref:.4f}",
+                        flush=True,
+                    )
         base = row["runs"][0]["instructions"]
         row["mrt_and_gains_instructions"] = base
         for run in row["runs"][1:]:

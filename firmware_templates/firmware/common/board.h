@@ -20,9 +20,9 @@
 #define TR_STACK_PAINT 0xC0FFEE5Au
 
 /* from sections.ld (symbols, not variables: use their addresses) */
-extern uint32_t __stack_limit[];  /* lowest stack address */
-extern uint32_t __stack_top[];    /* initial SP, end of RAM */
-extern char __stack_size[];       /* its address is the stack size */
+extern uint32_t __stack_limit[]; /* lowest stack address */
+extern uint32_t __stack_top[];   /* initial SP, end of RAM */
+extern char __stack_size[];      /* its address is the stack size */
 
 #define TR_STACK_SIZE ((uint32_t)(uintptr_t)__stack_size)
 

@@ -12,7 +12,8 @@
 #include "uart.h"
 
 #if !defined(PREFIX) || !defined(PREFIX_UC)
-#error "build with -DPREFIX=<the model's prefix> -DPREFIX_UC=<its upper case> (the Makefile reads GEN/model.mk)"
+#error                                                                                             \
+    "build with -DPREFIX=<the model's prefix> -DPREFIX_UC=<its upper case> (the Makefile reads GEN/model.mk)"
 #endif
 #ifndef TR_CORE_NAME
 #define TR_CORE_NAME "unknown"
@@ -47,7 +48,7 @@
 #define MAX_PAYLOAD (CORE_REQ_BYTES > INFER_REQ_BYTES ? CORE_REQ_BYTES : INFER_REQ_BYTES)
 
 #define TIMEOUT_TICKS ((uint64_t)TR_CORE_HZ / 10u) /* 100 ms between two bytes */
-#define CALIB_LOOPS 5000000u                        /* 2 instructions each */
+#define CALIB_LOOPS 5000000u                       /* 2 instructions each */
 
 /* ---- static state (no malloc) ---------------------------------------------- */
 
@@ -271,18 +272,10 @@ static void dispatch(uint8_t type, uint8_t seq, uint32_t len)
     switch (type) {
     case PROTO_HELLO:
     case PROTO_VECTORS:
-    case PROTO_STATS:
-        want = 0;
-        break;
-    case PROTO_CORE:
-        want = CORE_REQ_BYTES;
-        break;
-    case PROTO_INFER:
-        want = INFER_REQ_BYTES;
-        break;
-    default:
-        send_error(seq, "unknown type");
-        return;
+    case PROTO_STATS: want = 0; break;
+    case PROTO_CORE: want = CORE_REQ_BYTES; break;
+    case PROTO_INFER: want = INFER_REQ_BYTES; break;
+    default: send_error(seq, "unknown type"); return;
     }
     if (len != want) {
         send_error(seq, "wrong payload size");
@@ -325,17 +318,10 @@ int main(void)
         }
         last = ticks_now();
         switch (proto_rx_byte(&rx, (uint8_t)c)) {
-        case PROTO_RX_FRAME:
-            dispatch(rx.type, rx.seq, rx.len);
-            break;
-        case PROTO_RX_BAD_CRC:
-            send_error(rx.seq, "bad crc");
-            break;
-        case PROTO_RX_TOO_LONG:
-            send_error(rx.seq, "length above max_payload");
-            break;
-        default:
-            break;
+        case PROTO_RX_FRAME: dispatch(rx.type, rx.seq, rx.len); break;
+        case PROTO_RX_BAD_CRC: send_error(rx.seq, "bad crc"); break;
+        case PROTO_RX_TOO_LONG: send_error(rx.seq, "length above max_payload"); break;
+        default: break;
         }
     }
 }

@@ -3,9 +3,8 @@
 
 /* CRC-32, reflected polynomial 0xEDB88320, one nibble per step (64-byte table) */
 static const uint32_t crc_nibble[16] = {
-    0x00000000u, 0x1DB71064u, 0x3B6E20C8u, 0x26D930ACu,
-    0x76DC4190u, 0x6B6B51F4u, 0x4DB26158u, 0x5005713Cu,
-    0xEDB88320u, 0xF00F9344u, 0xD6D6A3E8u, 0xCB61B38Cu,
+    0x00000000u, 0x1DB71064u, 0x3B6E20C8u, 0x26D930ACu, 0x76DC4190u, 0x6B6B51F4u,
+    0x4DB26158u, 0x5005713Cu, 0xEDB88320u, 0xF00F9344u, 0xD6D6A3E8u, 0xCB61B38Cu,
     0x9B64C2B0u, 0x86D3D2D4u, 0xA00AE278u, 0xBDBDF21Cu,
 };
 
@@ -123,8 +122,8 @@ static uint32_t send_bytes(proto_putc_fn put, uint32_t crc, const void *data, ui
     return proto_crc32(crc, data, n);
 }
 
-void proto_send(proto_putc_fn put, uint8_t type, uint8_t seq,
-                const void *a, uint32_t na, const void *b, uint32_t nb)
+void proto_send(proto_putc_fn put, uint8_t type, uint8_t seq, const void *a, uint32_t na,
+                const void *b, uint32_t nb)
 {
     uint8_t hdr[PROTO_HEADER_BYTES];
     uint8_t tail[4];

@@ -29,22 +29,22 @@ uint32_t proto_get_u32(const uint8_t *p);
 
 /* result of feeding one byte to the parser */
 typedef enum {
-    PROTO_RX_BUSY = 0,    /* nothing yet */
-    PROTO_RX_FRAME,       /* a complete frame with a good CRC is in the buffer */
-    PROTO_RX_BAD_CRC,     /* complete frame, CRC mismatch */
-    PROTO_RX_TOO_LONG     /* header announced more than the buffer holds */
+    PROTO_RX_BUSY = 0, /* nothing yet */
+    PROTO_RX_FRAME,    /* a complete frame with a good CRC is in the buffer */
+    PROTO_RX_BAD_CRC,  /* complete frame, CRC mismatch */
+    PROTO_RX_TOO_LONG  /* header announced more than the buffer holds */
 } proto_rx_event;
 
 typedef struct {
-    uint8_t *buf;       /* payload storage */
-    uint32_t cap;       /* its size: the target's max_payload */
-    uint32_t state;     /* internal */
-    uint32_t pos;       /* bytes of the current field received */
-    uint32_t crc;       /* running CRC over type..payload */
+    uint8_t *buf;   /* payload storage */
+    uint32_t cap;   /* its size: the target's max_payload */
+    uint32_t state; /* internal */
+    uint32_t pos;   /* bytes of the current field received */
+    uint32_t crc;   /* running CRC over type..payload */
     uint8_t hdr[PROTO_HEADER_BYTES];
     uint8_t crc_bytes[4];
-    uint8_t type, seq;  /* valid once the header is in */
-    uint32_t len;       /* payload length, valid once the header is in */
+    uint8_t type, seq; /* valid once the header is in */
+    uint32_t len;      /* payload length, valid once the header is in */
 } proto_rx;
 
 void proto_rx_init(proto_rx *rx, uint8_t *buf, uint32_t cap);
@@ -58,7 +58,7 @@ proto_rx_event proto_rx_byte(proto_rx *rx, uint8_t b);
 
 /* send one frame whose payload is a followed by b (either may be empty) */
 typedef void (*proto_putc_fn)(uint8_t c);
-void proto_send(proto_putc_fn put, uint8_t type, uint8_t seq,
-                const void *a, uint32_t na, const void *b, uint32_t nb);
+void proto_send(proto_putc_fn put, uint8_t type, uint8_t seq, const void *a, uint32_t na,
+                const void *b, uint32_t nb);
 
 #endif /* TR_PROTO_H */

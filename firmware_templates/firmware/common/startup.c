@@ -59,11 +59,22 @@ void PendSV_Handler(void) TR_WEAK_ALIAS;
 typedef void (*tr_vector)(void);
 
 /* entry 0 is the initial stack pointer, then 15 system and the external ones */
-__attribute__((section(".vectors"), used))
-static const tr_vector vectors[16 + TR_N_IRQ] = {
-    (tr_vector)(uintptr_t)__stack_top, Reset_Handler, NMI_Handler,
-    HardFault_Handler, MemManage_Handler, BusFault_Handler,
-    UsageFault_Handler, SecureFault_Handler, 0, 0, 0,
-    SVC_Handler, DebugMon_Handler, 0, PendSV_Handler, SysTick_Handler,
+__attribute__((section(".vectors"), used)) static const tr_vector vectors[16 + TR_N_IRQ] = {
+    (tr_vector)(uintptr_t)__stack_top,
+    Reset_Handler,
+    NMI_Handler,
+    HardFault_Handler,
+    MemManage_Handler,
+    BusFault_Handler,
+    UsageFault_Handler,
+    SecureFault_Handler,
+    0,
+    0,
+    0,
+    SVC_Handler,
+    DebugMon_Handler,
+    0,
+    PendSV_Handler,
+    SysTick_Handler,
     [16 ... 16 + TR_N_IRQ - 1] = Default_Handler,
 };

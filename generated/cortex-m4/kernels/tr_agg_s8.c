@@ -2,7 +2,8 @@
 
 #include "tr_requant.h"
 
-void tr_agg_s8(const tr_fc *wide, const tr_mul *mul, const int32_t *best, int32_t n_src, int8_t *agg)
+void tr_agg_s8(const tr_fc *wide, const tr_mul *mul, const int32_t *best, int32_t n_src,
+               int8_t *agg)
 {
     int32_t o;
     if (n_src <= 0) {

@@ -16,6 +16,7 @@
 
 #include "tr_types.h"
 
-void tr_agg_s8(const tr_fc *wide, const tr_mul *mul, const int32_t *best, int32_t n_src, int8_t *agg);
+void tr_agg_s8(const tr_fc *wide, const tr_mul *mul, const int32_t *best, int32_t n_src,
+               int8_t *agg);
 
 #endif /* TR_AGG_S8_H */

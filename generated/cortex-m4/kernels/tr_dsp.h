@@ -56,25 +56,37 @@ static inline int32_t tr_pack16(int32_t lo, int32_t hi)
 {
     return (int32_t)(((uint32_t)(uint16_t)lo) | ((uint32_t)(uint16_t)hi << 16));
 }
-static inline int32_t tr_lo16(int32_t x) { return (int16_t)(uint16_t)((uint32_t)x & 0xffffu); }
-static inline int32_t tr_hi16(int32_t x) { return (int16_t)(uint16_t)((uint32_t)x >> 16); }
+static inline int32_t tr_lo16(int32_t x)
+{
+    return (int16_t)(uint16_t)((uint32_t)x & 0xffffu);
+}
+static inline int32_t tr_hi16(int32_t x)
+{
+    return (int16_t)(uint16_t)((uint32_t)x >> 16);
+}
 static inline int32_t tr_sxtb16(int32_t x)
 {
-    return tr_pack16((int8_t)(uint8_t)((uint32_t)x & 0xffu), (int8_t)(uint8_t)(((uint32_t)x >> 16) & 0xffu));
+    return tr_pack16((int8_t)(uint8_t)((uint32_t)x & 0xffu),
+                     (int8_t)(uint8_t)(((uint32_t)x >> 16) & 0xffu));
 }
 static inline int32_t tr_sxtb16_ror8(int32_t x)
 {
-    return tr_pack16((int8_t)(uint8_t)(((uint32_t)x >> 8) & 0xffu), (int8_t)(uint8_t)((uint32_t)x >> 24));
+    return tr_pack16((int8_t)(uint8_t)(((uint32_t)x >> 8) & 0xffu),
+                     (int8_t)(uint8_t)((uint32_t)x >> 24));
 }
 static inline int32_t tr_smlad(int32_t a, int32_t b, int32_t c)
 {
-    return (int32_t)((uint32_t)c + (uint32_t)(tr_lo16(a) * tr_lo16(b)) + (uint32_t)(tr_hi16(a) * tr_hi16(b)));
+    return (int32_t)((uint32_t)c + (uint32_t)(tr_lo16(a) * tr_lo16(b)) +
+                     (uint32_t)(tr_hi16(a) * tr_hi16(b)));
 }
 static inline int32_t tr_sadd16(int32_t a, int32_t b)
 {
     return tr_pack16(tr_lo16(a) + tr_lo16(b), tr_hi16(a) + tr_hi16(b));
 }
-static inline int32_t tr_usat31(int32_t x) { return x > 0 ? x : 0; }
+static inline int32_t tr_usat31(int32_t x)
+{
+    return x > 0 ? x : 0;
+}
 #endif
 
 #endif /* TR_DSP_H */

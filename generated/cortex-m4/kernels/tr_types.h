@@ -15,18 +15,18 @@
  * Ranges: d_in, d_out in [1, 32767]; in_zp, out_zp in [-128, 127]; mult in
  * [2^30, 2^31) (or 0); shift in [-31, 30]; |accumulator| < 2^31 (d_in <= 2^16). */
 typedef struct {
-    const int8_t *w;      /* [d_out][d_in], row-major, as in the .tflite */
-    const int32_t *bias;  /* [d_out] or NULL */
-    const int32_t *mult;  /* [d_out] Q31 multipliers */
-    const int8_t *shift;  /* [d_out] shifts */
+    const int8_t *w;     /* [d_out][d_in], row-major, as in the .tflite */
+    const int32_t *bias; /* [d_out] or NULL */
+    const int32_t *mult; /* [d_out] Q31 multipliers */
+    const int8_t *shift; /* [d_out] shifts */
     int16_t d_in;
     int16_t d_out;
     int16_t in_zp;
     int16_t out_zp;
     int8_t act_min;
     int8_t act_max;
-    int8_t fast_rq;       /* 1 (set by the generator): every shift[o] in [-31, -1] and every
-                           * |accumulator| < 2^29, so tr_mbqm_fast requantizes exactly */
+    int8_t fast_rq; /* 1 (set by the generator): every shift[o] in [-31, -1] and every
+                     * |accumulator| < 2^29, so tr_mbqm_fast requantizes exactly */
 } tr_fc;
 
 /* ADD, per tensor (TFLM's int8 ADD):
@@ -45,8 +45,8 @@ typedef struct {
  * A function of the int8 a alone, so the generator tabulates it exactly
  * (TFLM's arithmetic, tested byte for byte): y = lut[a + 128]. */
 typedef struct {
-    const int8_t *lut;    /* [256], indexed by a + 128 */
-    int16_t out_zp;       /* MUL(0-valued a, b): what a masked sender gives */
+    const int8_t *lut; /* [256], indexed by a + 128 */
+    int16_t out_zp;    /* MUL(0-valued a, b): what a masked sender gives */
 } tr_mul;
 
 #endif /* TR_TYPES_H */

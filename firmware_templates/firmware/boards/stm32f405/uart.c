@@ -36,11 +36,11 @@ void uart_init(void)
     RCC_APB2ENR |= RCC_APB2ENR_USART1EN;
     (void)RCC_APB2ENR; /* a read-back lets the clock settle before the first access */
 
-    GPIOB_AFRL = (GPIOB_AFRL & ~(0xFFu << (4u * TX_PIN))) |
-                 (AF_USART1 << (4u * TX_PIN)) | (AF_USART1 << (4u * RX_PIN));
+    GPIOB_AFRL = (GPIOB_AFRL & ~(0xFFu << (4u * TX_PIN))) | (AF_USART1 << (4u * TX_PIN)) |
+                 (AF_USART1 << (4u * RX_PIN));
     GPIOB_PUPDR = (GPIOB_PUPDR & ~(0xFu << (2u * TX_PIN))) | (1u << (2u * RX_PIN)); /* RX pull-up */
-    GPIOB_MODER = (GPIOB_MODER & ~(0xFu << (2u * TX_PIN))) |
-                  (2u << (2u * TX_PIN)) | (2u << (2u * RX_PIN)); /* alternate function */
+    GPIOB_MODER = (GPIOB_MODER & ~(0xFu << (2u * TX_PIN))) | (2u << (2u * TX_PIN)) |
+                  (2u << (2u * RX_PIN)); /* alternate function */
 
     USART1_CR1 = 0;
     USART1_BRR = (APB2_HZ + BAUD / 2u) / BAUD; /* 16x oversampling: 139 = 8 + 11/16 */
