@@ -78,6 +78,25 @@ class CellJob:
         )
 
 
+@dataclass(frozen=True)
+class Recipe:
+    """What a grid run trains and measures: the scene files, the widths, the cells, the seeds and
+    the training settings. :func:`plan` turns it into jobs; ``tinyrrm reproduce`` builds one."""
+
+    train: str
+    test: str
+    val: str | None
+    arch: str = "paper"
+    epochs: int = 30
+    a1s: tuple[int, ...] = A1
+    a2s: tuple[int, ...] = A2
+    seeds: int = 1
+    #: cells measured over more seeds than ``seeds``
+    multi_seed: dict = dataclasses.field(default_factory=lambda: dict(MULTI_SEED))
+    residual: bool = RESIDUAL
+    clip_penalty: float = CLIP_PENALTY
+
+
 def run_cell(job: CellJob, progress: bool = False) -> dict:
     """Train one cell (or reuse its finished result) and measure it on the test scenes."""
     torch.set_num_threads(1)
@@ -113,42 +132,30 @@ def run_cell(job: CellJob, progress: bool = False) -> dict:
     return res
 
 
-def plan(
-    train,
-    test,
-    val,
-    out,
-    *,
-    arch="paper",
-    epochs=30,
-    a1s=A1,
-    a2s=A2,
-    seeds=1,
-    multi_seed=MULTI_SEED,
-    residual: bool = RESIDUAL,
-    clip_penalty: float = CLIP_PENALTY,
-) -> list[CellJob]:
+def plan(recipe: Recipe, out) -> list[CellJob]:
     """All jobs of a grid run: full MPGNN references (one per seed) and every cell.
 
     The first full reference, then the cells from the smallest model to the largest, each with
     all its seeds, then the other full references.
     """
+    r = recipe
     base = dict(
-        train=str(train),
-        val=None if val is None else str(val),
-        test=str(test),
+        train=str(r.train),
+        val=None if r.val is None else str(r.val),
+        test=str(r.test),
         out=str(out),
-        arch=arch,
-        epochs=epochs,
-        residual=residual,
-        clip_penalty=clip_penalty,
+        arch=r.arch,
+        epochs=r.epochs,
+        residual=r.residual,
+        clip_penalty=r.clip_penalty,
     )
+    a1s, a2s, seeds, multi_seed = r.a1s, r.a2s, r.seeds, r.multi_seed
     n_seeds = max([seeds, *[n for (a, b), n in multi_seed.items() if a in a1s and b in a2s]] or [seeds])
     # smallest model first: the cells a deployment can choose from (int8 bytes 60x below the
     # full fp32 MPGNN) are the smallest ones, and they are the cheapest to train; their extra
     # seeds come with them (the spread is part of that choice), the full model's extra seeds
     # (the dearest jobs, which move every ratio by a shared factor only) last
-    ratio = size_ratios(arch, a1s, a2s)
+    ratio = size_ratios(r.arch, a1s, a2s)
     cells = sorted(((a1, a2) for a1 in a1s for a2 in a2s), key=lambda c: (-ratio[a1s.index(c[0])][a2s.index(c[1])], c))
     jobs = [CellJob(None, None, 0, **base)]
     for a1, a2 in cells:
@@ -257,25 +264,16 @@ def run_jobs(
 
 
 def reproduce(
-    train,
-    test,
-    val,
+    recipe: Recipe,
     out_dir,
     *,
     workers=2,
     ray_address=None,
-    arch="paper",
-    epochs=30,
-    a1s=A1,
-    a2s=A2,
-    seeds=1,
     paper_path=None,
     progress=True,
     sizes_only=False,
     collect_only=False,
     cells_dir=None,
-    residual: bool = RESIDUAL,
-    clip_penalty: float = CLIP_PENALTY,
     carry_from=None,
 ) -> list[Path]:
     """Run the grid and write ``paper_grid.{json,csv,md}`` + heatmaps and the job records
@@ -294,31 +292,16 @@ def reproduce(
     """
     out = Path(out_dir)
     cells = Path(cells_dir) if cells_dir else out
-    jobs = (
-        []
-        if sizes_only
-        else plan(
-            train,
-            test,
-            val,
-            cells,
-            arch=arch,
-            epochs=epochs,
-            a1s=a1s,
-            a2s=a2s,
-            seeds=seeds,
-            residual=residual,
-            clip_penalty=clip_penalty,
-        )
-    )
+    jobs = [] if sizes_only else plan(recipe, cells)
+    train, test, val, arch, a1s, a2s = recipe.train, recipe.test, recipe.val, recipe.arch, recipe.a1s, recipe.a2s
     records = load_records(out / JOBS_FILE)
     paper_path = Path(paper_path) if paper_path else paths.PAPER_TABLES
     paper = json.loads(paper_path.read_text())
     meta = {
         "arch": arch,
-        "epochs": None if sizes_only else epochs,
-        "residual": residual,
-        "clip_penalty": clip_penalty,
+        "epochs": None if sizes_only else recipe.epochs,
+        "residual": recipe.residual,
+        "clip_penalty": recipe.clip_penalty,
         "train": str(train),
         "test": str(test),
         "jobs_planned": len(jobs),

@@ -10,7 +10,7 @@ from tinyrrm.experiments.svd_study import svd_study
 
 
 def test_plan_covers_grid_and_seeds(tmp_path):
-    jobs = grid.plan("tr.npz", "te.npz", None, tmp_path, a1s=(4, 16), a2s=(4, 8))
+    jobs = grid.plan(grid.Recipe("tr.npz", "te.npz", None, a1s=(4, 16), a2s=(4, 8)), tmp_path)
     names = [j.name for j in jobs]
     assert len(set(names)) == len(names)
     # (4,4) and (16,4) take 3 seeds, so there are 3 full references too
@@ -19,7 +19,7 @@ def test_plan_covers_grid_and_seeds(tmp_path):
     assert sum((j.a1, j.a2) == (16, 8) for j in jobs) == 1
     # smallest model first (the deployment candidates), so (16, 4) before (4, 16), each cell with
     # all its seeds; the full model's extra seeds last
-    jobs = grid.plan("tr.npz", "te.npz", None, tmp_path, a1s=(4, 16), a2s=(4, 16))
+    jobs = grid.plan(grid.Recipe("tr.npz", "te.npz", None, a1s=(4, 16), a2s=(4, 16)), tmp_path)
     assert [(j.a1, j.a2, j.seed) for j in jobs] == [
         (None, None, 0),
         (4, 4, 0),
@@ -41,15 +41,17 @@ def test_plan_covers_grid_and_seeds(tmp_path):
 
 def test_grid_runs_skips_and_assembles(tiny_data, tmp_path):
     jobs = grid.plan(
-        tiny_data["train"],
-        tiny_data["test"],
-        tiny_data["val"],
+        grid.Recipe(
+            tiny_data["train"],
+            tiny_data["test"],
+            tiny_data["val"],
+            arch="tiny",
+            epochs=1,
+            a1s=(2,),
+            a2s=(2, 3),
+            multi_seed={(2, 2): 2},
+        ),
         tmp_path,
-        arch="tiny",
-        epochs=1,
-        a1s=(2,),
-        a2s=(2, 3),
-        multi_seed={(2, 2): 2},
     )
     res = grid.run_jobs(jobs, workers=1, progress=False)
     assert len(res) == len(jobs) == 2 + 3
@@ -72,15 +74,9 @@ def test_grid_runs_skips_and_assembles(tiny_data, tmp_path):
 @pytest.mark.slow
 def test_reproduce_writes_report(tiny_data, tmp_path):
     paths = grid.reproduce(
-        tiny_data["train"],
-        tiny_data["test"],
-        None,
+        grid.Recipe(tiny_data["train"], tiny_data["test"], None, arch="tiny", epochs=1, a1s=(2,), a2s=(2,)),
         tmp_path,
         workers=1,
-        arch="tiny",
-        epochs=1,
-        a1s=(2,),
-        a2s=(2,),
         progress=False,
     )
     names = {p.name for p in paths}
@@ -93,12 +89,16 @@ def test_reproduce_writes_report(tiny_data, tmp_path):
 def test_cut_short_grid_reports_what_finished(tiny_data, tmp_path):
     """Each cell with its seeds, the full model's extra seeds last; --collect reports finished cells only."""
     kw = dict(arch="tiny", epochs=1, a1s=(2,), a2s=(2, 3))
-    jobs = grid.plan(tiny_data["train"], tiny_data["test"], None, tmp_path, multi_seed={(2, 2): 2}, **kw)
+    jobs = grid.plan(grid.Recipe(tiny_data["train"], tiny_data["test"], None, multi_seed={(2, 2): 2}, **kw), tmp_path)
     assert [(j.a1, j.a2, j.seed) for j in jobs] == [(None, None, 0), (2, 2, 0), (2, 2, 1), (2, 3, 0), (None, None, 1)]
     with pytest.raises(ValueError, match="no finished full-MPGNN"):
-        grid.reproduce(tiny_data["train"], tiny_data["test"], None, tmp_path, collect_only=True, progress=False, **kw)
+        grid.reproduce(
+            grid.Recipe(tiny_data["train"], tiny_data["test"], None, **kw), tmp_path, collect_only=True, progress=False
+        )
     grid.run_jobs(jobs[:1] + jobs[3:4], workers=1, progress=False)  # the full reference and cell (2, 3)
-    grid.reproduce(tiny_data["train"], tiny_data["test"], None, tmp_path, collect_only=True, progress=False, **kw)
+    grid.reproduce(
+        grid.Recipe(tiny_data["train"], tiny_data["test"], None, **kw), tmp_path, collect_only=True, progress=False
+    )
     g = json.loads((tmp_path / "paper_grid.json").read_text())
     assert g["sum_rate_ratio"]["rows"][0][0] is None and g["sum_rate_ratio"]["rows"][0][1] is not None
     assert g["meta"]["jobs_finished"] == 2 and g["meta"]["jobs_planned"] == 3
@@ -108,7 +108,7 @@ def test_cut_short_grid_reports_what_finished(tiny_data, tmp_path):
 def test_finished_cells_are_reported_before_anything_trains(tiny_data, tmp_path):
     """A finished cell queued behind an unfinished one is in the very first report."""
     kw = dict(arch="tiny", epochs=1, a1s=(2,), a2s=(2, 3), multi_seed={(2, 2): 2})
-    jobs = grid.plan(tiny_data["train"], tiny_data["test"], None, tmp_path, **kw)
+    jobs = grid.plan(grid.Recipe(tiny_data["train"], tiny_data["test"], None, **kw), tmp_path)
     grid.run_jobs([jobs[0], jobs[3]], workers=1, progress=False)  # the full reference and cell (2, 3)
     reports = []
     res = grid.run_jobs(jobs, workers=1, progress=False, on_result=lambda r: reports.append([x["name"] for x in r]))
@@ -152,7 +152,7 @@ def test_svd_study_reports_truncation_and_finetune(tiny_data, tiny_ckpts, tmp_pa
 
 @pytest.mark.slow
 def test_sizes_only_report_trains_nothing(tmp_path):
-    paths = grid.reproduce("unused.npz", "unused.npz", None, tmp_path, sizes_only=True, progress=False)
+    paths = grid.reproduce(grid.Recipe("unused.npz", "unused.npz", None), tmp_path, sizes_only=True, progress=False)
     g = json.loads(paths[0].read_text())
     assert g["sum_rate_ratio"]["rows"][0] == [None] * 7
     assert g["model_size_ratio"]["rows"][0][0] == pytest.approx(55.31, abs=0.01)  # paper: 58.82
@@ -178,15 +178,10 @@ def test_targets_name_failing_cells_and_the_deployment_pick():
 
 def test_status_shows_done_started_and_waiting_jobs(tiny_data, tmp_path):
     jobs = grid.plan(
-        tiny_data["train"],
-        tiny_data["test"],
-        None,
+        grid.Recipe(
+            tiny_data["train"], tiny_data["test"], None, arch="tiny", epochs=2, a1s=(2,), a2s=(2, 3), multi_seed={}
+        ),
         tmp_path,
-        arch="tiny",
-        epochs=2,
-        a1s=(2,),
-        a2s=(2, 3),
-        multi_seed={},
     )
     grid.run_jobs(jobs[:2], workers=1, progress=False)  # the full reference and (2, 2)
     st = pace.status(jobs)
@@ -245,15 +240,10 @@ def test_grid_runs_on_a_local_ray_cluster(tiny_data, tmp_path):
     import ray
 
     jobs = grid.plan(
-        tiny_data["train"],
-        tiny_data["test"],
-        None,
+        grid.Recipe(
+            tiny_data["train"], tiny_data["test"], None, arch="tiny", epochs=1, a1s=(2,), a2s=(2, 3), multi_seed={}
+        ),
         tmp_path,
-        arch="tiny",
-        epochs=1,
-        a1s=(2,),
-        a2s=(2, 3),
-        multi_seed={},
     )
     try:
         res = grid.run_jobs(jobs, ray_address="local", progress=False)
@@ -268,8 +258,12 @@ def test_plain_update_cells_are_their_own_jobs(tiny_data, tmp_path):
     """Plain and residual cells are separate jobs (*_plain); results stored before the field existed count
     as residual."""
     kw = dict(arch="tiny", epochs=1, a1s=(2,), a2s=(2,), multi_seed={})
-    res_jobs = grid.plan(tiny_data["train"], tiny_data["test"], None, tmp_path, residual=True, clip_penalty=0.0, **kw)
-    plain = grid.plan(tiny_data["train"], tiny_data["test"], None, tmp_path, residual=False, clip_penalty=0.0, **kw)
+    res_jobs = grid.plan(
+        grid.Recipe(tiny_data["train"], tiny_data["test"], None, residual=True, clip_penalty=0.0, **kw), tmp_path
+    )
+    plain = grid.plan(
+        grid.Recipe(tiny_data["train"], tiny_data["test"], None, residual=False, clip_penalty=0.0, **kw), tmp_path
+    )
     assert [j.name for j in plain] == ["full_seed-0_plain", "a1-2_a2-2_seed-0_plain"]
     grid.run_jobs(res_jobs, workers=1, progress=False)
     assert all(grid.finished(j) is None for j in plain)
@@ -289,8 +283,8 @@ def test_clip_penalty_cells_are_their_own_jobs(tiny_data, tmp_path):
     """The grid's default recipe trains with the clip penalty in cells of their own (*_clip0.1);
     results stored before the field existed count as trained without it."""
     kw = dict(arch="tiny", epochs=1, a1s=(2,), a2s=(4,), multi_seed={}, residual=False)
-    clip = grid.plan(tiny_data["train"], tiny_data["test"], None, tmp_path, **kw)
-    bare = grid.plan(tiny_data["train"], tiny_data["test"], None, tmp_path, clip_penalty=0.0, **kw)
+    clip = grid.plan(grid.Recipe(tiny_data["train"], tiny_data["test"], None, **kw), tmp_path)
+    bare = grid.plan(grid.Recipe(tiny_data["train"], tiny_data["test"], None, clip_penalty=0.0, **kw), tmp_path)
     assert grid.CLIP_PENALTY == 0.1 and [j.name for j in clip] == [
         "full_seed-0_plain_clip0.1",
         "a1-2_a2-4_seed-0_plain_clip0.1",
@@ -312,36 +306,34 @@ def test_job_records_let_a_fresh_checkout_resume(tiny_data, tmp_path, monkeypatc
     """paper_grid_jobs.json (committed beside the report) stands in for the cell folders (not committed)."""
     import shutil
 
-    kw = dict(workers=1, arch="tiny", epochs=1, a1s=(2,), a2s=(2, 3), progress=False)
+    recipe = grid.Recipe(tiny_data["train"], tiny_data["test"], None, arch="tiny", epochs=1, a1s=(2,), a2s=(2, 3))
+    run = dict(workers=1, progress=False)
     out, cells = tmp_path / "reports", tmp_path / "runs"
-    grid.reproduce(tiny_data["train"], tiny_data["test"], None, out, cells_dir=cells, **kw)
+    grid.reproduce(recipe, out, cells_dir=cells, **run)
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     records = grid.load_records(out / grid.JOBS_FILE)
-    assert sorted(r["name"] for r in records) == sorted(
-        j.name
-        for j in grid.plan(
-            tiny_data["train"], tiny_data["test"], None, cells, arch="tiny", epochs=1, a1s=(2,), a2s=(2, 3)
-        )
-    )
+    assert sorted(r["name"] for r in records) == sorted(j.name for j in grid.plan(recipe, cells))
     shutil.rmtree(cells)  # a fresh checkout: no checkpoints, no result.json
 
     def no_training(job, progress=False):
         raise AssertionError(f"{job.name} trained again")
 
     monkeypatch.setattr(grid, "run_cell", no_training)
-    grid.reproduce(tiny_data["train"], tiny_data["test"], None, out, cells_dir=cells, **kw)
+    grid.reproduce(recipe, out, cells_dir=cells, **run)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     st = pace.status(
-        grid.plan(tiny_data["train"], tiny_data["test"], None, cells, arch="tiny", epochs=1, a1s=(2,), a2s=(2, 3)),
+        grid.plan(recipe, cells),
         records,
     )
     assert st["done"] == st["total"]
     # a job of another recipe does not match a record
-    other = grid.plan(tiny_data["train"], tiny_data["test"], None, cells, arch="tiny", epochs=2, a1s=(2,), a2s=(2,))
+    other = grid.plan(
+        grid.Recipe(tiny_data["train"], tiny_data["test"], None, arch="tiny", epochs=2, a1s=(2,), a2s=(2,)), cells
+    )
     assert all(grid.finished(j, records) is None for j in other)
     (out / grid.JOBS_FILE).write_text('{"cells": []}')
     with pytest.raises(ValueError, match="not a grid job-records file"):
-        grid.reproduce(tiny_data["train"], tiny_data["test"], None, out, cells_dir=cells, **kw)
+        grid.reproduce(recipe, out, cells_dir=cells, **run)
 
 
 def _fake_grid(cells: dict, full_rate: float, meta=None, a1s=(2,), a2s=(2, 3)):
@@ -390,15 +382,9 @@ def test_reproduce_checks_the_carried_report_before_training(tiny_data, tmp_path
     bad.write_text(json.dumps(_fake_grid({(2, 3): [0.95]}, full_rate=110.0, meta={"epochs": 5})))
     with pytest.raises(ValueError, match="another grid run"):
         grid.reproduce(
-            tiny_data["train"],
-            tiny_data["test"],
-            None,
+            grid.Recipe(tiny_data["train"], tiny_data["test"], None, arch="tiny", epochs=1, a1s=(2,), a2s=(2,)),
             tmp_path / "out",
             workers=1,
-            arch="tiny",
-            epochs=1,
-            a1s=(2,),
-            a2s=(2,),
             progress=False,
             cells_dir=tmp_path / "runs",
             carry_from=bad,

@@ -306,40 +306,31 @@ def reproduce(
     clip = grid.CLIP_PENALTY if clip_penalty is None else clip_penalty
     if not clip >= 0:
         raise UsageError(f"--clip-penalty must be >= 0, got {clip}")
-    if status:
-        plan = grid.plan(
-            train,
-            test,
-            val,
-            cells_dir,
-            arch=arch.value,
-            epochs=epochs,
-            a1s=a1s,
-            a2s=a2s,
-            seeds=seeds,
-            residual=residual,
-            clip_penalty=clip,
-        )
-        records = grid.load_records(out / grid.JOBS_FILE)
-        typer.echo(pace.format_status(pace.status(plan, records), workers=None if ray else jobs))
-        return
-    paths = grid.reproduce(
+    recipe = grid.Recipe(
         train,
         test,
         val,
-        out,
-        workers=jobs,
-        ray_address=ray,
         arch=arch.value,
         epochs=epochs,
         a1s=a1s,
         a2s=a2s,
         seeds=seeds,
+        residual=residual,
+        clip_penalty=clip,
+    )
+    if status:
+        records = grid.load_records(out / grid.JOBS_FILE)
+        plan = grid.plan(recipe, cells_dir)
+        typer.echo(pace.format_status(pace.status(plan, records), workers=None if ray else jobs))
+        return
+    paths = grid.reproduce(
+        recipe,
+        out,
+        workers=jobs,
+        ray_address=ray,
         sizes_only=sizes_only,
         collect_only=collect,
         cells_dir=cells_dir,
-        residual=residual,
-        clip_penalty=clip,
         carry_from=carry,
     )
     for p in paths:

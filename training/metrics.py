@@ -40,14 +40,15 @@ _LN2 = math.log(2.0)
 # ----------------------------------------------------------------------------
 # validation helpers
 # ----------------------------------------------------------------------------
-def _check_noise(noise_var) -> float:
+def positive_finite(name: str, x) -> float:
+    """``x`` as a float, or one :class:`InputError` line naming ``name`` unless it is positive and finite."""
     try:
-        nv = float(noise_var)
+        value = float(x)
     except (TypeError, ValueError):
-        raise InputError(f"noise_var must be a positive scalar, got {noise_var!r}") from None
-    if not math.isfinite(nv) or nv <= 0.0:
-        raise InputError(f"noise_var must be a positive finite scalar, got {noise_var!r}")
-    return nv
+        raise InputError(f"{name} must be a positive finite scalar, got {x!r}") from None
+    if not math.isfinite(value) or value <= 0.0:
+        raise InputError(f"{name} must be a positive finite scalar, got {x!r}")
+    return value
 
 
 def _check_hv(H, V) -> tuple[np.ndarray, np.ndarray]:
@@ -98,7 +99,7 @@ def rates(H, V, noise_var=1.0) -> np.ndarray:
     Shapes:
         H: complex [N, K, K, Nt]; V: complex [N, K, Nt] -> R: float64 [N, K]
     """
-    nv = _check_noise(noise_var)
+    nv = positive_finite("noise_var", noise_var)
     G = link_gains(H, V)  # [N, K, K]
     K = G.shape[1]
     signal = np.diagonal(G, axis1=1, axis2=2)  # [N, K]
@@ -144,7 +145,7 @@ def sum_rate_torch(H, V, noise_var=1.0, weights=None):
     B, K, _, Nt = H.shape
     if tuple(V.shape) != (B, K, Nt):
         raise InputError(f"V must have shape [B, K, Nt] = {(B, K, Nt)} to match H, got {tuple(V.shape)}")
-    nv = _check_noise(noise_var)
+    nv = positive_finite("noise_var", noise_var)
     H = H.to(dtype=V.dtype, device=V.device)
     real_dtype = V.real.dtype
 

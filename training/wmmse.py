@@ -44,7 +44,7 @@ from tqdm import tqdm
 
 from tinyrrm.errors import InputError, UsageError
 
-from .metrics import check_weights
+from .metrics import check_weights, positive_finite
 
 __all__ = ["wmmse", "mrt"]
 
@@ -82,16 +82,6 @@ def _validate_channels(H) -> np.ndarray:
     return H.astype(np.complex128, copy=False)
 
 
-def _validate_positive(name: str, x) -> float:
-    try:
-        x = float(x)
-    except (TypeError, ValueError):
-        raise InputError(f"{name} must be a positive finite scalar, got {x!r}") from None
-    if not math.isfinite(x) or x <= 0.0:
-        raise InputError(f"{name} must be a positive finite scalar, got {x!r}")
-    return x
-
-
 # ----------------------------------------------------------------------------
 # building blocks (all vectorised; n = scenes in the current batch)
 # ----------------------------------------------------------------------------
@@ -118,7 +108,7 @@ def mrt(H, p_max: float = 1.0) -> np.ndarray:
         H: complex [N, K, K, Nt] -> V: complex64 [N, K, Nt]
     """
     H = _validate_channels(H)
-    p_max = _validate_positive("p_max", p_max)
+    p_max = positive_finite("p_max", p_max)
     return _mrt(_direct(H), p_max).astype(np.complex64)
 
 
@@ -279,8 +269,8 @@ def wmmse(
     """
     H = _validate_channels(H)  # [N, K, K, Nt] complex128
     N, K, _, Nt = H.shape
-    p_max = _validate_positive("p_max", p_max)
-    noise_var = _validate_positive("noise_var", noise_var)
+    p_max = positive_finite("p_max", p_max)
+    noise_var = positive_finite("noise_var", noise_var)
     alpha = check_weights(weights, N, K)  # [N, K]
     if int(max_iter) != max_iter or max_iter < 0:
         raise UsageError(f"max_iter must be a non-negative integer, got {max_iter!r}")
