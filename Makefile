@@ -17,7 +17,7 @@ TEST    := $(DATA)/test.npz
 VAL     := $(DATA)/val.npz
 
 .PHONY: help setup provision lint format check test export firmware hil hil-prepare hil-docker flash train-default ablation \
-        deploy-probe reproduce bench data clean
+        deploy-probe reproduce bench data wheel clean
 help:
 	@echo "make export TARGET=cortex-m4   main job on the committed default models"
 	@echo "make test                      lint, then all tests (HIL included)"
@@ -33,6 +33,7 @@ help:
 	@echo "make deploy-probe              which LR-MPGNN to deploy -> reports/deploy_probe.txt"
 	@echo "make reproduce                 the paper's rank grid -> reports/paper_grid.*"
 	@echo "make bench                     throughput and training speed -> reports/bench.json"
+	@echo "make wheel                     the installable package with its shipped data -> dist/"
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -160,5 +161,13 @@ reproduce: data
 bench: data
 	$(TINYRRM) bench --train $(TRAIN) --test $(TEST) --out reports/bench.json
 
+# The wheel `pip install .` builds: the package with the templates, kernels, board files,
+# reference tables and default models as package data (pyproject.toml). setuptools stages it
+# in build/lib, emptied first so that no file of an earlier build ships.
+wheel: setup
+	rm -rf build/lib build/bdist.* dist
+	$(BIN)/python -m pip wheel -q --disable-pip-version-check --no-deps --no-build-isolation . -w dist
+	@ls -l dist/*.whl
+
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache

@@ -2,10 +2,11 @@
 
 Two kinds:
 
-* shipped data — ``firmware_templates/``, ``reference/``, ``models/`` — located from the
-  package, so they are found from any working directory. In the checkout (editable install)
-  they lie beside the packages; a wheel that ships them as package data under ``tinyrrm/``
-  changes only :data:`SHIPPED` (to ``Path(__file__).resolve().parent``).
+* shipped data — ``firmware_templates/``, ``reference/``, ``models/`` and the committed
+  ``reports/paper_grid.json`` — located from the package, so they are found from any working
+  directory. In the checkout (the editable install of ``make setup``) the folders lie beside
+  the packages; a wheel (``pip install .``) carries the same folders inside the package as
+  package data (pyproject.toml maps them). :data:`SHIPPED` alone tells the two apart.
 * default locations of inputs and outputs — ``data/``, ``build/`` and its parts,
   ``generated/``, ``reports/``, ``runs/`` — relative to the working directory.
 """
@@ -15,8 +16,10 @@ from __future__ import annotations
 from pathlib import Path
 
 # ---------------------------------------------------------------- shipped data
-#: the folder that holds the shipped data (the checkout's root)
-SHIPPED = Path(__file__).resolve().parent.parent
+_PACKAGE = Path(__file__).resolve().parent
+#: the folder that holds the shipped data: the installed package itself when a wheel put the
+#: folders in it, else the checkout's root beside the package; below it the layout is the same
+SHIPPED = _PACKAGE if (_PACKAGE / "firmware_templates").is_dir() else _PACKAGE.parent
 TEMPLATES = SHIPPED / "firmware_templates"
 #: the C kernels the generated code copies verbatim
 KERNELS = TEMPLATES / "kernels"
