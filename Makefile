@@ -17,7 +17,7 @@ TEST    := $(DATA)/test.npz
 VAL     := $(DATA)/val.npz
 
 .PHONY: help setup provision lint format check test export firmware hil hil-prepare hil-docker flash train-default ablation \
-        deploy-probe reproduce bench data clean
+        deploy-probe reproduce bench docs data clean
 help:
 	@echo "make export TARGET=cortex-m4   main job on the committed default models"
 	@echo "make test                      lint, then all tests (HIL included)"
@@ -33,6 +33,7 @@ help:
 	@echo "make deploy-probe              which LR-MPGNN to deploy -> reports/deploy_probe.txt"
 	@echo "make reproduce                 the paper's rank grid -> reports/paper_grid.*"
 	@echo "make bench                     throughput and training speed -> reports/bench.json"
+	@echo "make docs                      render the figures of README.md and docs/ from reports/"
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -150,8 +151,8 @@ deploy-probe: $(ABL)/train400.npz $(ABL)/val100.npz
 	$(TINYRRM) history $(foreach c,$(DEPLOY_CELLS),$(PROBE)/a1-$(firstword $(subst :, ,$(c)))_a2-$(lastword $(subst :, ,$(c)))) \
 	    | tee reports/deploy_probe.txt
 
-# Jobs with a record in reports/paper_grid_jobs.json are not trained again; cells measured on an
-# earlier machine (reports/grid_session8/) stay in the report until a job here measures them.
+# Jobs with a record in reports/paper_grid_jobs.json are not trained again; cells of an earlier
+# report of the same recipe (CARRY) stay in the report until a job here measures them.
 CARRY ?= reports/grid_session8/paper_grid.json
 reproduce: data
 	$(TINYRRM) reproduce --train $(TRAIN) --test $(TEST) --val $(VAL) --jobs $(JOBS) --out reports \
@@ -159,6 +160,11 @@ reproduce: data
 
 bench: data
 	$(TINYRRM) bench --train $(TRAIN) --test $(TEST) --out reports/bench.json
+
+# Every measured figure of README.md and docs/*.md sits between generated markers and is
+# rendered from reports/ (tinyrrm/docs.py); tests/test_docs.py holds the committed docs to it.
+docs: setup
+	$(BIN)/python -m tinyrrm.docs
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
