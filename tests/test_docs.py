@@ -80,9 +80,8 @@ def test_a_changed_report_changes_the_rendered_doc(tmp_path):
     new = docs.render(text, docs.Reports(tmp_path / "reports"))
     assert new != text and "| 7 / 8 |" in new
     (tmp_path / "reports/hil/cortex-m3.json").unlink()
-    assert "| cortex-m3 | mps2-an385 | — / 524,288 | — / 98,304 | | | | | no report |" in docs.render(
-        text, docs.Reports(tmp_path / "reports")
-    )
+    new = docs.render(text, docs.Reports(tmp_path / "reports"))
+    assert re.search(r"\| cortex-m3 \| mps2-an385 \| — / 524,288 \| — / 98,304 \|[ |]*\| no report \|", new)
 
 
 def test_spans_render_inline_and_as_blocks():
