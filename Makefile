@@ -153,7 +153,7 @@ deploy-probe: $(ABL)/train400.npz $(ABL)/val100.npz
 
 # Jobs with a record in reports/paper_grid_jobs.json are not trained again; cells of an earlier
 # report of the same recipe (CARRY) stay in the report until a job here measures them.
-CARRY ?= reports/grid_session8/paper_grid.json
+CARRY ?= reports/grid_carried/paper_grid.json
 reproduce: data
 	$(TINYRRM) reproduce --train $(TRAIN) --test $(TEST) --val $(VAL) --jobs $(JOBS) --out reports \
 	    $(if $(CARRY),--carry $(CARRY))
