@@ -17,7 +17,7 @@ TEST    := $(DATA)/test.npz
 VAL     := $(DATA)/val.npz
 
 .PHONY: help setup provision lint format check test export firmware hil hil-prepare hil-docker flash train-default ablation \
-        deploy-probe reproduce bench data wheel clean
+        deploy-probe reproduce bench docs data wheel clean
 help:
 	@echo "make export TARGET=cortex-m4   main job on the committed default models"
 	@echo "make test                      lint, then all tests (HIL included)"
@@ -34,6 +34,7 @@ help:
 	@echo "make reproduce                 the paper's rank grid -> reports/paper_grid.*"
 	@echo "make bench                     throughput and training speed -> reports/bench.json"
 	@echo "make wheel                     the installable package with its shipped data -> dist/"
+	@echo "make docs                      render the figures of README.md and docs/ from reports/"
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -151,9 +152,9 @@ deploy-probe: $(ABL)/train400.npz $(ABL)/val100.npz
 	$(TINYRRM) history $(foreach c,$(DEPLOY_CELLS),$(PROBE)/a1-$(firstword $(subst :, ,$(c)))_a2-$(lastword $(subst :, ,$(c)))) \
 	    | tee reports/deploy_probe.txt
 
-# Jobs with a record in reports/paper_grid_jobs.json are not trained again; cells measured on an
-# earlier machine (reports/grid_session8/) stay in the report until a job here measures them.
-CARRY ?= reports/grid_session8/paper_grid.json
+# Jobs with a record in reports/paper_grid_jobs.json are not trained again; cells of an earlier
+# report of the same recipe (CARRY) stay in the report until a job here measures them.
+CARRY ?= reports/grid_carried/paper_grid.json
 reproduce: data
 	$(TINYRRM) reproduce --train $(TRAIN) --test $(TEST) --val $(VAL) --jobs $(JOBS) --out reports \
 	    $(if $(CARRY),--carry $(CARRY))
@@ -168,6 +169,11 @@ wheel: setup
 	rm -rf build/lib build/bdist.* dist
 	$(BIN)/python -m pip wheel -q --disable-pip-version-check --no-deps --no-build-isolation . -w dist
 	@ls -l dist/*.whl
+
+# Every measured figure of README.md and docs/*.md sits between generated markers and is
+# rendered from reports/ (tinyrrm/docs.py); tests/test_docs.py holds the committed docs to it.
+docs: setup
+	$(BIN)/python -m tinyrrm.docs
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache

@@ -42,10 +42,10 @@ from .grid_report import write_grid_report
 from .tables import A1, A2, assemble, size_ratios
 
 #: the grid's update form: the paper's plain one. At 30 epochs it is at least as good as our
-#: residual one in every cell probed and far better with a rank-4 update net (DESIGN-NOTES §8)
+#: residual one in every cell probed and far better with a rank-4 update net (docs/DESIGN-NOTES.md §5)
 RESIDUAL = False
 #: weight of the clip penalty (train.py): a plain update that starts beyond unit power, where the
-#: power scaling is flat, can stay there; (32, 4) did for 20+ epochs without it (DESIGN-NOTES §4)
+#: power scaling is flat, can stay there; (32, 4) did for 20+ epochs without it (docs/DESIGN-NOTES.md §5)
 CLIP_PENALTY = 0.1
 #: cells measured over several seeds for the spread (the deployed cell, the paper's best, extremes)
 MULTI_SEED = {(4, 4): 3, (4, 16): 3, (16, 4): 3, (64, 64): 3}
@@ -62,10 +62,10 @@ class CellJob:
     out: str
     arch: str = "paper"
     epochs: int = 30
-    batch: int = 8  # 250 steps an epoch: batch 32 (63) stayed at MRT for 7+ epochs (DESIGN-NOTES §8)
+    batch: int = 8  # 250 steps an epoch: batch 32 (63) stayed at MRT for 7+ epochs (docs/DESIGN-NOTES.md §4)
     lr: float = 1e-3
     lr_final: float | None = 1e-5
-    residual: bool = True  # False: the paper's plain update v <- P(f_upd(...)) (DESIGN-NOTES §8)
+    residual: bool = True  # False: the paper's plain update v <- P(f_upd(...)) (docs/DESIGN-NOTES.md §2)
     clip_penalty: float = 0.0  # train.py's loss term on update outputs beyond unit power
 
     @property

@@ -82,7 +82,7 @@ def epoch_seconds(timed: list[dict]):
     over the timed cells: the update net's rank-a2 products run per node over ``d_in + d_out =
     3656`` (``paper``) and grow linearly with a2 (a2 = 512 costs about three times a2 = 16 on this
     machine), while the message rank mostly sets a constant (msg2 runs over h1 = 16 features,
-    merged into one product from a1 = 16 on; DESIGN-NOTES §2). With a single a2 timed, beta is 0;
+    merged into one product from a1 = 16 on; docs/DESIGN-NOTES.md §3). With a single a2 timed, beta is 0;
     a fitted slope below 0 (noise) is taken as 0; an a1 not timed yet gets the mean intercept.
     """
     full = [r["s_per_epoch"] for r in timed if r["a1"] is None]

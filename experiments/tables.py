@@ -33,7 +33,7 @@ def size_ratios(arch: str, a1s=A1, a2s=A2, dtype: str = "fp32") -> list[list[flo
         ]
 
 
-#: the targets for the sum-rate ratio, and the deployment rule (DESIGN-NOTES §9)
+#: the targets for the sum-rate ratio, and the deployment rule (docs/DESIGN-NOTES.md §6)
 TARGET_WIDE = 0.97  # every cell with a1, a2 >= 16
 TARGET_4_4 = 0.95
 DEPLOY_SHRINK = 60  # int8 LR-MPGNN at least this many times smaller than the fp32 full MPGNN

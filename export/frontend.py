@@ -14,7 +14,7 @@ quantization):
   (the residual update and the power scaling; a norm has no place in int8);
 * :func:`run` — three steps of ``core``, sharing its weights.
 
-Why the split (docs/DESIGN-NOTES.md §10): the power scaling needs a norm, a
+Why the split (docs/DESIGN-NOTES.md §7): the power scaling needs a norm, a
 division and a max, which int8 would resolve to a few bits on a unit-norm
 beamformer; keeping it in float costs 4·Nt flops per node per step and lets
 one set of int8 weights serve the three steps.

@@ -30,7 +30,7 @@ from tinyrrm.training.models import MPGNN
 
 INPUTS = ("x0", "d", "e", "mask")
 OUTPUTS = ("v",)
-#: opsets the exporter is tested with; DESIGN §5 asks for 17 or newer
+#: opsets the exporter is tested with (17 or newer)
 MIN_OPSET, MAX_OPSET = 17, 21
 DEFAULT_OPSET = 17
 

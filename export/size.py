@@ -2,8 +2,8 @@
 
 The checkpoint-side table (:mod:`tinyrrm.training.size`) counts int8 weights
 and int32 biases. What a firmware stores per FULLY_CONNECTED is more: the
-requantization of every output channel. The layout the generated C uses
-(issue 4) and that is counted here::
+requantization of every output channel. The layout the generated C uses,
+and that is counted here::
 
     int8  weight [d_out, d_in]      1 B per weight
     int32 bias   [d_out]            4 B per output channel (if the layer has one)

@@ -1,4 +1,4 @@
-"""Emulated hardware-in-the-loop checks of one target (issue 5)."""
+"""Emulated hardware-in-the-loop checks of one target."""
 
 import struct
 
@@ -36,8 +36,8 @@ def test_sum_rate_on_target(hil):
     # the same C as the host build: the beams agree to float rounding (libm's logf/sqrtf may differ)
     assert hil["max_abs_diff_vs_host_c"] <= 1e-5
     assert r["host_c"] == pytest.approx(1.0, abs=1e-6)
-    assert r["lrmpgnn_fp32"] >= 0.99  # int8 vs the fp32 LR-MPGNN (issue 3's budget)
-    # int8 LR-MPGNN on target vs the fp32 original: issue 2's 0.97 times issue 3's 0.99
+    assert r["lrmpgnn_fp32"] >= 0.99  # int8 vs the fp32 LR-MPGNN (the quantization budget)
+    # int8 LR-MPGNN on target vs the fp32 original: the low-rank target 0.97 times the int8 budget 0.99
     assert hil["sum_rate_ratio"] >= 0.96
     # vs WMMSE: 0.95 (MPGNN) x 0.96, and far above MRT (0.78 of WMMSE on the test scenes)
     assert r["wmmse"] >= 0.91

@@ -1,4 +1,4 @@
-"""Code generation (issue 4): bit-exact with TFLM, layouts, flags, determinism, bad input."""
+"""Code generation: bit-exact with TFLM, layouts, flags, determinism, bad input."""
 
 import re
 import shutil

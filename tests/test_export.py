@@ -1,4 +1,4 @@
-"""Export stage (issue 3): core spec, ONNX, TFLite int8, TFLite Micro, model_data.c."""
+"""Export stage: core spec, ONNX, TFLite int8, TFLite Micro, model_data.c."""
 
 import json
 import shutil
@@ -157,7 +157,7 @@ def test_tflite_uv_shapes_against_checkpoint(exported, tiny_ckpts):
 
 @pytest.mark.parametrize("kind", ["full", "lr"])
 def test_tflm_close_to_fp32_and_to_tflite(exported, tiny_ckpts, tiny_data, kind):
-    """TFLM int8 vs the fp32 core (a few output LSBs) and vs TFLite's interpreter (<= 2 LSB, DESIGN §5)."""
+    """TFLM int8 vs the fp32 core (a few output LSBs) and vs TFLite's interpreter (<= 2 LSB)."""
     from tinyrrm.evaluate.backends import TFLiteCore
 
     model, _ = ckpt.load(tiny_ckpts[kind])

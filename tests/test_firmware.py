@@ -1,4 +1,4 @@
-"""Emulator tier: the HIL firmware of every core under QEMU (issue 5), fast checks.
+"""Emulator tier: the HIL firmware of every core under QEMU, fast checks.
 
 The full HIL suite (sum rates, the original model's firmware, reports) is
 ``hil_tests/`` (``make hil``); here every core builds, boots and answers.

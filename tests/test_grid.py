@@ -168,7 +168,7 @@ def test_targets_name_failing_cells_and_the_deployment_pick():
     assert wide["failing"] == [[16, 16, 0.96]]
     assert t["a1_4_a2_4"] == {"threshold": 0.95, "ratio": 0.90, "pass": False}
     dep = t["deployment"]
-    # only (4, 4), (4, 16), (16, 4) are 60x below the fp32 full MPGNN in int8 (DESIGN-NOTES §9)
+    # only (4, 4), (4, 16), (16, 4) are 60x below the fp32 full MPGNN in int8 (docs/DESIGN-NOTES.md §6)
     assert [(c["a1"], c["a2"]) for c in dep["candidates"]] == [(4, 4), (4, 16), (16, 4)]
     assert all(c["int8_shrink"] >= 60 for c in dep["candidates"])
     assert dep["best"] == [16, 4] and dep["all_measured"]

@@ -143,7 +143,7 @@ def test_max_rel_diff():
 
 @pytest.mark.slow
 def test_real_paper_tables_and_our_size_grid_within_10_percent(tmp_path):
-    """The committed paper tables load and render; our `paper` widths' size grid is within ±10% (issue 2)."""
+    """The committed paper tables load and render; our `paper` widths' size grid is within ±10% of the paper's."""
     from tinyrrm.experiments import tables
 
     paper = json.loads(PAPER_JSON.read_text())

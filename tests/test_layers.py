@@ -6,7 +6,7 @@
     tinyrrm.codegen                        the generated C, its targets and host build
     tinyrrm.hil                            firmware builds, QEMU and boards
     tinyrrm.evaluate, .prepare, .bench,    evaluation backends, the HIL reference, benchmarks,
-    .experiments                           the rank grid
+    .experiments, .docs                    the rank grid, the docs' figures
     tinyrrm.cli                            the command line
 
 A module imports only its own layer or those above it in this list. Imports
@@ -33,7 +33,7 @@ LAYERS = [
     ("tinyrrm.export",),
     ("tinyrrm.codegen",),
     ("tinyrrm.hil",),
-    ("tinyrrm.evaluate", "tinyrrm.prepare", "tinyrrm.bench", "tinyrrm.experiments"),
+    ("tinyrrm.evaluate", "tinyrrm.prepare", "tinyrrm.bench", "tinyrrm.experiments", "tinyrrm.docs"),
     ("tinyrrm.cli",),
 ]
 #: third-party modules a function may import when it needs them (slow to import, or absent from the

@@ -1,5 +1,6 @@
 """``codegen/targets.py`` is the one table of target facts: the firmware's board files, the
-READMEs and every list of targets are held equal to it here."""
+firmware README and every list of targets are held equal to it here (the top README's HIL
+table is rendered from it and ``reports/hil``: ``tests/test_docs.py``)."""
 
 import re
 from pathlib import Path
@@ -82,17 +83,6 @@ def test_firmware_readme_table_is_the_tables():
         if name in T.TARGETS:
             assert machine == t.qemu_machine, name
         assert code.endswith(f", {t.flash // KB} KB") and ram.endswith(f", {t.ram // KB} KB"), name
-
-
-def test_readme_hil_table_names_the_tables_machines_and_limits():
-    rows = _rows((ROOT / "README.md").read_text(), "core")
-    assert set(rows) == set(T.TARGETS)
-    for name, (machine, flash_cell, ram_cell, *_) in rows.items():
-        t = T.TARGETS[name]
-        assert machine == t.qemu_machine, name
-        if flash_cell != "—":
-            assert flash_cell.endswith(f"/ {t.flash:,}"), name
-        assert ram_cell.endswith(f"/ {t.ram:,}") or ram_cell.endswith(f"of {t.ram:,}"), name
 
 
 def test_every_target_list_is_the_tables_names():

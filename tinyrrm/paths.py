@@ -62,3 +62,6 @@ HIL_REPORTS = REPORTS / "hil"
 BENCH = REPORTS / "bench.json"
 #: where the rank grid's cells keep their checkpoints
 RUNS = Path("runs")
+#: the docs whose figures ``make docs`` renders from the reports (``tinyrrm.docs``)
+README = Path("README.md")
+DOCS = Path("docs")

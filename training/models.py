@@ -356,7 +356,7 @@ def model_bytes(model: MPGNN, dtype: str = "fp32") -> int:
 def mrt_start_(model: MPGNN) -> MPGNN:
     """Initialise the update net of a plain-update model so that it passes the current beam
     through: ``f_upd([x_k, s·m̄_k]) = v_k`` at the start, so training starts exactly at MRT as
-    with the residual form, but in the plain form (DESIGN-NOTES §4). In place; returns ``model``.
+    with the residual form, but in the plain form (docs/DESIGN-NOTES.md §5). In place; returns ``model``.
 
     With n = 2·Nt: the first n coordinates of upd1's product read the n beam entries of x_k;
     hidden units 0..2n-1 are ``relu(±v_i)``; upd2 takes ``relu(v_i) - relu(-v_i) = v_i`` from them,

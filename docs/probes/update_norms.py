@@ -3,7 +3,7 @@
 For each checkpoint: the norm of the update output ``o`` before the power scaling
 ``P(o) = o / max(1, ||o||)`` at every message-passing step (median and 90th percentile), the
 share of beams at (nearly) full power, and how well beams align with their direct channel,
-``|h_kk^H v_k| / (||h_kk|| ||v_k||)`` (MRT: 1). DESIGN-NOTES §4 uses it to show a stalled cell:
+``|h_kk^H v_k| / (||h_kk|| ||v_k||)`` (MRT: 1). docs/DESIGN-NOTES.md §5 uses it to show a stalled cell:
 
     python docs/probes/update_norms.py --scenes data/val.npz runs/grid/a1-32_a2-4_seed-0_plain \
         runs/grid/a1-4_a2-4_seed-0_plain

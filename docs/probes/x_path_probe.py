@@ -15,7 +15,7 @@ Training otherwise follows the grid's recipe (plain update, clip penalty 0.1 unl
 ``--clip-penalty`` says otherwise, 30 epochs,
 batch 8, cosine lr 1e-3 -> 1e-5). It writes
 a checkpoint folder whose weights ``tinyrrm`` cannot load (the extra tensor); read its history
-with ``tinyrrm history`` or config.json. DESIGN-NOTES §4 has the result:
+with ``tinyrrm history`` or config.json. docs/DESIGN-NOTES.md §5 has the result:
 
     tinyrrm scenes --n 400 --seed 1 --out probe/train400.npz
     tinyrrm scenes --n 100 --seed 3 --out probe/val100.npz

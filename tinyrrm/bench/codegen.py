@@ -5,7 +5,7 @@ host build; the program runs one real scene 0 and 1 times, and the
 difference is one inference (front end + all steps), free of start-up
 cost. Deterministic for a given binary. MACs come from the generator's
 report and the scene's edge count, so the figure per MAC can be read against the
-Cortex-M goal of issue 5 (there measured with QEMU's icount).
+Cortex-M goal (there measured with QEMU's icount).
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """``make bench``: throughput and training speed, measured, written as JSON.
 
 Numbers here are wall-clock on the machine that runs the command; they are
-benchmarks, never test assertions. The targets they are read against (issue
-2): one training epoch over 2000 scenes (K=50, Nt=2) within 5 min for the full
+benchmarks, never test assertions. The targets they are read against: one
+training epoch over 2000 scenes (K=50, Nt=2) within 5 min for the full
 ``paper`` MPGNN and within 1 min for LR-MPGNN (16, 4).
 """
 
@@ -25,7 +25,7 @@ from tinyrrm.training.wmmse import wmmse
 
 CONFIGS = {
     "mpgnn_paper": ModelConfig(arch="paper"),
-    "lrmpgnn_paper_16_4": ModelConfig(arch="paper", a1=16, a2=4),  # the issue's speed target
+    "lrmpgnn_paper_16_4": ModelConfig(arch="paper", a1=16, a2=4),  # the LR-MPGNN speed target
     "lrmpgnn_paper_4_16": ModelConfig(arch="paper", a1=4, a2=16),  # the deployed default
 }
 

@@ -155,8 +155,8 @@ def firmware_for(checkpoint_dir: Path, target: str) -> tuple[Path, str]:
     The committed ``generated/<target>`` is used when it holds this
     checkpoint's export; otherwise C is generated under ``build/gen``. A
     model that does not fit the board (the full MPGNN) is built with a large
-    virtual flash (the QEMU machine's whole code memory), as issue 5 asks
-    for the original's whole-firmware flash.
+    virtual flash (the QEMU machine's whole code memory), so the original's
+    whole-firmware flash can be measured too.
     """
     out = stage.ensure(checkpoint_dir)
     sha = stage.read_manifest(out)["files"]["model_int8.tflite"]["sha256"]
