@@ -376,6 +376,7 @@ def test_size_report_reads_the_flatbuffer(tiny_ckpts, exported, monkeypatch):
     from tinyrrm.export import size
     from tinyrrm.training.models import model_bytes
 
+    monkeypatch.setattr(stage, "default_dir", lambda c: exported["full" if c == tiny_ckpts["full"] else "lr"])
     monkeypatch.setattr(stage, "ensure", lambda c, *a, **k: exported["full" if c == tiny_ckpts["full"] else "lr"])
     rep = size.size_report(tiny_ckpts["full"], tiny_ckpts["lr"], progress=False)
     for tag in ("full", "lr"):
