@@ -30,17 +30,8 @@ def _cal(folder) -> dict:
 def test_no_calibration_is_implied(workdir, tiny_ckpts, tiny_data, backend):
     """An exported backend with no --calib and no export folder to take one from: one line
     naming --calib, and nothing exported (data/train.npz is not read)."""
-    r = run(
-        "evaluate",
-        "--scenes",
-        tiny_data["test"],
-        "--mpgnn",
-        tiny_ckpts["full"],
-        "--lrmpgnn",
-        tiny_ckpts["lr"],
-        "--backend",
-        backend,
-    )
+    models = ["--mpgnn", tiny_ckpts["full"], "--lrmpgnn", tiny_ckpts["lr"]]
+    r = run("evaluate", "--scenes", tiny_data["test"], *models, "--backend", backend)
     one_error(r, "pass --calib F")
     assert sorted(p.name for p in workdir.iterdir()) == ["data"]
 
