@@ -198,10 +198,10 @@ def export_model(
     another checkpoint or other calibration is refused before any work (:func:`guard`)
     unless ``replace``."""
     out = check_out_dir(Path(out_dir) if out_dir is not None else default_dir(ckpt_dir))
+    model, doc = ckpt.load(ckpt_dir)
     _check_calib_file(calib_path)
     if not replace:
         guard(out, ckpt_dir, calib_path, n_calib)
-    model, doc = ckpt.load(ckpt_dir)
     # the canonical command, whatever triggered the export: same inputs, same bytes
     command = " ".join(
         shlex.quote(str(a))

@@ -81,3 +81,18 @@ def test_what_does_not_fit_is_one_line(tmp_path, monkeypatch):
         "does not fit cortex-m0: needs RAM",
     )
     assert not Path("build/hil/cortex-m0/models/k40/reference.json").exists() and not Path("generated").exists()
+
+
+@pytest.mark.parametrize(
+    "cmd, needle",
+    [
+        (["hil", "--calib", "c.npz"], "--calib goes with --model DIR"),
+        (["hil", "--n", 2], "--n goes with --model DIR"),
+        (["hil-prepare", "--scenes", "s.npz"], "--scenes goes with --model DIR"),
+        (["hil-prepare", "--model", "m"], "--model m needs --scenes F"),
+    ],
+)
+def test_model_options_go_together(cmd, needle, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    one_error(run(*cmd), needle)
+    assert not list(tmp_path.iterdir())

@@ -612,9 +612,13 @@ _MODEL = typer.Option(
 _SCENES = typer.Option(None, "--scenes", help="--model: the scenes the HIL runs (the first --n of them)")
 
 
-def _hil_model(model: Path | None, scenes: Path | None, calib: Path | None) -> None:
-    if model is None and scenes is not None:
-        raise UsageError("--scenes is for --model DIR (the default deployment runs on data/test.npz)")
+def _hil_model(model: Path | None, scenes: Path | None, **model_only) -> None:
+    """--scenes (and ``model_only`` options given) need --model; --model needs --scenes."""
+    for name, value in {"scenes": scenes, **model_only}.items():
+        if model is None and value is not None:
+            raise UsageError(
+                f"--{name} goes with --model DIR (without it: the committed default deployment on data/test.npz)"
+            )
     if model is not None and scenes is None:
         raise UsageError(f"--model {model} needs --scenes F: the scenes its HIL runs (K and Nt of the model)")
 
@@ -632,7 +636,7 @@ def hil_prepare(
     with --model, the reference and the generated C of that model."""
     from tinyrrm import prepare as pr
 
-    _hil_model(model, scenes, calib)
+    _hil_model(model, scenes)
     if model is None:
         typer.echo(f"wrote {pr.prepare(target.value, n=n, calib=calib)}")
     else:
@@ -647,7 +651,7 @@ def hil(
     model: Path | None = _MODEL,
     scenes: Path | None = _SCENES,
     calib: Path | None = typer.Option(None, "--calib", help="--model, a checkpoint: " + _CALIB_HELP),
-    n: int = typer.Option(4, "--n", help="--model: scenes the HIL runs"),
+    n: int | None = typer.Option(None, "--n", help="--model: scenes the HIL runs [default: 4]"),
 ):
     """Run the deployed firmware (QEMU or a board) and measure: bit-exactness, flash/RAM, instructions,
     sum rate, the 60x ratios -> build/hil/<target>/hil.json and reports/hil/<target>.{json,md,png}.
@@ -655,12 +659,12 @@ def hil(
     build/hil/<target>/models/<name>/ (reports/ untouched)."""
     from tinyrrm.hil import session
 
-    _hil_model(model, scenes, calib)
+    _hil_model(model, scenes, calib=calib, n=n)
     hil_dir = None
     if model is not None:
         from tinyrrm import prepare as pr
 
-        hil_dir = pr.prepare_model(target.value, model, scenes, n=n, calib=calib, progress=False)
+        hil_dir = pr.prepare_model(target.value, model, scenes, n=n or 4, calib=calib, progress=False)
     res = session.run_hil(target.value, port=port, hil_dir=hil_dir)
     path = session.save(res, target.value, hil_dir, publish=model is None)
     typer.echo(json.dumps(session.summary(res), indent=2, sort_keys=True))
