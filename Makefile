@@ -25,6 +25,7 @@ help:
 	@echo "make lint                      ruff (lint, format) and clang-format, checked; make format applies them"
 	@echo "make firmware TARGET=cortex-m4 the HIL firmware (build/fw/<target>/deployed/firmware.elf)"
 	@echo "make hil TARGET=cortex-m4      emulated HIL suite under QEMU (hil_tests/)"
+	@echo "make hil TARGET=T MODEL=DIR SCENES=F [CALIB=F]   the same for your own checkpoint or export folder"
 	@echo "make hil-docker TARGET=...     the same suite inside the lean image (buildah)"
 	@echo "make flash TARGET=cortex-m4 BOARD=stm32f4disco [DRY_RUN=1]   program a real board (pyocd)"
 	@echo "make data                      2000/500/200 seeded scenes (K=50, Nt=2)"
@@ -82,18 +83,24 @@ $(VAL): | setup
 data: $(TRAIN) $(TEST) $(VAL)
 
 export: setup provision $(TRAIN)
-	$(TINYRRM) export target --target $(TARGET)
+	$(TINYRRM) export target --target $(TARGET) --calib $(TRAIN)
 
 firmware: setup provision
 	$(TINYRRM) firmware --target $(TARGET)
 
-hil-prepare: setup provision $(TRAIN) $(TEST)
-	$(TINYRRM) hil-prepare --target $(TARGET)
+# MODEL=DIR SCENES=F [CALIB=F]: the HIL of a model of your own (a checkpoint, or an export
+# folder) on your own scenes, prepared and measured under build/hil/$(TARGET)/models/<DIR's name>/
+# (reports/ untouched); without MODEL, the committed default deployment on the paper's data.
+HIL_DIR := $(if $(MODEL),build/hil/$(TARGET)/models/$(notdir $(abspath $(MODEL))))
+hil-prepare: setup provision $(if $(MODEL),,$(TRAIN) $(TEST))
+	$(TINYRRM) hil-prepare --target $(TARGET) \
+	    $(if $(MODEL),--model $(MODEL) $(if $(SCENES),--scenes $(SCENES)) $(if $(CALIB),--calib $(CALIB)),--calib $(TRAIN))
 
 # The HIL suite: pytest drives the firmware under QEMU (PORT=/dev/ttyACM0 for a board) and
-# writes what it measured to reports/hil/$(TARGET).{json,md,png}
+# writes what it measured to reports/hil/$(TARGET).{json,md,png} (MODEL=DIR: under $(HIL_DIR))
 hil: hil-prepare
-	$(BIN)/python -m pytest -q hil_tests --target $(TARGET) --update-report $(if $(PORT),--port $(PORT))
+	$(BIN)/python -m pytest -q hil_tests --target $(TARGET) $(if $(MODEL),--hil-dir $(HIL_DIR),--update-report) \
+	    $(if $(PORT),--port $(PORT))
 
 hil-docker: hil-prepare
 	bash docker/provision.sh --container

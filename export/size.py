@@ -67,14 +67,17 @@ def deployed_bytes(tflite_path) -> dict:
     }
 
 
-def size_report(mpgnn_dir, lrmpgnn_dir, export: bool = True, progress: bool = True) -> dict:
+def size_report(mpgnn_dir, lrmpgnn_dir, export: bool = True, progress: bool = True, calib=None) -> dict:
     """:func:`tinyrrm.training.size.size_report` plus, with ``export``, the deployed
-    int8 bytes read from each model's ``model_int8.tflite`` and TFLM's arena."""
+    int8 bytes read from each model's ``model_int8.tflite`` and TFLM's arena (``calib``:
+    the calibration scenes of an export not made yet; :func:`.stage.ensure`)."""
     rep = checkpoint_report(mpgnn_dir, lrmpgnn_dir)
     if not export:
         return rep
+    for path in (mpgnn_dir, lrmpgnn_dir):
+        stage.plan(path, calib_path=calib)  # both checked before any work
     for tag, path in (("mpgnn", mpgnn_dir), ("lrmpgnn", lrmpgnn_dir)):
-        out = stage.ensure(path, progress=progress)
+        out = stage.ensure(path, calib_path=calib, progress=progress)
         rep[tag]["deployed_int8"] = deployed_bytes(out / "model_int8.tflite")
         rep[tag]["tflm_arena_bytes"] = stage.read_manifest(out)["tflm"]["arena"]["total"]
     full = rep["mpgnn"]["bytes_fp32"]

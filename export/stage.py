@@ -18,6 +18,14 @@ Code generation reads this folder only (the manifest, the .tflite and the
 scene inputs), never the checkpoint or a scene file, so a copy of the folder
 regenerates the C anywhere.
 
+The calibration is part of the export: ``export.json`` records the scene file
+(path, sha256, scenes used), and every later use of the folder (the evaluate
+backends, codegen, the HIL) takes it from there. No calibration is implied:
+without one given, :func:`ensure` reuses the folder's own or fails with one
+line that says what to pass. A folder is never replaced by an export of other
+calibration data or of another checkpoint unless asked to (``replace``:
+``tinyrrm export model --force``), checked before any work (:func:`guard`).
+
 :func:`ensure` reuses a folder whose manifest matches the checkpoint and
 calibration hashes and whose ``.source`` stamp matches the exporter's own
 source (:func:`source_digest`), so backends and codegen never recompute what
@@ -38,7 +46,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from tinyrrm import paths
-from tinyrrm.errors import UsageError
+from tinyrrm.errors import InputError, UsageError
 from tinyrrm.training import checkpoint as ckpt
 from tinyrrm.training import models
 from tinyrrm.training.fileio import FolderMark, npz_bytes, portable, write_bytes, write_text
@@ -55,7 +63,7 @@ SCENE_INPUTS = "scene_inputs.npz"
 #: cache stamp beside the manifest: :func:`source_digest` of the code that wrote the folder
 STAMP = ".source"
 BUILD = paths.BUILD_EXPORT
-DEFAULT_CALIB = paths.TRAIN
+#: calibration scenes used when ``--n-calib`` is not given (fewer if the file holds fewer)
 DEFAULT_N_CALIB = 200
 #: the files :func:`export_model` writes into its folder (nothing else there is touched)
 WRITES = (
@@ -178,17 +186,22 @@ def scene_inputs(model: MPGNN, calib_path, core: tflm.TFLMCore, x_q: dict, e_q: 
 
 def export_model(
     ckpt_dir,
-    out_dir=None,
-    calib_path=DEFAULT_CALIB,
+    out_dir,
+    calib_path,
     n_calib: int = DEFAULT_N_CALIB,
     opset: int = onnx_export.DEFAULT_OPSET,
     progress: bool = True,
+    replace: bool = False,
 ) -> Path:
-    """Export one checkpoint (see the module docstring); returns the folder."""
+    """Export one checkpoint calibrated on ``calib_path`` (see the module docstring) into
+    ``out_dir`` (None: :func:`default_dir`); returns the folder. An export folder there of
+    another checkpoint or other calibration is refused before any work (:func:`guard`)
+    unless ``replace``."""
     out = check_out_dir(Path(out_dir) if out_dir is not None else default_dir(ckpt_dir))
     model, doc = ckpt.load(ckpt_dir)
-    if not Path(calib_path).is_file():
-        raise FileNotFoundError(f"calibration scenes {calib_path} not found (make data writes data/train.npz)")
+    _check_calib_file(calib_path)
+    if not replace:
+        guard(out, ckpt_dir, calib_path, n_calib)
     # the canonical command, whatever triggered the export: same inputs, same bytes
     command = " ".join(
         shlex.quote(str(a))
@@ -308,35 +321,149 @@ def read_manifest(out_dir) -> dict | None:
         return None
 
 
-def is_current(out_dir, ckpt_dir, calib_path=DEFAULT_CALIB, n_calib: int = DEFAULT_N_CALIB) -> bool:
-    """True when ``out_dir`` holds an export of exactly this checkpoint and calibration,
-    written by the current exporter."""
+def _check_calib_file(calib_path) -> None:
+    if not Path(calib_path).is_file():
+        raise FileNotFoundError(f"calibration scenes {calib_path} not found")
+
+
+def _own_manifest(out_dir) -> dict | None:
+    """The manifest of an export folder (None: no folder, or not an export folder)."""
     m = read_manifest(out_dir)
-    if not m or m.get("format") != FORMAT:
+    return m if isinstance(m, dict) and m.get("format") == FORMAT else None
+
+
+def _same_checkpoint(m: dict, ckpt_dir) -> bool:
+    """The folder's export is of ``ckpt_dir``: its weights, or the same checkpoint folder
+    (retrained in place)."""
+    rec = m.get("checkpoint", {})
+    return rec.get("path") == portable(ckpt_dir) or rec.get("weights_sha256") == ckpt.file_sha256(
+        Path(ckpt_dir) / ckpt.WEIGHTS
+    )
+
+
+def _used(calib_path, n_calib: int) -> int:
+    """Scenes of ``calib_path`` that a calibration on ``n_calib`` scenes uses."""
+    return min(n_calib, load_scenes(calib_path).N)
+
+
+def _guard_checkpoint(m: dict, out_dir, ckpt_dir) -> None:
+    if not _same_checkpoint(m, ckpt_dir):
+        raise FileExistsError(
+            f"{out_dir}: holds the export of another checkpoint ({m['checkpoint']['path']}), not replaced by "
+            f"{ckpt_dir}'s; export it elsewhere (tinyrrm export model --checkpoint {ckpt_dir} --calib F --out D) "
+            "or replace it (… --force)"
+        )
+
+
+def guard(out_dir, ckpt_dir, calib_path, n_calib: int = DEFAULT_N_CALIB) -> None:
+    """Refuse, before any work, to replace the export folder ``out_dir`` by an export of
+    ``ckpt_dir`` calibrated on ``n_calib`` scenes of ``calib_path`` when it holds an export
+    of another checkpoint or of other calibration data (sha256 or scene count). A missing
+    folder, or one of the same checkpoint and calibration (stale: older exporter code,
+    retrained weights), passes."""
+    m = _own_manifest(out_dir)
+    if m is None:
+        return
+    _guard_checkpoint(m, out_dir, ckpt_dir)
+    rec = m["calibration"]
+    sha, used = ckpt.file_sha256(calib_path), _used(calib_path, n_calib)
+    if (sha, used) != (rec["sha256"], rec["n_scenes"]):
+        what = "other scenes" if sha != rec["sha256"] else f"{used} scenes"
+        raise FileExistsError(
+            f"{out_dir}: exported with calibration {rec['path']} ({rec['n_scenes']} scenes), not replaced by "
+            f"{calib_path} ({what}); pass --calib {rec['path']} to use it, or replace it "
+            f"(tinyrrm export model --checkpoint {ckpt_dir} --calib {calib_path} --force)"
+        )
+
+
+def recorded_calibration(out_dir) -> dict | None:
+    """The calibration an export folder records (``path``, ``sha256``, ``n_scenes``, …), or None."""
+    m = _own_manifest(out_dir)
+    return m.get("calibration") if m else None
+
+
+def is_current(out_dir, ckpt_dir, calib_path=None, n_calib: int = DEFAULT_N_CALIB) -> bool:
+    """True when ``out_dir`` holds an export of exactly this checkpoint, written by the
+    current exporter, with its files intact; with ``calib_path``, also calibrated on
+    ``n_calib`` scenes of it (None: whatever calibration the folder records)."""
+    m = _own_manifest(out_dir)
+    if not m:
         return False
     try:
         if (Path(out_dir) / STAMP).read_text().strip() != source_digest():  # first: the cheapest check
             return False
-        same_ckpt = m["checkpoint"]["weights_sha256"] == ckpt.file_sha256(Path(ckpt_dir) / ckpt.WEIGHTS)
-        same_cal = (
-            m["calibration"]["sha256"] == ckpt.file_sha256(calib_path)
-            and m["calibration"]["path"] == portable(calib_path)
-            and m["calibration"]["n_scenes"] == min(n_calib, load_scenes(calib_path).N)
-        )
-        files_ok = all(_sha((Path(out_dir) / f).read_bytes()) == v["sha256"] for f, v in m["files"].items())
+        if m["checkpoint"]["weights_sha256"] != ckpt.file_sha256(Path(ckpt_dir) / ckpt.WEIGHTS):
+            return False
+        if calib_path is not None and (m["calibration"]["sha256"], m["calibration"]["n_scenes"]) != (
+            ckpt.file_sha256(calib_path),
+            _used(calib_path, n_calib),
+        ):
+            return False
+        return all(_sha((Path(out_dir) / f).read_bytes()) == v["sha256"] for f, v in m["files"].items())
     except (OSError, KeyError):
         return False
-    return same_ckpt and same_cal and files_ok
 
 
-def ensure(ckpt_dir, out_dir=None, calib_path=None, n_calib: int = DEFAULT_N_CALIB, progress: bool = True) -> Path:
-    """The export folder of ``ckpt_dir``, exporting only if it is missing or stale
-    (``calib_path`` None: :data:`DEFAULT_CALIB`)."""
-    calib_path = DEFAULT_CALIB if calib_path is None else calib_path
+def calibration_for(out_dir, ckpt_dir, calib_path=None, n_calib: int | None = None) -> tuple[Path, int]:
+    """The calibration an export of ``ckpt_dir`` into ``out_dir`` uses: ``(scene file, scenes)``.
+
+    ``calib_path`` None: the one the folder records, whose file must still be there unchanged;
+    no export of the checkpoint there is one error line naming ``--calib``. ``n_calib`` None:
+    the folder's scene count for its own calibration file, else :data:`DEFAULT_N_CALIB`.
+    """
+    m = _own_manifest(out_dir)
+    rec = m["calibration"] if m else None
+    if calib_path is None:
+        if rec is None:
+            ckpt.load(ckpt_dir)  # not a checkpoint at all: that error first
+            raise UsageError(
+                f"no calibration for {ckpt_dir}: pass --calib F, the scenes to calibrate its int8 quantization on "
+                f"(its training scenes); {out_dir} holds no export whose calibration could be used"
+            )
+        _guard_checkpoint(m, out_dir, ckpt_dir)
+        path = Path(rec["path"])
+        if not path.is_file() or ckpt.file_sha256(path) != rec["sha256"]:
+            raise InputError(
+                f"{out_dir}: its calibration {rec['path']} is {'gone' if not path.is_file() else 'changed since'} "
+                f"(sha256 {rec['sha256'][:12]}…); pass --calib F to export again "
+                f"(tinyrrm export model --checkpoint {ckpt_dir} --calib F --force replaces the folder)"
+            )
+        return path, rec["n_scenes"] if n_calib is None else n_calib
+    _check_calib_file(calib_path)
+    if n_calib is None:
+        same_file = rec is not None and rec["sha256"] == ckpt.file_sha256(calib_path)
+        n_calib = rec["n_scenes"] if same_file else DEFAULT_N_CALIB
+    return Path(calib_path), n_calib
+
+
+def plan(ckpt_dir, out_dir=None, calib_path=None, n_calib: int | None = None) -> tuple[Path, Path | None, int]:
+    """What :func:`ensure` will do, checked without any work: ``(folder, calibration, scenes)``,
+    calibration None when the folder is reused as it is. Raises what :func:`ensure` would
+    (no calibration to be had; a folder of another checkpoint or other calibration)."""
     out = Path(out_dir) if out_dir is not None else default_dir(ckpt_dir)
+    if calib_path is None and is_current(out, ckpt_dir):
+        return out, None, 0
+    calib_path, n_calib = calibration_for(out, ckpt_dir, calib_path, n_calib)
     if is_current(out, ckpt_dir, calib_path, n_calib):
+        return out, None, 0
+    check_out_dir(out)
+    guard(out, ckpt_dir, calib_path, n_calib)
+    return out, calib_path, n_calib
+
+
+def ensure(ckpt_dir, out_dir=None, calib_path=None, n_calib: int | None = None, progress: bool = True) -> Path:
+    """The export folder of ``ckpt_dir`` (``out_dir`` None: :func:`default_dir`), exporting
+    only if it is missing or stale.
+
+    ``calib_path`` None: the calibration the folder records (a stale folder is exported again
+    on it); no folder to take it from is one error line naming ``--calib``. Given: it must be
+    the folder's own calibration (:func:`guard`), or there is no export there yet. The folder
+    is never replaced by an export of another checkpoint or other calibration.
+    """
+    out, calib_path, n_calib = plan(ckpt_dir, out_dir, calib_path, n_calib)
+    if calib_path is None:
         return out
-    return export_model(ckpt_dir, out, calib_path, n_calib, progress=progress)
+    return export_model(ckpt_dir, out, calib_path, n_calib, progress=progress, replace=True)
 
 
 def summary(out_dir) -> str:

@@ -1,13 +1,20 @@
-"""Emulated hardware-in-the-loop checks of one target."""
+"""Emulated hardware-in-the-loop checks of one target: the committed default deployment, or
+(``--hil-dir`` of ``tinyrrm hil-prepare --model DIR``) a model of your own, for which the
+checks of the default's budgets (the paper's ratios, its speed) do not apply."""
 
 import struct
+from pathlib import Path
 
 import pytest
 
 from tinyrrm.codegen import targets as T
 from tinyrrm.hil import protocol as P
 from tinyrrm.hil.run import build_firmware, open_target
-from tinyrrm.hil.session import gen_dir_for
+
+
+def _default_only(hil):
+    if "model_dir" in hil:
+        pytest.skip(f"a budget of the committed default deployment; this run is of {hil['model_dir']}")
 
 
 def test_every_test_vector_is_bit_exact_on_target(hil):
@@ -21,21 +28,26 @@ def test_firmware_fits_the_reference_board(hil, target):
     g = hil["generator"]
     # held against the generator's own figures: the weights are one read-only symbol of the
     # generator's size (in flash, not copied to RAM), the arena is in .bss, and the generator's
-    # flash estimate (weights + code; the HIL image adds the test vectors) holds to 3%
+    # flash estimate (weights + code; the HIL image adds the test vectors) holds to 3%, or to 2 KB
+    # in a small image (a model of your own), where the code estimate is most of it
     w = hil["elf"]["symbols"][hil["model"]["weights_symbol"]]
     assert w["size"] == g["weights_bytes"] == hil["model_bytes_in_flash"]
     assert w["read_only"] and w["section"] == ".rodata", w
     assert hil["elf"]["bss"] >= g["arena_bytes"]
     expected = g["flash_need_bytes"] + g["test_vector_bytes"]
-    assert abs(hil["flash_bytes"] - expected) <= 0.03 * expected  # 0.8% on cortex-m4
+    assert abs(hil["flash_bytes"] - expected) <= max(0.03 * expected, 2048)  # default: 0.8% on cortex-m4
     assert 0 < hil["stack_peak_bytes"] < hil["stats"]["stack_size"]
 
 
-def test_sum_rate_on_target(hil):
-    r = hil["sum_rate_ratio_vs"]
+def test_sum_rate_on_target_is_the_host_cs(hil):
     # the same C as the host build: the beams agree to float rounding (libm's logf/sqrtf may differ)
     assert hil["max_abs_diff_vs_host_c"] <= 1e-5
-    assert r["host_c"] == pytest.approx(1.0, abs=1e-6)
+    assert hil["sum_rate_ratio_vs"]["host_c"] == pytest.approx(1.0, abs=1e-6)
+
+
+def test_sum_rate_on_target(hil):
+    _default_only(hil)
+    r = hil["sum_rate_ratio_vs"]
     assert r["lrmpgnn_fp32"] >= 0.99  # int8 vs the fp32 LR-MPGNN (the quantization budget)
     # int8 LR-MPGNN on target vs the fp32 original: the low-rank target 0.97 times the int8 budget 0.99
     assert hil["sum_rate_ratio"] >= 0.96
@@ -53,11 +65,21 @@ def test_instructions_are_measured(hil, port):
     st, hz = hil["stats"], int(hil["hello"]["hz"])
     assert st["calib_instructions"] / st["calib_ticks"] == pytest.approx(1e9 / hz, rel=1e-4)
     assert hil["count_unit"] == "instructions"
-    # the int8 core is at least one instruction per MAC pair (SMLAD) and below 10 per MAC
-    assert hil["macs_per_inference"] * 0.5 < hil["instructions_per_inference"] < hil["macs_per_inference"] * 10
+    # the int8 core is at least one instruction per MAC pair (SMLAD)
+    assert hil["macs_per_inference"] * 0.5 < hil["instructions_per_inference"]
+
+
+def test_instructions_per_mac_of_the_default(hil, port):
+    """Below 10 per MAC: the default model's work is its int8 matrices (a small model of your
+    own spends a larger share in the float front end)."""
+    _default_only(hil)
+    if port:
+        pytest.skip("cycles on a board: checked against MACs above")
+    assert hil["instructions_per_inference"] < hil["macs_per_inference"] * 10
 
 
 def test_60x_size_target(hil, port):
+    _default_only(hil)
     assert hil["model_size_ratio"] >= 60
     orig = hil["original_firmware"]
     assert hil["flash_ratio"] == pytest.approx(orig["flash_bytes"] / hil["flash_bytes"])
@@ -134,7 +156,9 @@ def test_portable_path_is_also_bit_exact(target, hil):
     """The portable kernels on a DSP core (TR_NO_DSP): the same goldens."""
     if not T.get(target).dsp:
         pytest.skip("this core has only the portable path, checked above")
-    elf = build_firmware(target, gen_dir_for(target), f"build/fw/{target}/portable", extra_cflags="-DTR_NO_DSP=1")
+    elf = build_firmware(
+        target, hil["generated"], Path(hil["firmware_elf"]).parent.parent / "portable", extra_cflags="-DTR_NO_DSP=1"
+    )
     with open_target(target, elf) as c:
         assert c.hello()["dsp"] == "0"
         n, n_exact, _ = c.vectors()

@@ -100,10 +100,10 @@ def test_train_bad_rank(tiny_data, tmp_path, a1, a2, needle):
 @pytest.mark.parametrize(
     "args, needle",
     [
-        (("reproduce", "--a1", "0,4", "--sizes-only"), "rank"),
-        (("reproduce", "--a2", "4,x", "--sizes-only"), "4,x"),
-        (("svd-study", "--cells", "0:4"), "a1:a2 pairs"),
-        (("reproduce", "--clip-penalty", "-1", "--status"), "--clip-penalty must be >= 0"),
+        (("reproduce", "--train", "x.npz", "--a1", "0,4", "--sizes-only"), "rank"),
+        (("reproduce", "--train", "x.npz", "--a2", "4,x", "--sizes-only"), "4,x"),
+        (("svd-study", "--train", "x.npz", "--cells", "0:4"), "a1:a2 pairs"),
+        (("reproduce", "--train", "x.npz", "--clip-penalty", "-1", "--status"), "--clip-penalty must be >= 0"),
         (("train", "--scenes", "x.npz", "--clip-penalty", "-1"), "clip_penalty must be >= 0"),
     ],
 )

@@ -124,7 +124,7 @@ BAD_CHOICES = {
     "arch": (["train", "--scenes", "s.npz", "--out", "ck", "--arch", "huge"], "'huge' is not one of 'shen'"),
     "train-mode": (["train", "--scenes", "s.npz", "--out", "ck", "--mode", "warm"], "'warm' is not one of"),
     "scenes-mode": (["scenes", "--out", "s.npz", "--mode", "rayleigh"], "'rayleigh' is not one of"),
-    "reproduce-arch": (["reproduce", "--arch", "huge"], "'huge' is not one of"),
+    "reproduce-arch": (["reproduce", "--train", "x.npz", "--arch", "huge"], "'huge' is not one of"),
 }
 
 _PROBE = """
@@ -167,12 +167,24 @@ def test_choices_are_the_stage_tables():
         TrainConfig(mode="warm", init="ck")
 
 
+@pytest.mark.parametrize("cmd", [["reproduce", "--sizes-only"], ["svd-study"], ["bench", "--parts", "codegen"]])
+def test_training_scenes_are_never_implied(cmd, tmp_path, monkeypatch):
+    """No command reads data/train.npz unless told to: --train is required."""
+    monkeypatch.chdir(tmp_path)
+    r = run(*cmd, "--out", tmp_path / "o")
+    one_error(r, "Missing option '--train'")
+    assert not list(tmp_path.iterdir())
+
+
 def test_bench_parts_are_checked_before_any_work(tmp_path):
-    one_error(run("bench", "--parts", "train,flash", "--out", tmp_path / "b.json"), "unknown part(s) flash")
+    one_error(
+        run("bench", "--train", "x.npz", "--parts", "train,flash", "--out", tmp_path / "b.json"),
+        "unknown part(s) flash",
+    )
 
 
 def test_bench_report_that_is_not_json(tmp_path):
     out = tmp_path / "b.json"
     out.write_text("{not json")
-    one_error(run("bench", "--parts", "codegen", "--out", out), "not a bench report")
+    one_error(run("bench", "--train", "x.npz", "--parts", "codegen", "--out", out), "not a bench report")
     assert out.read_text() == "{not json"

@@ -324,7 +324,7 @@ def test_bad_calibration_scenes_write_nothing(tiny_ckpts, tmp_path):
     with pytest.raises(ckpt.CheckpointError, match="K=5"):
         stage.export_model(tiny_ckpts["lr"], tmp_path / "out", wrong, progress=False)
     assert not (tmp_path / "out").exists()
-    with pytest.raises(FileNotFoundError, match="make data"):
+    with pytest.raises(FileNotFoundError, match="calibration scenes .*missing.npz not found"):
         stage.export_model(tiny_ckpts["lr"], tmp_path / "out", tmp_path / "missing.npz", progress=False)
     assert not (tmp_path / "out").exists()
 
@@ -343,7 +343,6 @@ def test_evaluate_exported_backends(tiny_ckpts, tiny_data, exported, backend, tm
     from tinyrrm.evaluate import backends
 
     monkeypatch.setattr(stage, "default_dir", lambda c: exported["full" if c == tiny_ckpts["full"] else "lr"])
-    monkeypatch.setattr(stage, "DEFAULT_CALIB", tiny_data["train"])
     monkeypatch.setattr(stage, "ensure", lambda c, *a, **k: exported["full" if c == tiny_ckpts["full"] else "lr"])
     rep = ev.evaluate(
         tiny_data["test"],
@@ -377,6 +376,7 @@ def test_size_report_reads_the_flatbuffer(tiny_ckpts, exported, monkeypatch):
     from tinyrrm.export import size
     from tinyrrm.training.models import model_bytes
 
+    monkeypatch.setattr(stage, "default_dir", lambda c: exported["full" if c == tiny_ckpts["full"] else "lr"])
     monkeypatch.setattr(stage, "ensure", lambda c, *a, **k: exported["full" if c == tiny_ckpts["full"] else "lr"])
     rep = size.size_report(tiny_ckpts["full"], tiny_ckpts["lr"], progress=False)
     for tag in ("full", "lr"):

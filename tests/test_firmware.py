@@ -142,7 +142,6 @@ def test_evaluate_backend_qemu(tiny_ckpts, tiny_data, tmp_path, monkeypatch):
     from tinyrrm import evaluate as ev
     from tinyrrm.export import stage
 
-    monkeypatch.setattr(stage, "DEFAULT_CALIB", tiny_data["train"])
     monkeypatch.setattr(stage, "BUILD", tmp_path / "export")
 
     rep = ev.evaluate(
@@ -153,6 +152,7 @@ def test_evaluate_backend_qemu(tiny_ckpts, tiny_data, tmp_path, monkeypatch):
         out_path=tmp_path / "W.npz",
         progress=False,
         backend_options={"target": "cortex-m4", "port": None},
+        calib=tiny_data["train"],
     )
     W = np.load(tmp_path / "W.npz")
     assert W["W_lrmpgnn_qemu"].shape == (16, 6, 2) and np.isfinite(W["W_mpgnn_qemu"]).all()

@@ -214,7 +214,7 @@ def test_a_board_running_other_firmware_is_one_error(pty_pair, tiny_ckpts, tiny_
     gen = tmp_path / "gen"
     gen.mkdir()
     (gen / "report.json").write_text(json.dumps({"model": {"prefix": "lrmpgnn", "K_MAX": 6, "Nt": 2, "steps": 3}}))
-    monkeypatch.setattr(backends, "firmware_for", lambda ckpt, target: (tmp_path / "unused.elf", gen))
+    monkeypatch.setattr(backends, "firmware_for", lambda ckpt, target, calib=None: (tmp_path / "unused.elf", gen))
     from tinyrrm.training.scenes import load
 
     with pytest.raises(P.HILError) as err:

@@ -145,7 +145,7 @@ def test_evaluate_out_onto_a_folder_is_one_clear_line(tiny_data, tiny_ckpts, tmp
     "args",
     [
         ["scenes", "--n", 2, "--K", 4, "--out"],
-        ["bench", "--parts", "train", "--out"],
+        ["bench", "--train", "x.npz", "--parts", "train", "--out"],
         ["history", "CKPT", "--png"],
     ],
 )
@@ -166,7 +166,12 @@ def test_output_under_a_file(tmp_path):
 
 @pytest.mark.parametrize(
     "cmd",
-    [["reproduce", "--sizes-only"], ["svd-study", "--train", "nope.npz"], ["export", "model"], ["export", "onnx"]],
+    [
+        ["reproduce", "--train", "nope.npz", "--sizes-only"],
+        ["svd-study", "--train", "nope.npz"],
+        ["export", "model"],
+        ["export", "onnx"],
+    ],
 )
 def test_folder_outputs_onto_a_file(cmd, tmp_path, slow_stages):
     p = tmp_path / "P"

@@ -191,6 +191,13 @@ def train(
     typer.echo(f"wrote {path}")
 
 
+#: --calib of every command that may export a checkpoint (no calibration is ever implied)
+_CALIB_HELP = (
+    "calibration scenes of the int8 export (the model's training scenes); omitted: the calibration its "
+    "export folder build/export/<checkpoint> already records"
+)
+
+
 @app.command()
 @_user_errors
 def evaluate(
@@ -207,6 +214,7 @@ def evaluate(
         "--cut",
         help="0: run the models without their distance cut (scenes without 'dist'); omit: the models' own cut",
     ),
+    calib: Path | None = typer.Option(None, "--calib", help="exported backends (all but torch): " + _CALIB_HELP),
 ):
     """Sum rate of WMMSE, the full MPGNN and the LR-MPGNN, and their ratios."""
     from tinyrrm import evaluate as ev
@@ -227,6 +235,7 @@ def evaluate(
         progress=not as_json,
         backend_options=opts,
         cut=cut is None,
+        calib=calib,
     )
     typer.echo(ev.to_json(rep) if as_json else ev.format_report(rep))
 
@@ -266,7 +275,7 @@ def history(
 @app.command()
 @_user_errors
 def reproduce(
-    train: Path = typer.Option(paths.TRAIN, "--train"),
+    train: Path = typer.Option(..., "--train", help="training scenes"),
     test: Path = typer.Option(paths.TEST, "--test"),
     val: Path | None = typer.Option(paths.VAL, "--val"),
     out: Path = typer.Option(paths.REPORTS, "--out"),
@@ -341,7 +350,7 @@ def reproduce(
 @_user_errors
 def svd_study(
     full: Path = typer.Option(paths.MPGNN, "--full", help="trained full MPGNN"),
-    train: Path = typer.Option(paths.TRAIN, "--train"),
+    train: Path = typer.Option(..., "--train", help="training scenes (of the fine-tune)"),
     val: Path | None = typer.Option(paths.VAL, "--val"),
     test: Path = typer.Option(paths.TEST, "--test"),
     out: Path = typer.Option(paths.REPORTS, "--out"),
@@ -372,18 +381,19 @@ def size(
     export: bool = typer.Option(
         True, "--export/--no-export", help="add the deployed int8 bytes and TFLM arena (exports if needed)"
     ),
+    calib: Path | None = typer.Option(None, "--calib", help="--export: " + _CALIB_HELP),
 ):
     """Parameters and bytes per layer of both models and the size ratios."""
     from tinyrrm.export.size import format_size, size_report
 
-    rep = size_report(mpgnn, lrmpgnn, export=export, progress=not as_json)
+    rep = size_report(mpgnn, lrmpgnn, export=export, progress=not as_json, calib=calib)
     typer.echo(json.dumps(rep, indent=2, sort_keys=True) if as_json else format_size(rep))
 
 
 @app.command()
 @_user_errors
 def bench(
-    train: Path = typer.Option(paths.TRAIN, "--train"),
+    train: Path = typer.Option(..., "--train", help="training scenes (and the export's calibration)"),
     test: Path = typer.Option(paths.TEST, "--test"),
     out: Path = typer.Option(paths.BENCH, "--out"),
     train_scenes: int = typer.Option(2000, "--train-scenes", help="scenes in the timed training epoch"),
@@ -466,16 +476,31 @@ def export_onnx(
 def export_model(
     checkpoint: Path = _CHECKPOINT,
     out: Path = typer.Option(None, "--out", help="export folder (default build/export/<checkpoint>)"),
-    calib: Path = typer.Option(paths.TRAIN, "--calib", help="calibration scenes (training scenes)"),
-    n_calib: int = typer.Option(200, "--n-calib", help="calibration scenes used (x steps = samples)"),
+    calib: Path | None = typer.Option(
+        None,
+        "--calib",
+        help="calibration scenes: the int8 quantization is calibrated on them (the model's training "
+        "scenes); recorded in export.json, used by every later use of the folder; omitted: the "
+        "calibration the folder already records",
+    ),
+    n_calib: int | None = typer.Option(
+        None,
+        "--n-calib",
+        help="calibration scenes used (x steps = samples) [default: the folder's count for its own "
+        "calibration file, else 200]",
+    ),
     opset: int = _OPSET,
+    force: bool = typer.Option(
+        False, "--force", help="replace an export folder that holds another checkpoint or other calibration"
+    ),
 ):
     """Everything of one checkpoint: model.onnx, model_int8.tflite, model_fp32.tflite,
     model_data.c/.h for the TFLM interpreter, export.json."""
     from tinyrrm.export import stage
 
-    stage.check_out_dir(out or stage.default_dir(checkpoint))
-    path = stage.export_model(checkpoint, out, calib, n_calib, opset)
+    folder = stage.check_out_dir(out or stage.default_dir(checkpoint))
+    calib, n_calib = stage.calibration_for(folder, checkpoint, calib, n_calib)
+    path = stage.export_model(checkpoint, folder, calib, n_calib, opset, replace=force)
     typer.echo(stage.summary(path))
 
 
@@ -514,7 +539,7 @@ def _print_generated(path: Path) -> None:
 def export_target(
     target: TargetName = typer.Option("cortex-m4", "--target"),
     lrmpgnn: Path = typer.Option(paths.LRMPGNN, "--lrmpgnn", help="the model to deploy"),
-    calib: Path = typer.Option(paths.TRAIN, "--calib", help="calibration scenes (training scenes)"),
+    calib: Path | None = typer.Option(None, "--calib", help=_CALIB_HELP),
     out: Path = typer.Option(None, "--out", help="output folder (default generated/<target>)"),
     prefix: str | None = _PREFIX,
 ):
@@ -532,9 +557,9 @@ def export_target(
 
     from tinyrrm.training.fileio import portable
 
-    command = (
+    command = (  # the calibration the export records: the one given, or the folder's own
         f"tinyrrm export target --target {target.value} --lrmpgnn {quote(portable(lrmpgnn))} "
-        f"--calib {quote(portable(calib))}"
+        f"--calib {quote(stage.recorded_calibration(exp)['path'])}"
     )
     if prefix is not None:
         command += f" --prefix {prefix}"
@@ -569,16 +594,44 @@ def firmware(
     )
 
 
+_MODEL = typer.Option(
+    None,
+    "--model",
+    help="a checkpoint or an export folder of your own (omit: the committed default deployment); "
+    "runs under build/hil/<target>/models/<its name>/",
+)
+_SCENES = typer.Option(None, "--scenes", help="--model: the scenes the HIL runs (the first --n of them)")
+
+
+def _hil_model(model: Path | None, scenes: Path | None, **model_only) -> None:
+    """--scenes (and ``model_only`` options given) need --model; --model needs --scenes."""
+    for name, value in {"scenes": scenes, **model_only}.items():
+        if model is None and value is not None:
+            raise UsageError(
+                f"--{name} goes with --model DIR (without it: the committed default deployment on data/test.npz)"
+            )
+    if model is not None and scenes is None:
+        raise UsageError(f"--model {model} needs --scenes F: the scenes its HIL runs (K and Nt of the model)")
+
+
 @app.command("hil-prepare")
 @_user_errors
 def hil_prepare(
     target: TargetName = typer.Option("cortex-m4", "--target"),
     n: int = typer.Option(4, "--n", help="test scenes the HIL runs"),
+    calib: Path | None = typer.Option(None, "--calib", help=_CALIB_HELP),
+    model: Path | None = _MODEL,
+    scenes: Path | None = _SCENES,
 ):
-    """Reference beamformers and the original MPGNN's C for the HIL suite -> build/hil/<target>/."""
-    from tinyrrm.prepare import prepare
+    """Reference beamformers and the original MPGNN's C for the HIL suite -> build/hil/<target>/;
+    with --model, the reference and the generated C of that model."""
+    from tinyrrm import prepare as pr
 
-    typer.echo(f"wrote {prepare(target.value, n=n)}")
+    _hil_model(model, scenes)
+    if model is None:
+        typer.echo(f"wrote {pr.prepare(target.value, n=n, calib=calib)}")
+    else:
+        typer.echo(f"wrote {pr.prepare_model(target.value, model, scenes, n=n, calib=calib)}")
 
 
 @app.command()
@@ -586,13 +639,25 @@ def hil_prepare(
 def hil(
     target: TargetName = typer.Option("cortex-m4", "--target"),
     port: str | None = typer.Option(None, "--port", help="a real board's serial port instead of QEMU"),
+    model: Path | None = _MODEL,
+    scenes: Path | None = _SCENES,
+    calib: Path | None = typer.Option(None, "--calib", help="--model, a checkpoint: " + _CALIB_HELP),
+    n: int | None = typer.Option(None, "--n", help="--model: scenes the HIL runs [default: 4]"),
 ):
     """Run the deployed firmware (QEMU or a board) and measure: bit-exactness, flash/RAM, instructions,
-    sum rate, the 60x ratios -> build/hil/<target>/hil.json and reports/hil/<target>.{json,md,png}."""
+    sum rate, the 60x ratios -> build/hil/<target>/hil.json and reports/hil/<target>.{json,md,png}.
+    With --model DIR --scenes F: that model's firmware and scenes (prepared here), measured into
+    build/hil/<target>/models/<name>/ (reports/ untouched)."""
     from tinyrrm.hil import session
 
-    res = session.run_hil(target.value, port=port)
-    path = session.save(res, target.value, publish=True)
+    _hil_model(model, scenes, calib=calib, n=n)
+    hil_dir = None
+    if model is not None:
+        from tinyrrm import prepare as pr
+
+        hil_dir = pr.prepare_model(target.value, model, scenes, n=n or 4, calib=calib, progress=False)
+    res = session.run_hil(target.value, port=port, hil_dir=hil_dir)
+    path = session.save(res, target.value, hil_dir, publish=model is None)
     typer.echo(json.dumps(session.summary(res), indent=2, sort_keys=True))
     typer.echo(f"wrote {path}")
 

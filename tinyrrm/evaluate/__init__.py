@@ -24,6 +24,7 @@ import torch
 from tinyrrm import paths
 from tinyrrm.errors import UsageError
 from tinyrrm.evaluate.backends import BACKENDS as exported
+from tinyrrm.export import stage
 from tinyrrm.training import checkpoint as ckpt
 from tinyrrm.training.fileio import atomic_write, check_out_file
 from tinyrrm.training.metrics import sum_rate
@@ -70,13 +71,16 @@ def evaluate(
     progress: bool = True,
     backend_options: dict | None = None,
     cut: bool = True,
+    calib=None,
 ) -> dict:
     """Sum rates of WMMSE, MPGNN and LR-MPGNN on ``scenes_path``.
 
     Writes ``out_path`` (npz: ``W_wmmse``, ``W_mpgnn_<backend>``,
     ``W_lrmpgnn_<backend>``, and ``W_mrt`` for reference, complex64 ``[N, K, Nt]``)
     atomically when given. ``cut`` False runs the models without their distance cut
-    (every link an edge); with it, scenes without ``dist`` are refused.
+    (every link an edge); with it, scenes without ``dist`` are refused. ``calib``: the
+    calibration scenes of the exported backends (None: the one each checkpoint's export
+    folder records); both models' exports are checked before any work.
     """
     if out_path is not None:
         check_out_file(out_path)
@@ -89,7 +93,11 @@ def evaluate(
         scenes = dataclasses.replace(scenes, dist=np.zeros((scenes.N, scenes.K, scenes.K), np.float32))
     for ck in (mpgnn_dir, lrmpgnn_dir):
         check_cut(scenes, _cut_of(ck), str(scenes_path))
-    opts = backend_options or {}
+    opts = dict(backend_options or {})
+    if backend in exported:
+        for ck in (mpgnn_dir, lrmpgnn_dir):  # no calibration to be had, or one that would replace another
+            stage.plan(ck, calib_path=calib)
+        opts["calib"] = calib
     run = (lambda ckpt_dir, sc: BACKENDS[backend](ckpt_dir, sc, **opts)) if opts else BACKENDS[backend]
     W = {
         f"W_mpgnn_{backend}": run(Path(mpgnn_dir), scenes),

@@ -2,12 +2,13 @@
 
 Each follows the contract of :mod:`tinyrrm.evaluate`::
 
-    backend(checkpoint_dir, scenes) -> V complex64 [N, K, Nt], ||v_k||^2 <= p_max
+    backend(checkpoint_dir, scenes, calib=None) -> V complex64 [N, K, Nt], ||v_k||^2 <= p_max
 
 and runs the float front end of :mod:`.frontend` around the exported graph,
-as a firmware would. The export folder comes from :func:`.stage.ensure`
-(exported on first use, reused while the checkpoint and calibration hashes
-match).
+as a firmware would. The export folder comes from :func:`.stage.ensure`:
+``calib`` (the calibration scenes) exports on first use; None reuses the
+calibration the checkpoint's export folder records (none there: one error
+naming ``--calib``); a folder of other calibration is never replaced.
 
 * ``onnx``        — ``model.onnx`` (all steps, fp32) under ONNX Runtime;
 * ``tflite``      — ``model_int8.tflite`` under TensorFlow Lite's interpreter;
@@ -44,11 +45,11 @@ def _model(checkpoint_dir: Path, scenes: Scenes) -> MPGNN:
     return model
 
 
-def _setup(checkpoint_dir: Path, scenes: Scenes):
+def _setup(checkpoint_dir: Path, scenes: Scenes, calib):
     """Model, unit-noise channels and edges padded to the export's K, export folder."""
     model = _model(checkpoint_dir, scenes)
     H, mask = pad_links(frontend.unit_noise(scenes), scenes.edge_mask(model.cfg.cut_m), model.cfg.K)
-    return model, H, mask, stage.ensure(checkpoint_dir)
+    return model, H, mask, stage.ensure(checkpoint_dir, calib_path=calib)
 
 
 def pad_links(H: np.ndarray, mask: np.ndarray, k_max: int):
@@ -77,8 +78,8 @@ def _per_scene(model: MPGNN, core, H, mask, scenes: Scenes, label: str) -> np.nd
     return (np.stack(V)[:, : scenes.K] * math.sqrt(scenes.p_max)).astype(np.complex64)
 
 
-def onnx_backend(checkpoint_dir: Path, scenes: Scenes, batch: int = 25) -> np.ndarray:
-    model, H, mask, out = _setup(checkpoint_dir, scenes)
+def onnx_backend(checkpoint_dir: Path, scenes: Scenes, calib=None, batch: int = 25) -> np.ndarray:
+    model, H, mask, out = _setup(checkpoint_dir, scenes, calib)
     ort = onnx_export.ORTModel((out / "model.onnx").read_bytes())
     fe = frontend.FrontEnd.of(model)
     nt = scenes.Nt
@@ -117,24 +118,24 @@ class TFLiteCore:
         return o
 
 
-def tflite_backend(checkpoint_dir: Path, scenes: Scenes) -> np.ndarray:
-    model, H, mask, out = _setup(checkpoint_dir, scenes)
+def tflite_backend(checkpoint_dir: Path, scenes: Scenes, calib=None) -> np.ndarray:
+    model, H, mask, out = _setup(checkpoint_dir, scenes, calib)
     return _per_scene(model, TFLiteCore((out / "model_int8.tflite").read_bytes()), H, mask, scenes, "tflite int8")
 
 
-def tflite_fp32_backend(checkpoint_dir: Path, scenes: Scenes) -> np.ndarray:
-    model, H, mask, out = _setup(checkpoint_dir, scenes)
+def tflite_fp32_backend(checkpoint_dir: Path, scenes: Scenes, calib=None) -> np.ndarray:
+    model, H, mask, out = _setup(checkpoint_dir, scenes, calib)
     return _per_scene(model, TFLiteCore((out / "model_fp32.tflite").read_bytes()), H, mask, scenes, "tflite fp32")
 
 
-def tflm_backend(checkpoint_dir: Path, scenes: Scenes) -> np.ndarray:
-    model, H, mask, out = _setup(checkpoint_dir, scenes)
+def tflm_backend(checkpoint_dir: Path, scenes: Scenes, calib=None) -> np.ndarray:
+    model, H, mask, out = _setup(checkpoint_dir, scenes, calib)
     return _per_scene(model, tflm.TFLMCore((out / "model_int8.tflite").read_bytes()), H, mask, scenes, "tflm")
 
 
-def c_backend(checkpoint_dir: Path, scenes: Scenes) -> np.ndarray:
+def c_backend(checkpoint_dir: Path, scenes: Scenes, calib=None) -> np.ndarray:
     model = _model(checkpoint_dir, scenes)
-    out = stage.ensure(checkpoint_dir)
+    out = stage.ensure(checkpoint_dir, calib_path=calib)
     mask = scenes.edge_mask(model.cfg.cut_m)  # the C runs K < K_MAX natively: no padding
     H = frontend.unit_noise(scenes)
     gen = codegen.generate(out, "host", C_BUILD / out.name)
@@ -149,7 +150,7 @@ def c_backend(checkpoint_dir: Path, scenes: Scenes) -> np.ndarray:
 C_BUILD = paths.BUILD_C
 
 
-def firmware_for(checkpoint_dir: Path, target: str) -> tuple[Path, str]:
+def firmware_for(checkpoint_dir: Path, target: str, calib=None) -> tuple[Path, str]:
     """Generated C and firmware of a checkpoint for ``target`` -> (elf, generated folder).
 
     The committed ``generated/<target>`` is used when it holds this
@@ -158,7 +159,7 @@ def firmware_for(checkpoint_dir: Path, target: str) -> tuple[Path, str]:
     virtual flash (the QEMU machine's whole code memory), so the original's
     whole-firmware flash can be measured too.
     """
-    out = stage.ensure(checkpoint_dir)
+    out = stage.ensure(checkpoint_dir, calib_path=calib)
     sha = stage.read_manifest(out)["files"]["model_int8.tflite"]["sha256"]
     committed = paths.GENERATED / target
     rep = committed / "report.json"
@@ -183,12 +184,12 @@ def expected_hello(gen_dir: Path) -> dict[str, str]:
 
 
 def qemu_backend(
-    checkpoint_dir: Path, scenes: Scenes, target: str = "cortex-m4", port: str | None = None
+    checkpoint_dir: Path, scenes: Scenes, calib=None, target: str = "cortex-m4", port: str | None = None
 ) -> np.ndarray:
     """The firmware under QEMU, or with ``port`` on a board, which must run this model's
     firmware (a HELLO that differs is an error naming the fields)."""
     model = _model(checkpoint_dir, scenes)
-    elf, gen = firmware_for(checkpoint_dir, target)
+    elf, gen = firmware_for(checkpoint_dir, target, calib)
     if port:
         with open_target(target, port=port) as client:
             check_hello(client.hello(), expected_hello(gen), f"the board on {port}", model.cfg.name)

@@ -12,7 +12,13 @@ one on a board, ``port=``), and returns::
     bit_exact          test vectors equal / total
 
 The deployment's facts (C prefix, weights symbol, edge cut, ranks) come from
-the generated folder's ``report.json``, not from this code. :func:`save`
+the generated folder's ``report.json``, not from this code.
+
+A reference folder of ``tinyrrm hil-prepare --model DIR`` (``role`` "model" in its
+``reference.json``) names its own generated folder (``gen``) and has no original
+to compare with: the run then measures that model (bit-exactness, flash/RAM,
+instructions, sum rate against WMMSE, its fp32 checkpoint and the host C), builds
+under the reference folder, and has no size or flash ratio. :func:`save`
 writes the full run to ``build/hil/<target>/hil.json`` and the report
 (:func:`summary` as ``<target>.json``, :func:`markdown` as ``<target>.md``, the
 figure as ``<target>.png``) beside it; only ``publish`` (``make hil``,
@@ -64,12 +70,19 @@ def run_hil(
 ) -> dict:
     t = T.get(target)
     ref, W, hdir = load_reference(target, hil_dir)
-    gen = gen_dir_for(target)
+    role = ref.get("role", "lrmpgnn")  # the deployed model's name in the reference beams
+    gen = Path(ref["gen"]) if "gen" in ref else gen_dir_for(target)
+    fw = hdir / "fw" if "gen" in ref else paths.BUILD_FW / target  # a model of your own builds beside its reference
     report = read_report(gen)
     model = report["model"]
-    out_dir = paths.BUILD_FW / target / (tag or "deployed")
-    elf = build_firmware(target, gen, out_dir, model["prefix"], extra_cflags)
     scenes = load_scenes(hdir / "scenes.npz")
+    if scenes.Nt != model["Nt"] or scenes.K > model["K_MAX"]:  # one line, before any build
+        raise HILError(
+            f"{hdir}/scenes.npz have K={scenes.K}, Nt={scenes.Nt}; the firmware of {gen} serves "
+            f"K <= {model['K_MAX']}, Nt={model['Nt']} (prepare again: tinyrrm hil-prepare)"
+        )
+    out_dir = fw / (tag or "deployed")
+    elf = build_firmware(target, gen, out_dir, model["prefix"], extra_cflags)
     with open_target(target, elf, port) as client:
         res = measure(client, elf, (model["weights_symbol"],))
         V, ticks = infer_scenes(client, scenes, model["cut_m"], progress=progress)
@@ -82,7 +95,7 @@ def run_hil(
         raise HILError(f"{elf}: no {model['weights_symbol']} symbol: not the deployed model's firmware")
     macs = [macs_per_inference(report, int(m.sum()), scenes.K) for m in scenes.edge_mask(model["cut_m"])]
     rate = {k[2:]: float(sum_rate(scenes.H, v, scenes.noise_var, scenes.weights).mean()) for k, v in W.items()}
-    rate["lrmpgnn_target"] = float(sum_rate(scenes.H, V, scenes.noise_var, scenes.weights).mean())
+    target_rate = rate[f"{role}_target"] = float(sum_rate(scenes.H, V, scenes.noise_var, scenes.weights).mean())
     res.update(
         {
             "target": target,
@@ -106,26 +119,31 @@ def run_hil(
             f"{unit}_per_inference_each": per_scene,
             "macs_per_inference": float(np.mean(macs)),
             f"{unit}_per_mac": float(np.mean(per_scene) / np.mean(macs)),
+            "generated": str(gen),
+            **({"model_dir": ref["model"]["path"]} if role == "model" else {}),
             "sum_rate": rate,
-            "sum_rate_ratio": rate["lrmpgnn_target"] / rate["mpgnn_torch"],
             "sum_rate_ratio_vs": {
-                "wmmse": rate["lrmpgnn_target"] / rate["wmmse"],
-                "lrmpgnn_fp32": rate["lrmpgnn_target"] / rate["lrmpgnn_torch"],
-                "host_c": rate["lrmpgnn_target"] / rate["lrmpgnn_c"],
+                "wmmse": target_rate / rate["wmmse"],
+                **({f"{role}_fp32": target_rate / rate[f"{role}_torch"]} if f"{role}_torch" in rate else {}),
+                "host_c": target_rate / rate[f"{role}_c"],
             },
-            "max_abs_diff_vs_host_c": float(np.abs(V - W["W_lrmpgnn_c"]).max()),
+            "max_abs_diff_vs_host_c": float(np.abs(V - W[f"W_{role}_c"]).max()),
             # measured: the weights the ELF holds in flash (int8 weights, int32 biases, per-channel
             # requantization); `tinyrrm size` adds 96 B of ADD/MUL constants that model.c keeps in code
             "model_bytes_in_flash": weights["size"],
-            "model_size_ratio": ref["mpgnn"]["bytes_fp32"] / weights["size"],
             "n_scenes": scenes.N,
         }
     )
+    if "mpgnn" in ref:  # the default deployment: against the original full MPGNN
+        res["sum_rate_ratio"] = target_rate / rate["mpgnn_torch"]
+        res["model_size_ratio"] = ref["mpgnn"]["bytes_fp32"] / weights["size"]
     res["bit_exact_fraction"] = res["bit_exact"]["equal"] / res["bit_exact"]["total"]
     if t.dsp and not port:  # the same scenes through the portable C path, for the DSP speed-up
-        ins = path_instructions(target, gen, paths.BUILD_FW / target / "portable", scenes, "-DTR_NO_DSP=1")
+        ins = path_instructions(target, gen, fw / "portable", scenes, "-DTR_NO_DSP=1")
         res["portable"] = {"instructions_per_inference": ins, "instructions_per_mac": ins / np.mean(macs)}
         res["portable_over_dsp"] = ins / res["instructions_per_inference"]
+    if "mpgnn" not in ref:
+        return res
     # the original full MPGNN, same core, large virtual flash: whole-firmware flash ratio
     orig = build_firmware(
         target, hdir / "gen_mpgnn", paths.BUILD_FW / target / "original", None, extra_cflags, big_flash=True
@@ -159,7 +177,8 @@ def report_files(res: dict, target: str) -> dict[str, bytes]:
     brief = {"target": target, **summary(res)}
     files = {f"{target}.json": (json.dumps(brief, indent=2, sort_keys=True) + "\n").encode()}
     try:
-        files[f"{target}.png"] = plots.hil_png(res)
+        if "model_size_ratio" in res:  # the figure sets the size ratios beside the paper's
+            files[f"{target}.png"] = plots.hil_png(res)
     except ImportError:  # the lean image may lack matplotlib: figures are the full environment's job
         pass
     files[f"{target}.md"] = markdown(brief, png=f"{target}.png" if f"{target}.png" in files else None).encode()
@@ -170,6 +189,7 @@ def summary(res: dict) -> dict:
     """The keys of ``reports/hil/<target>.json`` (the full run stays in build/hil)."""
     keys = (
         "model",
+        "model_dir",
         "firmware_elf",
         "flash_bytes",
         "ram_bytes",
@@ -200,6 +220,10 @@ def summary(res: dict) -> dict:
     return out
 
 
+#: a model of your own's sum-rate ratios, for people
+_VS = {"wmmse": "WMMSE", "model_fp32": "fp32 checkpoint", "host_c": "host C"}
+
+
 def markdown(brief: dict, png: str | None = None) -> str:
     """``reports/hil/<target>.md``: the :func:`summary` of a run (``brief``), for people."""
     h = brief
@@ -210,7 +234,8 @@ def markdown(brief: dict, png: str | None = None) -> str:
     lines = [
         f"# {m.get('name', 'the deployed model')} on {h['target']}: measured",
         "",
-        f"On target ({where}; `tinyrrm hil --target {h['target']}`), {h['board']}:",
+        f"On target ({where}; `tinyrrm hil --target {h['target']}"
+        f"{' --model ' + h['model_dir'] if 'model_dir' in h else ''}`), {h['board']}:",
         "",
         "| figure | value |",
         "| --- | ---: |",
@@ -229,9 +254,15 @@ def markdown(brief: dict, png: str | None = None) -> str:
             if "portable" in h
             else []
         ),
-        f"| model size ratio (fp32 original / deployed int8) | {h['model_size_ratio']:.1f}× |",
-        f"| flash ratio (original firmware {orig.get('flash_bytes', 0):,} B / deployed) | "
-        f"{h.get('flash_ratio', float('nan')):.1f}× |",
+        *(
+            [
+                f"| model size ratio (fp32 original / deployed int8) | {h['model_size_ratio']:.1f}× |",
+                f"| flash ratio (original firmware {orig.get('flash_bytes', 0):,} B / deployed) | "
+                f"{h.get('flash_ratio', float('nan')):.1f}× |",
+            ]
+            if "model_size_ratio" in h
+            else []
+        ),
         *(
             [
                 f"| original firmware's own test vectors bit-exact | {orig['bit_exact']['equal']} / "
@@ -240,9 +271,19 @@ def markdown(brief: dict, png: str | None = None) -> str:
             if "bit_exact" in orig
             else []
         ),
-        f"| sum rate, int8 on target / fp32 original MPGNN ({h['n_scenes']} scenes) | {h['sum_rate_ratio']:.4f} |",
-        f"| … / WMMSE, / fp32 LR-MPGNN, / host C | {h['sum_rate_ratio_vs']['wmmse']:.4f}, "
-        f"{h['sum_rate_ratio_vs']['lrmpgnn_fp32']:.4f}, {h['sum_rate_ratio_vs']['host_c']:.6f} |",
+        *(
+            [
+                f"| sum rate, int8 on target / fp32 original MPGNN ({h['n_scenes']} scenes) | "
+                f"{h['sum_rate_ratio']:.4f} |",
+                f"| … / WMMSE, / fp32 LR-MPGNN, / host C | {h['sum_rate_ratio_vs']['wmmse']:.4f}, "
+                f"{h['sum_rate_ratio_vs']['lrmpgnn_fp32']:.4f}, {h['sum_rate_ratio_vs']['host_c']:.6f} |",
+            ]
+            if "sum_rate_ratio" in h
+            else [
+                f"| sum rate, int8 on target / {' / '.join(_VS[k] for k in h['sum_rate_ratio_vs'])} "
+                f"({h['n_scenes']} scenes) | {', '.join(f'{v:.4f}' for v in h['sum_rate_ratio_vs'].values())} |"
+            ]
+        ),
         "",
     ]
     if png:
