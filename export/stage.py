@@ -187,6 +187,10 @@ def export_model(
     """Export one checkpoint (see the module docstring); returns the folder."""
     out = check_out_dir(Path(out_dir) if out_dir is not None else default_dir(ckpt_dir))
     model, doc = ckpt.load(ckpt_dir)
+    if model.cfg.top_m is not None:  # the generated report and the HIL build the graph from cut_m alone
+        raise UsageError(
+            f"{ckpt_dir}: a top-{model.cfg.top_m} interferer graph does not export yet (only a distance cut)"
+        )
     if not Path(calib_path).is_file():
         raise FileNotFoundError(f"calibration scenes {calib_path} not found (make data writes data/train.npz)")
     # the canonical command, whatever triggered the export: same inputs, same bytes

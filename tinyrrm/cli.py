@@ -137,6 +137,9 @@ def train(
         "--cut",
         help="drop links longer than this many metres (0: keep all; a cut needs 'dist' in the scene files)",
     ),
+    top_m: int | None = typer.Option(
+        None, "--top-m", help="keep only each receiver's M strongest interferers as edges (with the cut, if any)"
+    ),
     resume: bool = typer.Option(True, "--resume/--no-resume"),
     compand: bool = typer.Option(True, "--compand/--no-compand", help="log-companded channel features"),
     residual: bool = typer.Option(True, "--residual/--no-residual", help="update net predicts a correction"),
@@ -183,6 +186,7 @@ def train(
         a1=a1,
         a2=a2,
         cut_m=cut or None,
+        top_m=top_m,
         compand=compand,
         residual=residual,
         scale_agg=scale_agg,
