@@ -52,6 +52,10 @@ ARCHS: dict[str, tuple[int, int, int]] = {
     "shen": (64, 64, 32),
     "paper": (16, 3072, 576),
     "tiny": (8, 16, 8),
+    # between them, for the deployment front: ``small`` between tiny and shen, ``mid`` between
+    # shen and paper (paper's narrow msg1, a message 4x shen's, an update 2x shen's)
+    "small": (16, 32, 16),
+    "mid": (16, 256, 64),
 }
 
 LAYERS = ("msg1", "msg2", "upd1", "upd2")
