@@ -57,7 +57,8 @@ JOBS_FILE = "front_jobs.json"
 
 @dataclass(frozen=True)
 class Learned:
-    """The learned start of a design: what is trained (one seed) and on which graph."""
+    """The learned start of a design: what is trained (one seed) and on which graph, or a
+    trained ``checkpoint`` as it is (then the other fields are not used)."""
 
     arch: str = "tiny"
     a1: int | None = None
@@ -70,9 +71,12 @@ class Learned:
     lr: float = 1e-3
     lr_final: float | None = 1e-5
     seed: int = 0
+    checkpoint: str | None = None
 
     @property
     def name(self) -> str:
+        if self.checkpoint is not None:
+            return "checkpoint_" + Path(self.checkpoint).name
         ranks = "" if self.a1 is None else f"_a1-{self.a1}_a2-{self.a2}"
         graph = ("_cut" + format(self.cut_m, "g") if self.cut_m else "") + (f"_top{self.top_m}" if self.top_m else "")
         return f"{self.arch}{ranks}_s{self.steps}{graph}_e{self.epochs}_seed{self.seed}"
@@ -118,15 +122,27 @@ def _result_path(job: FrontJob) -> Path:
     return Path(job.out) / "front" / job.name / "result.json"
 
 
+def _matches(record: dict, key: dict) -> bool:
+    """A record's job is ``key``; a learned start's fields added since it was written take
+    their defaults."""
+    stored = record.get("job")
+    if not isinstance(stored, dict):
+        return False
+    if isinstance(stored.get("learned"), dict):
+        defaults = {f.name: f.default for f in dataclasses.fields(Learned)}
+        stored = {**stored, "learned": {**defaults, **stored["learned"]}}
+    return stored == key
+
+
 def finished(job: FrontJob, records: list[dict] = ()) -> dict | None:
     """The stored result of ``job`` (its ``result.json``, or a matching record), else None."""
     key = job.record_key()
     path = _result_path(job)
     if path.is_file():
         done = json.loads(path.read_text())
-        if done.get("job") == key:
+        if _matches(done, key):
             return done
-    return next((r for r in records if r.get("job") == key), None)
+    return next((r for r in records if _matches(r, key)), None)
 
 
 def start_beams(model, scenes: Scenes) -> np.ndarray:
@@ -186,14 +202,18 @@ def run_front_job(job: FrontJob, progress: bool = False) -> dict:
         V0 = None
         if job.learned is not None:
             L = job.learned
-            head = load_scenes(job.train)
-            tcfg = TrainConfig(epochs=L.epochs, batch=L.batch, lr=L.lr, lr_final=L.lr_final, seed=L.seed)
-            folder = _result_path(job).parent / "checkpoint"
-            ck = run_train(job.train, folder, L.config(head.K, head.Nt), tcfg, val_path=job.val, progress=progress)
+            if L.checkpoint is None:
+                head = load_scenes(job.train)
+                tcfg = TrainConfig(epochs=L.epochs, batch=L.batch, lr=L.lr, lr_final=L.lr_final, seed=L.seed)
+                folder = Path(job.out) / "front" / "models" / L.name  # shared by every job of this start
+                ck = run_train(job.train, folder, L.config(head.K, head.Nt), tcfg, val_path=job.val, progress=progress)
+            else:
+                ck = L.checkpoint
             model, _ = load_ckpt(ck)
             V0 = start_beams(model, test)
             pe, pn = costs.macs(model.cfg)
             res.update(
+                model=model.cfg.to_dict(),
                 edges=float(model.cfg.graph(test).sum(axis=(1, 2)).mean()),
                 macs_per_edge=pe,
                 macs_per_node=pn,
@@ -222,11 +242,13 @@ class Space:
     ranks: tuple[tuple[int, int] | None, ...] = (None, (4, 16))  # (a1, a2) or None (full)
     steps: tuple[int, ...] = (1, 2, 3)
     graphs: tuple[tuple[float | None, int | None], ...] = ((500.0, None), (None, 16), (None, 4))  # (cut_m, top_m)
-    sets: tuple[int | None, ...] = (None, 24, 16, 8)  # WMMSE interferer sets after a start
+    sets: tuple[int | None, ...] = (None, 32, 24, 16, 8)  # WMMSE interferer sets from MRT
+    hybrid_sets: tuple[int | None, ...] = (None, 24, 16, 8)  # ... after a learned start
     iters: int = 30  # WMMSE iterations measured after a start (every k up to this)
     hybrid_iters: int = 5  # ... after a learned start
     epochs: int = 30
     seeds: int = 1
+    checkpoints: tuple[str, ...] = ()  # trained models measured as they are (no training)
 
     def __post_init__(self):
         bad = [a for a in self.archs if a not in ARCHS]
@@ -263,13 +285,16 @@ def plan(space: Space, out) -> list[FrontJob]:
         for seed in range(s.seeds)
     ]
     head = load_scenes(s.train)
+    learned += [Learned(checkpoint=str(c)) for c in s.checkpoints]
 
     def dearness(L: Learned) -> float:
+        if L.checkpoint is not None:
+            return math.inf  # after the trained ones: a checkpoint may be of any size
         edges = head.K * (head.K - 1) if L.top_m is None else head.K * min(L.top_m, head.K - 1)
         return costs.learned_macs(L.config(head.K, head.Nt), edges)
 
     for L in sorted(learned, key=lambda L: (dearness(L), L.name)):
-        jobs.append(FrontJob(L, tuple(s.sets), s.hybrid_iters, **base))
+        jobs.append(FrontJob(L, tuple(s.hybrid_sets), s.hybrid_iters, **base))
     return jobs
 
 
@@ -301,6 +326,8 @@ def points(records: list[dict], model: costs.CostModel) -> list[dict]:
             continue
         L = r["job"]["learned"]
         cfg = None if L is None else Learned(**L).config(K, nt)
+        if L is not None and L.get("checkpoint"):
+            cfg = ModelConfig.from_dict(r["model"])
         for set_key, rates in sorted(r["rates"].items()):
             m = None if set_key == "dense" else int(set_key.split("-")[1])
             for k, rate in enumerate(rates):
@@ -394,11 +421,20 @@ def _fmt_instr(x: float) -> str:
 
 
 def markdown(rep: dict) -> str:
+    sp = rep["meta"].get("space", {})
     lines = [
         f"# Deployment front ({rep['cost_model']['core']})",
         "",
         "Sum rate on the test scenes as a ratio to WMMSE-100, against instructions per decision "
-        "estimated by the cost model (fitted to the QEMU measurements below; an estimate, not a measurement).",
+        "estimated by the cost model (fitted to the QEMU measurements below; an estimate, not a measurement). "
+        "MRT is priced as the WMMSE bench's iters = 0 run (MRT and one gain sweep).",
+        "",
+        f"Jobs: {rep['meta'].get('jobs_finished')} of {rep['meta'].get('jobs_planned')} finished. "
+        + ", ".join(
+            f"{k}: {sp[k]}"
+            for k in ("archs", "ranks", "steps", "graphs", "sets", "hybrid_sets", "epochs", "checkpoints")
+            if k in sp
+        ),
         "",
         "## Pareto front",
         "",
@@ -527,7 +563,7 @@ def run_front(
     model = costs.fit(core)  # before anything trains: a missing measurement shows at once
     jobs = plan(space, cells)
     records = load_records(out / JOBS_FILE)
-    meta = {"train": str(space.train), "test": str(space.test), "jobs_planned": len(jobs), "core": core}
+    meta = {"space": json.loads(json.dumps(dataclasses.asdict(space))), "jobs_planned": len(jobs), "core": core}
     written: list[Path] = []
 
     def report(results: list[dict]) -> None:

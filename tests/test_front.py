@@ -11,7 +11,6 @@ import pytest
 from tinyrrm import paths
 from tinyrrm.experiments import cost, front
 from tinyrrm.training import checkpoint as ckpt
-from tinyrrm.training import scenes as sc
 from tinyrrm.training.models import ModelConfig
 
 from .test_cli import one_error, run
@@ -72,23 +71,21 @@ def test_pareto_and_targets():
     assert t["yardstick_met"] and not t["stretch"]["met"] and t["stretch"]["best_ratio"] == 0.96
 
 
-def test_a_small_front_runs_resumes_and_reports(tmp_path, monkeypatch):
-    d = tmp_path / "data"
-    files = {
-        nm: sc.save(sc.generate(n, 5, 2, seed), d / f"{nm}.npz") for nm, n, seed in (("train", 24, 1), ("test", 8, 2))
-    }
+def test_a_small_front_runs_resumes_and_reports(tiny_data, tiny_ckpts, tmp_path, monkeypatch):
     space = front.Space(
-        train=str(files["train"]),
-        test=str(files["test"]),
+        train=str(tiny_data["train"]),
+        test=str(tiny_data["test"]),
         val=None,
         archs=("tiny",),
         ranks=(None,),
         steps=(1,),
         graphs=((None, 2),),
         sets=(None, 2),
+        hybrid_sets=(None, 2),
         iters=3,
         hybrid_iters=2,
         epochs=1,
+        checkpoints=(str(tiny_ckpts["full"]),),
     )
     out = tmp_path / "rep"
     written = front.run_front(space, out, cells_dir=tmp_path / "cells", workers=1, progress=False)
@@ -97,6 +94,7 @@ def test_a_small_front_runs_resumes_and_reports(tmp_path, monkeypatch):
     designs = {p["design"] for p in rep["points"]}
     assert {"MRT", "WMMSE-3 dense", "WMMSE-1 top-2", "tiny_s1_top2_e1_seed0"} <= designs
     assert "tiny_s1_top2_e1_seed0 + WMMSE-2 top-2" in designs
+    assert {"checkpoint_full", "checkpoint_full + WMMSE-1 dense"} <= designs
     assert any(p["on_front"] for p in rep["points"]) and all(0 < p["ratio"] < 1.05 for p in rep["points"])
     assert (out / "front.png").read_bytes()[:4] == b"\x89PNG"
     # a fresh run from the committed records alone (no cells) trains and measures nothing
@@ -116,3 +114,14 @@ def test_front_cli_refuses_bad_graphs_and_sets(tmp_path):
     one_error(run("front", "--out", tmp_path, "--graphs", "near"), "--graphs")
     one_error(run("front", "--out", tmp_path, "--sets", "dense,-2"), "--sets")
     one_error(run("front", "--out", tmp_path, "--archs", "huge"), "huge")
+
+
+def test_train_top_m_reaches_the_checkpoint(tiny_data, tmp_path):
+    r = run(
+        "train", "--scenes", tiny_data["train"], "--out", tmp_path / "ck", "--arch", "tiny", "--top-m", 2, "--epochs", 1
+    )
+    assert r.exit_code == 0, r.output
+    model, doc = ckpt.load(tmp_path / "ck")
+    assert doc["model"]["top_m"] == 2 and model.cfg.top_m == 2 and model.cfg.cut_m == 500.0
+    one_error(run("train", "--scenes", tiny_data["train"], "--out", tmp_path / "c2", "--top-m", 0), "top_m")
+    assert not (tmp_path / "c2").exists()

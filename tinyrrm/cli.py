@@ -391,12 +391,18 @@ def front(
     ranks: str = typer.Option("full,4:16", "--ranks", help="'full' and/or a1:a2 pairs"),
     steps: str = typer.Option("1,2,3", "--steps", help="message-passing steps"),
     graphs: str = typer.Option("cut500,top16,top4", "--graphs", help="learned graphs: cutD, topM, cutD+topM, all"),
-    sets: str = typer.Option("dense,24,16,8", "--sets", help="WMMSE interferer sets: dense and/or top-m counts"),
+    sets: str = typer.Option(
+        "dense,32,24,16,8", "--sets", help="WMMSE interferer sets from MRT: dense and/or top-m counts"
+    ),
+    hybrid_sets: str = typer.Option(
+        "dense,24,16,8", "--hybrid-sets", help="WMMSE interferer sets after a learned start"
+    ),
     iters: int = typer.Option(30, "--iters", help="WMMSE iterations measured from MRT"),
     hybrid_iters: int = typer.Option(5, "--hybrid-iters", help="WMMSE iterations measured after a learned start"),
     epochs: int = typer.Option(30, "--epochs"),
     seeds: int = typer.Option(1, "--seeds"),
     no_learned: bool = typer.Option(False, "--no-learned", help="classical WMMSE only (no training)"),
+    checkpoint: list[Path] = typer.Option([], "--checkpoint", help="a trained model measured as it is (repeatable)"),
 ):
     """The deployment front: rate / WMMSE-100 against estimated instructions on cortex-m4 for
     WMMSE-k (dense and top-m), learned starts and hybrids -> reports/front.*; finished jobs are
@@ -423,10 +429,12 @@ def front(
         steps=_int_list(steps, "steps"),
         graphs=_graphs(graphs),
         sets=_opt_int_list(sets, "sets"),
+        hybrid_sets=_opt_int_list(hybrid_sets, "hybrid-sets"),
         iters=iters,
         hybrid_iters=hybrid_iters,
         epochs=epochs,
         seeds=seeds,
+        checkpoints=tuple(str(c) for c in checkpoint),
     )
     for p in fr.run_front(space, out, cells_dir=cells_dir, workers=jobs, ray_address=ray):
         typer.echo(f"wrote {p}")
