@@ -163,20 +163,14 @@ def curves(scenes: Scenes, V0: np.ndarray | None, sets, iters: int) -> dict[str,
     """Mean sum rate after ``0..iters`` WMMSE iterations from ``V0`` (None: MRT), per set."""
     out = {}
     for m in sets:
-        _, hist = wmmse(
-            scenes.H,
-            scenes.p_max,
-            scenes.noise_var,
-            scenes.weights,
-            max_iter=iters,
-            tol=0.0,
-            progress=False,
-            return_history=True,
-            init=V0,
-            top_m=m,
-        )
+        hist = _history(scenes, max_iter=iters, tol=0.0, init=V0, top_m=m)
         out[set_name(m)] = [float(v) for v in hist.mean(axis=0)[: iters + 1]]
     return out
+
+
+def _history(scenes: Scenes, **kw) -> np.ndarray:
+    """WMMSE's per-scene rate history ``[N, T + 1]`` on ``scenes`` (``kw``: :func:`wmmse`'s options)."""
+    return wmmse(scenes.H, scenes.p_max, scenes.noise_var, scenes.weights, progress=False, return_history=True, **kw)[1]
 
 
 def run_front_job(job: FrontJob, progress: bool = False) -> dict:
@@ -188,15 +182,7 @@ def run_front_job(job: FrontJob, progress: bool = False) -> dict:
     test = load_scenes(job.test)
     res = {"job": job.record_key(), "name": job.name, "K": test.K, "Nt": test.Nt, "n_test": test.N}
     if job.reference:
-        _, hist = wmmse(
-            test.H,
-            test.p_max,
-            test.noise_var,
-            test.weights,
-            max_iter=REFERENCE_ITERS,
-            progress=False,
-            return_history=True,
-        )
+        hist = _history(test, max_iter=REFERENCE_ITERS)
         res.update(reference_rate=float(hist[:, -1].mean()), mrt_rate=float(hist[:, 0].mean()))
     else:
         V0 = None
