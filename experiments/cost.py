@@ -16,6 +16,9 @@ committed measurements under QEMU:
       iteration = c_pair * K * L + c_user * K      (pair loops, then each user's solve)
       select    = SELECT_INSTRUCTIONS * K * (K - 1)   (top-m only: ranking every link)
 
+  A learned start on a top-m graph pays the same ranking (once per decision, shared with
+  a top-m WMMSE that follows it).
+
   ``b_pair`` is the WMMSE bench's ``iters = 0`` run per pair, ``c_pair`` the
   least-squares slope of its other runs through that point, per ``Nt``; ``c_user`` is the per-user solve's flop count
   stated in ``wmmse_f32.h`` (NT = 2) times the bench's instructions per flop: at
@@ -101,18 +104,25 @@ class CostModel:
     wmmse: dict  # Nt -> WmmseFit
 
     def learned(self, cfg: ModelConfig, edges: float) -> float:
-        return self.c_mac * learned_macs(cfg, edges)
+        """A learned decision on a graph of ``edges`` edges, with its top-m selection if it has one."""
+        return self.c_mac * learned_macs(cfg, edges) + self.select(cfg.K, cfg.top_m)
+
+    @staticmethod
+    def select(K: int, top_m: int | None) -> float:
+        """Ranking every receiver's interferers for a top-m set (0 without one)."""
+        return 0.0 if top_m is None or top_m >= K - 1 else SELECT_INSTRUCTIONS * K * (K - 1)
 
     def wmmse_cost(self, K: int, nt: int, iters: int, top_m: int | None = None) -> float:
         """Instructions of ``iters`` WMMSE iterations from MRT (dense, or on the top-m set)."""
         f = self._fit(nt)
         links = K if top_m is None or top_m >= K - 1 else top_m + 1
-        select = 0.0 if links == K else SELECT_INSTRUCTIONS * K * (K - 1)
-        return f.b_pair * K * links + select + iters * (f.c_pair * K * links + f.c_user * K)
+        return f.b_pair * K * links + self.select(K, top_m) + iters * (f.c_pair * K * links + f.c_user * K)
 
     def hybrid(self, cfg: ModelConfig, edges: float, iters: int, top_m: int | None = None) -> float:
-        """A learned start, then ``iters`` WMMSE iterations (the learned beams replace MRT)."""
-        return self.learned(cfg, edges) + self.wmmse_cost(cfg.K, cfg.Nt, iters, top_m)
+        """A learned start, then ``iters`` WMMSE iterations (the learned beams replace MRT); one
+        ranking serves both top-m sets."""
+        shared = min(self.select(cfg.K, cfg.top_m), self.select(cfg.K, top_m))
+        return self.learned(cfg, edges) + self.wmmse_cost(cfg.K, cfg.Nt, iters, top_m) - shared
 
     def _fit(self, nt: int) -> WmmseFit:
         if nt not in self.wmmse:
