@@ -17,7 +17,7 @@ TEST    := $(DATA)/test.npz
 VAL     := $(DATA)/val.npz
 
 .PHONY: help setup provision lint format check test export firmware hil hil-prepare hil-docker flash train-default ablation \
-        deploy-probe reproduce bench docs data wheel clean
+        deploy-probe reproduce front bench docs data wheel clean
 help:
 	@echo "make export TARGET=cortex-m4   main job on the committed default models"
 	@echo "make test                      lint, then all tests (HIL included)"
@@ -33,6 +33,7 @@ help:
 	@echo "make ablation                  what each training choice is worth -> reports/ablation.txt"
 	@echo "make deploy-probe              which LR-MPGNN to deploy -> reports/deploy_probe.txt"
 	@echo "make reproduce                 the paper's rank grid -> reports/paper_grid.*"
+	@echo "make front                     the deployment front (rate against instructions) -> reports/front.*"
 	@echo "make bench                     throughput and training speed -> reports/bench.json"
 	@echo "make wheel                     the installable package with its shipped data -> dist/"
 	@echo "make docs                      render the figures of README.md and docs/ from reports/"
@@ -165,6 +166,10 @@ CARRY ?= reports/grid_carried/paper_grid.json
 reproduce: data
 	$(TINYRRM) reproduce --train $(TRAIN) --test $(TEST) --val $(VAL) --jobs $(JOBS) --out reports \
 	    $(if $(CARRY),--carry $(CARRY))
+
+# The deployment front: WMMSE-k (dense, top-m), learned starts and hybrids -> reports/front.*
+front: data
+	$(TINYRRM) front --train $(TRAIN) --test $(TEST) --val $(VAL) --jobs $(JOBS) --out reports
 
 bench: data
 	$(TINYRRM) bench --train $(TRAIN) --test $(TEST) --out reports/bench.json

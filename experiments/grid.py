@@ -207,21 +207,27 @@ def load_records(path) -> list[dict]:
 
 
 def run_jobs(
-    jobs: list[CellJob],
+    jobs: list,
     workers: int = 2,
     ray_address: str | None = None,
     progress: bool = True,
     on_result=None,
     records: list[dict] = (),
+    run=run_cell,
+    done=finished,
 ) -> list[dict]:
     """Results of ``jobs`` (finished cells and matching ``records`` reused);
     ``on_result(results_so_far)`` after each one.
+
+    ``run(job) -> dict`` does a job and ``done(job, records) -> dict | None`` finds its stored
+    result: the grid's cells by default, any picklable job and top-level functions otherwise
+    (the deployment front's).
 
     Finished cells are read here, before anything trains, and reported at once: a pool works
     through the jobs in plan order, and a finished cell queued behind one that trains for
     half an hour would otherwise drop out of the report until the pool reached it.
     """
-    stored = [finished(j, records) for j in jobs]
+    stored = [done(j, records) for j in jobs]
     results = [r for r in stored if r is not None]
     n_all, jobs = len(jobs), [j for j, r in zip(jobs, stored) if r is None]
     if results and on_result is not None:
@@ -238,7 +244,7 @@ def run_jobs(
         except ImportError:
             raise UsageError("--ray needs the optional extra: pip install 'tinyrrm[ray]'") from None
         ray.init(address=ray_address)
-        remote = ray.remote(num_cpus=1)(run_cell)
+        remote = ray.remote(num_cpus=1)(run)
         refs = [remote.remote(j) for j in jobs]
         with tqdm(
             total=n_all, initial=len(results), desc="grid cells (ray)", disable=None if progress else True
@@ -253,11 +259,11 @@ def run_jobs(
     with tqdm(total=n_all, initial=len(results), desc="grid cells", disable=None if progress else True) as bar:
         if workers <= 1:
             for j in jobs:
-                add(run_cell(j))
+                add(run(j))
                 bar.update()
         else:
             with ProcessPoolExecutor(max_workers=workers) as pool:
-                for fut in as_completed([pool.submit(run_cell, j) for j in jobs]):
+                for fut in as_completed([pool.submit(run, j) for j in jobs]):
                     add(fut.result())
                     bar.update()
     return results

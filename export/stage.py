@@ -199,6 +199,10 @@ def export_model(
     unless ``replace``."""
     out = check_out_dir(Path(out_dir) if out_dir is not None else default_dir(ckpt_dir))
     model, doc = ckpt.load(ckpt_dir)
+    if model.cfg.top_m is not None:  # the generated report and the HIL build the graph from cut_m alone
+        raise UsageError(
+            f"{ckpt_dir}: a top-{model.cfg.top_m} interferer graph does not export yet (only a distance cut)"
+        )
     _check_calib_file(calib_path)
     if not replace:
         guard(out, ckpt_dir, calib_path, n_calib)

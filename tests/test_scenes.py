@@ -437,6 +437,36 @@ def test_a_cut_without_dist_is_an_error():
     assert s.edge_mask(None).sum() == 3 * 4 * 3
 
 
+def test_top_m_links_by_hand():
+    # receiver 0 hears tx 1 at power 4, tx 2 at 9, tx 3 at 1; receiver 2 hears 0, 1, 3 equally
+    H = np.zeros((1, 4, 4, 1), np.complex64)
+    H[0, :, 0, 0] = [100, 2, 3, 1]
+    H[0, :, 1, 0] = [1, 100, 1, 1j * 5]
+    H[0, :, 2, 0] = [1, 1, 100, 1]
+    H[0, :, 3, 0] = [3, 2, 1, 100]
+    L = S.top_m_links(H, 1)[0]  # [tx, rx]
+    assert L.sum(axis=0).tolist() == [1, 1, 1, 1] and not L.diagonal().any()
+    assert L[2, 0] and L[3, 1] and L[0, 2] and L[0, 3]  # the strongest; rx 2's tie to the lowest tx
+    L2 = S.top_m_links(H, 2)[0]
+    assert L2[:, 0].tolist() == [False, True, True, False]
+    assert S.top_m_links(H, 3).sum() == S.top_m_links(H, 99).sum() == 12
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(SceneError, match="top_m"):
+            S.top_m_links(H, bad)
+
+
+def test_top_m_graph_is_the_link_set_in_h_order(geo):
+    # the edge j -> k at mask[k, j] carries h_kj = H[k, j]: it is kept with that link
+    m = 2
+    mask = geo.edge_mask(None, m)
+    np.testing.assert_array_equal(mask, S.top_m_links(geo.H, m))
+    cut = geo.edge_mask(500.0)
+    np.testing.assert_array_equal(geo.edge_mask(500.0, m), cut & mask)
+    assert (mask.sum(axis=1) == m).all()  # every receiver keeps m interferers
+    with pytest.raises(SceneError, match="needs the channels"):
+        S.edge_mask(K, None, None, N, None, 2)
+
+
 def test_text_file_is_not_an_npz_archive(tmp_path):
     path = tmp_path / "notes.npz"
     path.write_text("H = [[1, 2], [3, 4]]\n")

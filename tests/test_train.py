@@ -409,3 +409,26 @@ def test_validation_may_have_fewer_pairs(tiny_data, tmp_path):
 def test_model_cut_must_be_a_positive_distance(cut):
     with pytest.raises(ValueError, match="cut_m"):
         ModelConfig(arch="tiny", K=6, Nt=2, cut_m=cut)
+
+
+def test_a_top_m_model_trains_on_its_graph_and_refuses_to_export(tiny_data, tmp_path):
+    from tinyrrm.errors import UsageError
+    from tinyrrm.export.stage import export_model
+
+    scenes = sc.load(tiny_data["train"])
+    cfg = ModelConfig(arch="tiny", K=6, Nt=2, top_m=2)
+    assert cfg.to_dict()["top_m"] == 2 and "top_m" not in TINY.to_dict()  # old configs stay as they were
+    data = prepare(scenes, cfg.cut_m, cfg.top_m)
+    np.testing.assert_array_equal(data.mask.numpy(), cfg.graph(scenes))
+    assert (data.mask.numpy() <= scenes.edge_mask(cfg.cut_m)).all() and (data.mask.sum(1) <= 2).all()
+    out = train(tiny_data["train"], tmp_path / "m", cfg, TrainConfig(epochs=1, batch=16), progress=False)
+    model, doc = ckpt.load(out)
+    assert model.cfg == cfg and doc["model"]["top_m"] == 2
+    with pytest.raises(UsageError, match="top-2 interferer graph does not export"):
+        export_model(out, tmp_path / "exp", calib_path=tiny_data["train"])
+
+
+@pytest.mark.parametrize("m", [0, -3, 1.5, True])
+def test_model_top_m_must_be_a_positive_integer(m):
+    with pytest.raises(ValueError, match="top_m"):
+        ModelConfig(arch="tiny", K=6, Nt=2, top_m=m)

@@ -159,3 +159,53 @@ def test_wmmse_bad_input():
         wmmse(H, noise_var=-1.0, progress=False)
     with pytest.raises(ValueError):
         wmmse(H, weights=np.ones((2, 4)), progress=False)
+
+
+# ---------------------------------------------------------------------------
+# WMMSE on a sparse interferer set, from given beams
+# ---------------------------------------------------------------------------
+def test_sparse_wmmse_is_wmmse_of_the_kept_links_rated_on_the_full_channel():
+    from tinyrrm.training.scenes import top_m_links
+
+    H = iid_channels(6, 5, 2, seed=11)
+    keep = top_m_links(H, 2)  # [N, K, K] tx -> rx
+    Hs = H * (keep | np.eye(5, dtype=bool))[..., None]  # the channel the updates see
+    kw = dict(noise_var=0.5, max_iter=4, tol=0.0, progress=False, return_history=True)
+    V, hist = wmmse(H, top_m=2, **kw)
+    V_ref, _ = wmmse(Hs, **kw)
+    np.testing.assert_array_equal(V, V_ref)
+    np.testing.assert_allclose(hist[:, -1], sum_rate(H, V.astype(np.complex128), 0.5), rtol=1e-5)
+    # the same set given as a mask; all interferers kept is dense WMMSE
+    np.testing.assert_array_equal(wmmse(H, links=keep, **kw)[0], V)
+    np.testing.assert_array_equal(wmmse(H, top_m=4, **kw)[0], wmmse(H, **kw)[0])
+    # the sparse updates do not see what they drop: a loss against dense on these channels
+    assert hist[:, -1].mean() < wmmse(H, **kw)[1][:, -1].mean()
+
+
+def test_wmmse_from_given_beams():
+    H = iid_channels(4, 3, 2, seed=12)
+    kw = dict(noise_var=0.7, tol=0.0, progress=False, return_history=True)
+    V1, h1 = wmmse(H, max_iter=1, **kw)
+    V2, h2 = wmmse(H, max_iter=2, **kw)
+    V, h = wmmse(H, max_iter=1, init=V1, **kw)  # one more iteration from the first
+    np.testing.assert_allclose(V, V2, atol=1e-6)
+    np.testing.assert_allclose(h[:, 0], h1[:, -1], rtol=1e-6)
+    np.testing.assert_allclose(h[:, -1], h2[:, -1], rtol=1e-6)
+    np.testing.assert_array_equal(wmmse(H, max_iter=0, init=V1, **kw)[0], V1)
+
+
+@pytest.mark.parametrize(
+    "kw, match",
+    [
+        ({"init": np.zeros((4, 3, 2), bool)}, "init must be complex"),
+        ({"init": np.full((4, 3, 2), 2.0 + 0j)}, "power limit"),
+        ({"init": np.full((4, 3, 2), np.nan + 0j)}, "NaN"),
+        ({"init": np.zeros((4, 3, 1), np.complex64)}, "init must be"),
+        ({"links": np.ones((4, 3, 3), int)}, "links must be bool"),
+        ({"links": np.ones((4, 3, 3), bool), "top_m": 1}, "not both"),
+        ({"top_m": 0}, "top_m"),
+    ],
+)
+def test_wmmse_bad_init_or_interferers(kw, match):
+    with pytest.raises(ValueError, match=match):
+        wmmse(iid_channels(4, 3, 2), progress=False, **kw)

@@ -30,7 +30,7 @@ def _choices(name: str, values) -> type[enum.StrEnum]:
 
 TargetName = _choices("TargetName", _targets.TARGETS)  # the target table itself
 Backend = _choices("Backend", ("torch", "onnx", "tflite", "tflite_fp32", "tflm", "c", "qemu"))  # evaluate.BACKENDS
-Arch = _choices("Arch", ("shen", "paper", "tiny"))  # models.ARCHS
+Arch = _choices("Arch", ("shen", "paper", "tiny", "small", "mid"))  # models.ARCHS
 SceneMode = _choices("SceneMode", ("geometric", "iid"))  # scenes.MODES
 TrainMode = _choices("TrainMode", ("scratch", "svd", "finetune"))  # TrainConfig.mode
 BenchPart = _choices("BenchPart", ("train", "export", "codegen", "firmware"))  # the parts of `bench`
@@ -137,6 +137,9 @@ def train(
         "--cut",
         help="drop links longer than this many metres (0: keep all; a cut needs 'dist' in the scene files)",
     ),
+    top_m: int | None = typer.Option(
+        None, "--top-m", help="keep only each receiver's M strongest interferers as edges (with the cut, if any)"
+    ),
     resume: bool = typer.Option(True, "--resume/--no-resume"),
     compand: bool = typer.Option(True, "--compand/--no-compand", help="log-companded channel features"),
     residual: bool = typer.Option(True, "--residual/--no-residual", help="update net predicts a correction"),
@@ -183,6 +186,7 @@ def train(
         a1=a1,
         a2=a2,
         cut_m=cut or None,
+        top_m=top_m,
         compand=compand,
         residual=residual,
         scale_agg=scale_agg,
@@ -343,6 +347,105 @@ def reproduce(
         carry_from=carry,
     )
     for p in paths:
+        typer.echo(f"wrote {p}")
+
+
+def _opt_int_list(text: str, name: str) -> tuple[int | None, ...]:
+    """``dense,24,16``: WMMSE interferer sets (``dense``: every link)."""
+    vals = []
+    for v in (t.strip() for t in text.split(",")):
+        if v == "dense":
+            vals.append(None)
+        elif v:
+            vals.extend(_int_list(v, name))
+    if not vals:
+        raise UsageError(f"--{name} takes a comma list of 'dense' and interferer counts, got {text!r}")
+    return tuple(vals)
+
+
+def _graphs(text: str) -> tuple[tuple[float | None, int | None], ...]:
+    """``cut500,top16,cut500+top8,all``: the learned parts' graphs."""
+    out = []
+    for g in (t.strip() for t in text.split(",") if t.strip()):
+        cut, top = None, None
+        for part in g.split("+"):
+            try:
+                if part.startswith("cut"):
+                    cut = float(part[3:])
+                elif part.startswith("top"):
+                    top = int(part[3:])
+                elif part != "all":
+                    raise ValueError
+            except ValueError:
+                raise UsageError(f"--graphs: {g!r} is not cutD, topM, cutD+topM or all") from None
+        if (cut is not None and not cut > 0) or (top is not None and top < 1):
+            raise UsageError(f"--graphs: {g!r} needs a cut > 0 metres and a top-m >= 1")
+        out.append((cut, top))
+    if not out:
+        raise UsageError("--graphs: give at least one graph")
+    return tuple(out)
+
+
+@app.command()
+@_user_errors
+def front(
+    train: Path = typer.Option(paths.TRAIN, "--train"),
+    test: Path = typer.Option(paths.TEST, "--test"),
+    val: Path | None = typer.Option(paths.VAL, "--val"),
+    out: Path = typer.Option(paths.REPORTS, "--out", help="where front.{json,md,png} and front_jobs.json go"),
+    cells_dir: Path = typer.Option(paths.RUNS, "--cells-dir", help="where the jobs' checkpoints go (DIR/front/)"),
+    jobs: int = typer.Option(2, "--jobs", help="local worker processes (one torch thread each)"),
+    ray: str | None = typer.Option(None, "--ray", help="Ray cluster ADDRESS: run the jobs there"),
+    archs: str = typer.Option("tiny,small,shen,mid,paper", "--archs", help="widths of the learned starts"),
+    ranks: str = typer.Option("full,4:16", "--ranks", help="'full' and/or a1:a2 pairs"),
+    steps: str = typer.Option("1,2,3", "--steps", help="message-passing steps"),
+    graphs: str = typer.Option("cut500,top16,top4", "--graphs", help="learned graphs: cutD, topM, cutD+topM, all"),
+    sets: str = typer.Option(
+        "dense,32,24,16,8", "--sets", help="WMMSE interferer sets from MRT: dense and/or top-m counts"
+    ),
+    hybrid_sets: str = typer.Option(
+        "dense,24,16,8", "--hybrid-sets", help="WMMSE interferer sets after a learned start"
+    ),
+    iters: int = typer.Option(30, "--iters", help="WMMSE iterations measured from MRT"),
+    hybrid_iters: int = typer.Option(5, "--hybrid-iters", help="WMMSE iterations measured after a learned start"),
+    epochs: int = typer.Option(30, "--epochs"),
+    seeds: int = typer.Option(1, "--seeds"),
+    no_learned: bool = typer.Option(False, "--no-learned", help="classical WMMSE only (no training)"),
+    checkpoint: list[Path] = typer.Option([], "--checkpoint", help="a trained model measured as it is (repeatable)"),
+):
+    """The deployment front: rate / WMMSE-100 against estimated instructions on cortex-m4 for
+    WMMSE-k (dense and top-m), learned starts and hybrids -> reports/front.*; finished jobs are
+    skipped and the report is rewritten after each one."""
+    from tinyrrm.experiments import front as fr
+    from tinyrrm.training.fileio import check_out_dir
+
+    check_out_dir(out)
+    rank_list = []
+    for r in (t.strip() for t in ranks.split(",") if t.strip()):
+        if r == "full":
+            rank_list.append(None)
+        else:
+            pair = _int_list(r.replace(":", ","), "ranks")
+            if len(pair) != 2:
+                raise UsageError(f"--ranks takes 'full' and a1:a2 pairs, got {ranks!r}")
+            rank_list.append(pair)
+    space = fr.Space(
+        train=str(train),
+        test=str(test),
+        val=None if val is None else str(val),
+        archs=() if no_learned else tuple(a.strip() for a in archs.split(",") if a.strip()),
+        ranks=tuple(rank_list),
+        steps=_int_list(steps, "steps"),
+        graphs=_graphs(graphs),
+        sets=_opt_int_list(sets, "sets"),
+        hybrid_sets=_opt_int_list(hybrid_sets, "hybrid-sets"),
+        iters=iters,
+        hybrid_iters=hybrid_iters,
+        epochs=epochs,
+        seeds=seeds,
+        checkpoints=tuple(str(c) for c in checkpoint),
+    )
+    for p in fr.run_front(space, out, cells_dir=cells_dir, workers=jobs, ray_address=ray):
         typer.echo(f"wrote {p}")
 
 

@@ -52,6 +52,10 @@ ARCHS: dict[str, tuple[int, int, int]] = {
     "shen": (64, 64, 32),
     "paper": (16, 3072, 576),
     "tiny": (8, 16, 8),
+    # between them, for the deployment front: ``small`` between tiny and shen, ``mid`` between
+    # shen and paper (paper's narrow msg1, a message 4x shen's, an update 2x shen's)
+    "small": (16, 32, 16),
+    "mid": (16, 256, 64),
 }
 
 LAYERS = ("msg1", "msg2", "upd1", "upd2")
@@ -68,6 +72,7 @@ class ModelConfig:
     a2: int | None = None  # rank of the update network (None: full)
     steps: int = 3
     cut_m: float | None = 500.0  # drop links longer than this (needs `dist`)
+    top_m: int | None = None  # also keep only each receiver's top_m strongest interferers (scenes.top_m_links)
     residual: bool = True  # v <- P(v + f_upd(...)) instead of v <- P(f_upd(...))
     compand: bool = True  # features from h·log(1+||h||²)/||h|| instead of h (see compand())
     scale_agg: bool = True  # m̄_k · agg_scale before the update net (see agg_scale)
@@ -83,6 +88,15 @@ class ModelConfig:
             raise UsageError(f"need K >= 2, Nt >= 1, steps >= 1; got K={self.K} Nt={self.Nt} steps={self.steps}")
         if self.cut_m is not None and not (isinstance(self.cut_m, (int, float)) and 0 < self.cut_m < math.inf):
             raise UsageError(f"cut_m must be a distance > 0 metres or None (no cut), got {self.cut_m!r}")
+        if self.top_m is not None and (
+            isinstance(self.top_m, bool) or not isinstance(self.top_m, int) or self.top_m < 1
+        ):
+            raise UsageError(f"top_m must be a positive integer (interferers per receiver) or None, got {self.top_m!r}")
+
+    def graph(self, scenes) -> np.ndarray:
+        """The model's edge mask of ``scenes`` (:class:`~.scenes.Scenes`), ``[N, K, K]`` bool:
+        its distance cut and, with ``top_m``, its strongest-interferer set."""
+        return scenes.edge_mask(self.cut_m, self.top_m)
 
     @property
     def widths(self) -> tuple[int, int, int]:
@@ -121,7 +135,12 @@ class ModelConfig:
         }
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """The fields as a dict; ``top_m`` only when set, so a model without it keeps the
+        config (and the training-run identity) it had before the field existed."""
+        d = dataclasses.asdict(self)
+        if d["top_m"] is None:
+            del d["top_m"]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> ModelConfig:
@@ -178,9 +197,18 @@ def norm_stats(H: np.ndarray, companded: bool = True) -> dict[str, np.ndarray]:
     return out
 
 
-def edge_mask(K: int, dist: torch.Tensor | None, cut_m: float | None, batch: int) -> torch.Tensor:
+def edge_mask(
+    K: int,
+    dist: torch.Tensor | None,
+    cut_m: float | None,
+    batch: int,
+    H: torch.Tensor | None = None,
+    top_m: int | None = None,
+) -> torch.Tensor:
     """:func:`tinyrrm.training.scenes.edge_mask` as a torch tensor ``[B, K(recv), K(send)]``."""
-    return torch.from_numpy(_edge_mask(K, None if dist is None else dist.cpu().numpy(), cut_m, batch))
+    dist = None if dist is None else dist.cpu().numpy()
+    H = None if H is None else H.cpu().numpy()
+    return torch.from_numpy(_edge_mask(K, dist, cut_m, batch, H, top_m))
 
 
 class MPGNN(nn.Module):

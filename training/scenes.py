@@ -52,7 +52,7 @@ from tinyrrm.errors import TinyrrmError
 
 from .fileio import atomic_write, npz_bytes
 
-__all__ = ["SceneError", "Scenes", "generate", "save", "load", "validate"]
+__all__ = ["SceneError", "Scenes", "edge_mask", "top_m_links", "generate", "save", "load", "validate"]
 
 MODES = ("geometric", "iid")
 
@@ -68,17 +68,54 @@ class SceneError(TinyrrmError, ValueError):
     """Invalid scenes, scene file or generator argument (one-line message)."""
 
 
-def edge_mask(K: int, dist: np.ndarray | None, cut_m: float | None, n: int) -> np.ndarray:
+def top_m_links(H: np.ndarray, m: int) -> np.ndarray:
+    """The ``m`` strongest interferers of every receiver, ``[n, K, K]`` bool in ``H``'s order:
+    ``links[n, j, k]`` is True if ``j != k`` and ``||h_jk||^2`` is among the ``m`` largest of
+    receiver ``k``'s ``K - 1`` interfering links (all of them when ``m >= K - 1``). Ties go to
+    the lower transmitter index (a stable sort), so the set is deterministic.
+
+    Shapes: H ``[n, K, K, Nt]`` complex -> ``[n, K, K]`` bool.
+    """
+    if isinstance(m, bool) or not isinstance(m, (numbers.Integral, np.integer)) or m < 1:
+        raise SceneError(f"top_m must be a positive integer (interferers kept per receiver), got {m!r}")
+    H = np.asarray(H)
+    n, K = H.shape[0], H.shape[1]
+    off = ~np.eye(K, dtype=bool)
+    if m >= K - 1:
+        return np.ascontiguousarray(np.broadcast_to(off, (n, K, K)))
+    p = (H.real.astype(np.float64) ** 2 + H.imag.astype(np.float64) ** 2).sum(-1)  # [n, K(tx), K(rx)]
+    p[:, ~off] = -np.inf  # the direct link is never an interferer
+    order = np.argsort(-p, axis=1, kind="stable")[:, :m, :]  # [n, m, K] strongest tx of each rx
+    links = np.zeros((n, K, K), dtype=bool)
+    np.put_along_axis(links, order, True, axis=1)
+    return links
+
+
+def edge_mask(
+    K: int,
+    dist: np.ndarray | None,
+    cut_m: float | None,
+    n: int,
+    H: np.ndarray | None = None,
+    top_m: int | None = None,
+) -> np.ndarray:
     """Edge mask ``[n, K(recv), K(send)]`` bool: j -> k exists if j != k and
     ``dist[k, j] < cut_m`` (the link from k's transmitter to j's receiver, whose
     channel the edge carries); no cut when ``cut_m`` is None. A cut without ``dist``
     is a :class:`SceneError` (the graph would silently lose its cut).
+    With ``top_m`` the edge j -> k also needs that link, ``h_kj``, to be among the
+    ``top_m`` strongest interferers of j's receiver (:func:`top_m_links` of ``H``): the
+    edge carries ``H[k, j]``, so the mask is the link set in ``H``'s own order.
     The one definition of the graph: training (``models.edge_mask``), export and HIL."""
     mask = np.broadcast_to(~np.eye(K, dtype=bool), (n, K, K))
     if cut_m is not None:
         if dist is None:
             raise SceneError(_no_dist(cut_m, "scenes"))
         mask = mask & (np.asarray(dist) < cut_m)
+    if top_m is not None:
+        if H is None:
+            raise SceneError(f"a top-{top_m} interferer graph needs the channels H")
+        mask = mask & top_m_links(H, top_m)
     return np.ascontiguousarray(mask)
 
 
@@ -117,9 +154,9 @@ class Scenes:
     def Nt(self) -> int:
         return int(self.H.shape[3])
 
-    def edge_mask(self, cut_m: float | None) -> np.ndarray:
+    def edge_mask(self, cut_m: float | None, top_m: int | None = None) -> np.ndarray:
         """The scenes' graphs, ``[N, K, K]`` bool (see :func:`edge_mask`)."""
-        return edge_mask(self.K, self.dist, cut_m, self.N)
+        return edge_mask(self.K, self.dist, cut_m, self.N, self.H, top_m)
 
     def subset(self, idx) -> Scenes:
         """Scenes selected by ``idx`` (int, slice, index array or bool mask); copies."""

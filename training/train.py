@@ -90,11 +90,12 @@ class Batchable:
         return self.H.shape[0]
 
 
-def prepare(scenes: Scenes, cut_m: float | None) -> Batchable:
+def prepare(scenes: Scenes, cut_m: float | None, top_m: int | None = None) -> Batchable:
+    """``scenes`` at unit noise and power, with the graph of a model's ``cut_m`` and ``top_m``."""
     scale = math.sqrt(scenes.p_max / scenes.noise_var)
     H = torch.from_numpy(np.ascontiguousarray(scenes.H)) * scale  # (N, K, K, Nt)
     dist = None if scenes.dist is None else torch.from_numpy(scenes.dist)
-    mask = edge_mask(scenes.K, dist, cut_m, scenes.N)  # (N, K, K)
+    mask = edge_mask(scenes.K, dist, cut_m, scenes.N, H, top_m)  # (N, K, K)
     return Batchable(H.to(torch.complex64), mask, torch.from_numpy(scenes.weights))
 
 
@@ -192,8 +193,8 @@ def _load_data(scenes_path, val_path, model_cfg: ModelConfig) -> tuple[Scenes, B
                 f"{val_path}: validation scenes have K={vs.K}, Nt={vs.Nt}; training has K={scenes.K}, "
                 f"Nt={scenes.Nt} (validation needs the same Nt and K <= {scenes.K})"
             )
-        val = prepare(vs, model_cfg.cut_m)
-    return scenes, prepare(scenes, model_cfg.cut_m), val
+        val = prepare(vs, model_cfg.cut_m, model_cfg.top_m)
+    return scenes, prepare(scenes, model_cfg.cut_m, model_cfg.top_m), val
 
 
 def _initial_model(model_cfg: ModelConfig, cfg: TrainConfig, data: Batchable) -> MPGNN:

@@ -29,6 +29,13 @@ which is decreasing in ``mu``; ``mu_k`` is found by bisection on
 ``[0, sqrt(||b_k||^2 / p_max)]``, vectorised over all (scene, user) pairs.
 The weighted sum rate is non-decreasing over iterations.
 
+A sparse interferer set (``links`` or ``top_m``) runs the same iteration on the
+channels with the links outside the set zeroed: receiver k's MMSE receiver and
+weight see only its kept interferers, and transmitter k's ``A_k`` sums only over
+the receivers that keep k. That is what a chip pays for: an iteration costs
+about ``K (m + 1)`` link terms instead of ``K^2``. The rates reported (the
+history) are always those of the full channels.
+
 Everything is vectorised over scenes and users; the only Python loops are over
 iterations, bisection steps and chunks of scenes.  A scene stops (is frozen)
 once its weighted sum rate changes by less than ``tol`` between iterations, so
@@ -45,6 +52,7 @@ from tqdm import tqdm
 from tinyrrm.errors import InputError, UsageError
 
 from .metrics import check_weights, positive_finite
+from .scenes import top_m_links
 
 __all__ = ["wmmse", "mrt"]
 
@@ -195,26 +203,68 @@ def _wmmse_step(H, V, s, total, interf_noise, alpha, p_max):
     return _solve_power_constrained(A, b, p_max)
 
 
-def _wmmse_chunk(H, alpha, p_max, noise_var, max_iter, tol):
-    """Run WMMSE on one chunk; returns (V [n, K, Nt] complex128, history list of [n])."""
-    V = _mrt(_direct(H), p_max)  # [n, K, Nt]
-    s, total, sig, inf = _stats(_cross(H, V), noise_var)  # each [n, K]
-    f = _wsr(sig, inf, alpha)  # [n]
-    history = [f.copy()]
+def _wmmse_chunk(H, Hu, V, alpha, p_max, noise_var, max_iter, tol):
+    """Run WMMSE on one chunk from ``V``; the updates see ``Hu`` (``H`` with the links outside
+    the interferer set zeroed; ``H`` itself when dense), the rates ``H``.
+
+    Returns (V [n, K, Nt] complex128, history list of [n] full-channel rates).
+    """
+    dense = Hu is H
+    s, total, sig, inf = _stats(_cross(Hu, V), noise_var)  # each [n, K], the update's view
+    f = _wsr(sig, inf, alpha)  # [n] the rate the updates optimise (the stopping test)
+    history = [f.copy() if dense else _wsr(*_stats(_cross(H, V), noise_var)[2:], alpha)]
     active = np.arange(H.shape[0])  # indices of scenes still iterating
     for _ in range(max_iter):
         if active.size == 0:
             break
-        Ha, aa = H[active], alpha[active]  # [a, K, K, Nt], [a, K]
+        Ha, aa = Hu[active], alpha[active]  # [a, K, K, Nt], [a, K]
         Vn = _wmmse_step(Ha, V[active], s[active], total[active], inf[active], aa, p_max)
         sn, tn, sgn, infn = _stats(_cross(Ha, Vn), noise_var)
         fn = _wsr(sgn, infn, aa)  # [a]
         V[active], s[active], total[active], inf[active] = Vn, sn, tn, infn
         done = np.abs(fn - f[active]) < tol  # [a]
         f[active] = fn
-        history.append(f.copy())
+        if dense:
+            history.append(f.copy())
+        else:
+            full = history[-1].copy()
+            full[active] = _wsr(*_stats(_cross(H[active], Vn), noise_var)[2:], aa)
+            history.append(full)
         active = active[~done]
     return V, history
+
+
+def _interferers(H: np.ndarray, links, top_m) -> np.ndarray | None:
+    """The interferer set of the updates, ``[N, K, K]`` bool in ``H``'s order (``links[n, j, k]``:
+    tx j -> rx k kept; the direct links always are), or None for all of them."""
+    if links is not None and top_m is not None:
+        raise UsageError("give links or top_m, not both")
+    if top_m is not None:
+        return top_m_links(H, top_m)
+    if links is None:
+        return None
+    links = np.asarray(links)
+    if links.dtype != np.bool_ or links.shape != H.shape[:3]:
+        raise InputError(f"links must be bool [N, K, K] = {list(H.shape[:3])}, got {links.dtype} {links.shape}")
+    return links
+
+
+def _initial(H: np.ndarray, init, p_max: float) -> np.ndarray:
+    """Starting beams: MRT at full power, or ``init`` (complex ``[N, K, Nt]`` within the power limit)."""
+    if init is None:
+        return _mrt(_direct(H), p_max)
+    V = np.asarray(init)
+    if V.shape != (H.shape[0], H.shape[1], H.shape[3]) or V.dtype.kind not in "fc":
+        raise InputError(
+            f"init must be complex [N, K, Nt] = {[H.shape[0], H.shape[1], H.shape[3]]}, got {V.dtype} {V.shape}"
+        )
+    V = V.astype(np.complex128)
+    if not np.all(np.isfinite(V)):
+        raise InputError("init contains NaN or Inf")
+    pw = (V.real**2 + V.imag**2).sum(-1)  # [N, K]
+    if np.any(pw > p_max * (1 + 1e-5)):
+        raise InputError(f"init exceeds the power limit p_max={p_max:g} (largest ||v_k||^2 {pw.max():.6g})")
+    return V
 
 
 # ----------------------------------------------------------------------------
@@ -231,6 +281,9 @@ def wmmse(
     progress: bool = True,
     chunk: int = 256,
     return_history: bool = False,
+    init=None,
+    links=None,
+    top_m: int | None = None,
 ):
     """WMMSE beamformers for a batch of MISO interference-channel scenes.
 
@@ -249,11 +302,20 @@ def wmmse(
         chunk: number of scenes processed together (bounds memory; the result
             does not depend on it).
         return_history: also return the per-iteration weighted sum rates.
+        init: starting beams, complex ``[N, K, Nt]`` with ``||v_k||^2 <= p_max``
+            (default: MRT at full power), e.g. a learned policy's.
+        links: the interferer set of the updates, bool ``[N, K, K]`` in ``H``'s
+            order (``links[n, j, k]``: keep tx j -> rx k); the updates run on
+            ``H`` with the other interfering links zeroed, the rates (history,
+            nothing else) are those of the full ``H``; the stopping test uses
+            the rate the updates see. Default: every link (dense WMMSE).
+        top_m: the interferer set of :func:`~.scenes.top_m_links` (each
+            receiver keeps its ``top_m`` strongest interferers); not with ``links``.
 
     Returns:
         ``V`` complex64 ``[N, K, Nt]``; with ``return_history=True`` the tuple
         ``(V, history)`` where ``history`` is float64 ``[N, T + 1]``:
-        ``history[:, 0]`` is the MRT weighted sum rate, ``history[:, t]`` the
+        ``history[:, 0]`` is the starting (MRT or ``init``) weighted sum rate, ``history[:, t]`` the
         rate after iteration ``t``; ``T`` is the largest number of iterations any
         scene ran, and a scene's last value is repeated after it stopped.
 
@@ -280,13 +342,19 @@ def wmmse(
     if not tol >= 0:
         raise UsageError(f"tol must be >= 0, got {tol!r}")
     max_iter, chunk = int(max_iter), int(chunk)
+    keep = _interferers(H, links, top_m)  # [N, K, K] or None
+    if keep is not None:
+        keep = keep | np.eye(K, dtype=bool)  # the direct links
+    V0 = _initial(H, init, p_max)  # [N, K, Nt] complex128
 
     V_out = np.empty((N, K, Nt), dtype=np.complex64)  # [N, K, Nt]
     hists = []  # list of (start, list of [n])
     with tqdm(total=N, desc="WMMSE", unit="scene", disable=None if progress else True) as bar:
         for start in range(0, N, chunk):
             stop = min(start + chunk, N)
-            V, hist = _wmmse_chunk(H[start:stop], alpha[start:stop], p_max, noise_var, max_iter, tol)
+            Hc = H[start:stop]
+            Hu = Hc if keep is None else Hc * keep[start:stop, :, :, None]
+            V, hist = _wmmse_chunk(Hc, Hu, V0[start:stop].copy(), alpha[start:stop], p_max, noise_var, max_iter, tol)
             V_out[start:stop] = V
             if return_history:
                 hists.append((start, stop, hist))

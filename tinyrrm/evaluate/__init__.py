@@ -43,7 +43,7 @@ DEFAULT_LRMPGNN = paths.LRMPGNN
 def torch_backend(checkpoint_dir: Path, scenes: Scenes, batch: int = 50) -> np.ndarray:
     model, _ = ckpt.load(checkpoint_dir)
     ckpt.check_compatible(model, scenes.K, scenes.Nt, str(checkpoint_dir))
-    data = prepare(scenes, model.cfg.cut_m)
+    data = prepare(scenes, model.cfg.cut_m, model.cfg.top_m)
     out = []
     with torch.no_grad():
         for s in range(0, len(data), batch):
