@@ -9,6 +9,7 @@
 #include "model.h"
 #include "proto.h"
 #include "test_vectors.h"
+#include "ticks.h"
 #include "uart.h"
 
 #if !defined(PREFIX) || !defined(PREFIX_UC)
@@ -48,7 +49,6 @@
 #define MAX_PAYLOAD (CORE_REQ_BYTES > INFER_REQ_BYTES ? CORE_REQ_BYTES : INFER_REQ_BYTES)
 
 #define TIMEOUT_TICKS ((uint64_t)TR_CORE_HZ / 10u) /* 100 ms between two bytes */
-#define CALIB_LOOPS 5000000u                       /* 2 instructions each */
 
 /* ---- static state (no malloc) ---------------------------------------------- */
 
@@ -60,61 +60,6 @@ static union {
 static P(_output) infer_out;
 static int8_t core_out[O_BYTES];
 static proto_rx rx;
-
-static volatile uint32_t systick_wraps;
-static uint32_t calib_ticks;
-static uint32_t calib_instructions;
-
-/* ---- SysTick: 64-bit tick counter ------------------------------------------- */
-
-void SysTick_Handler(void)
-{
-    systick_wraps++;
-}
-
-static void systick_init(void)
-{
-    SYST_CSR = 0;
-    SYST_RVR = 0xFFFFFFu;
-    SYST_CVR = 0;
-    SYST_CSR = SYST_CSR_ENABLE | SYST_CSR_TICKINT | SYST_CSR_CLKSOURCE;
-    while (SYST_CVR == 0) /* first reload, so the counter is meaningful */
-        ;
-}
-
-/* ticks since boot: wraps * 2^24 + (0xFFFFFF - CVR). The interrupt comes
- * when CVR reaches 0; a wrap not yet counted shows as a pending SysTick. */
-static uint64_t ticks_now(void)
-{
-    uint32_t hi, lo, pending;
-    do {
-        hi = systick_wraps;
-        lo = SYST_CVR;
-        pending = SCB_ICSR & SCB_ICSR_PENDSTSET;
-    } while (hi != systick_wraps);
-    if (pending)
-        hi++;
-    if (lo == 0) /* counted wrap, reload still to come */
-        return ((uint64_t)hi << 24) - 1u;
-    return ((uint64_t)hi << 24) | (0xFFFFFFu - lo);
-}
-
-/* boot calibration: n iterations of subs/bne = exactly 2n instructions */
-static void calibrate(void)
-{
-    uint32_t n = CALIB_LOOPS;
-    uint64_t t0, t1;
-    t0 = ticks_now();
-#if __ARM_ARCH_ISA_THUMB == 1
-    /* GCC hands Thumb-1 inline asm over in divided syntax: "sub" sets flags */
-    __asm volatile("1:\n\tsub %0, #1\n\tbne 1b" : "+l"(n) : : "cc");
-#else
-    __asm volatile("1:\n\tsubs %0, %0, #1\n\tbne 1b" : "+l"(n) : : "cc");
-#endif
-    t1 = ticks_now();
-    calib_ticks = (uint32_t)(t1 - t0);
-    calib_instructions = 2u * CALIB_LOOPS;
-}
 
 /* ---- stack painting ------------------------------------------------------------ */
 
@@ -195,10 +140,10 @@ static void do_core(uint8_t seq)
 
     memcpy(&k, b, 4);
     memset(core_out, 0, sizeof core_out);
-    t0 = ticks_now();
+    t0 = tr_ticks_now();
     rc = P(_core)((const int8_t *)(b + 4), (const int8_t *)(b + 4 + X_BYTES),
                   b + 4 + X_BYTES + E_BYTES, k, core_out);
-    t1 = ticks_now();
+    t1 = tr_ticks_now();
     put_result(hdr, rc, t1 - t0);
     send(PROTO_CORE | PROTO_RESPONSE, seq, hdr, sizeof hdr, core_out, sizeof core_out);
 }
@@ -220,9 +165,9 @@ static void do_infer(uint8_t seq)
     uint64_t t0, t1;
 
     memset(&infer_out, 0, sizeof infer_out);
-    t0 = ticks_now();
+    t0 = tr_ticks_now();
     rc = P(_infer)(&rx_buf.in, &infer_out);
-    t1 = ticks_now();
+    t1 = tr_ticks_now();
     if (rc != PU(_OK)) {
         send_error(seq, infer_refusal(rc));
         return;
@@ -261,8 +206,8 @@ static void do_stats(uint8_t seq)
     uint8_t out[16];
     proto_put_u32(&out[0], TR_STACK_SIZE);
     proto_put_u32(&out[4], stack_peak());
-    proto_put_u32(&out[8], calib_ticks);
-    proto_put_u32(&out[12], calib_instructions);
+    proto_put_u32(&out[8], tr_calib_ticks);
+    proto_put_u32(&out[12], tr_calib_instructions);
     send(PROTO_STATS | PROTO_RESPONSE, seq, out, sizeof out, 0, 0);
 }
 
@@ -302,21 +247,20 @@ int main(void)
     uint64_t last = 0;
 
     uart_init();
-    systick_init();
-    calibrate();
+    tr_ticks_init();
     proto_rx_init(&rx, rx_buf.bytes, MAX_PAYLOAD);
 
     for (;;) {
         int c = uart_getc_nonblock();
         if (c < 0) {
             /* inside a frame, a silent gap over 100 ms aborts it */
-            if (proto_rx_in_frame(&rx) && ticks_now() - last > TIMEOUT_TICKS) {
+            if (proto_rx_in_frame(&rx) && tr_ticks_now() - last > TIMEOUT_TICKS) {
                 send_error(proto_rx_have_header(&rx) ? rx.seq : 0, "truncated frame");
                 proto_rx_reset(&rx);
             }
             continue;
         }
-        last = ticks_now();
+        last = tr_ticks_now();
         switch (proto_rx_byte(&rx, (uint8_t)c)) {
         case PROTO_RX_FRAME: dispatch(rx.type, rx.seq, rx.len); break;
         case PROTO_RX_BAD_CRC: send_error(rx.seq, "bad crc"); break;
