@@ -110,7 +110,7 @@ def test_outside_the_active_block_is_not_read(libs):
         (-3, 1, None, "k"),
         (4, -1, None, "iters"),
         (4, 1, [1, np.nan, 1, 1], "nonfinite"),
-        (4, 1, [1, 1, -0.5, 1], "alpha"),
+        (4, 1, [1, 1, -0.5, 1], "param"),
     ],
 )
 def test_bad_arguments_leave_output_untouched(libs, k, iters, alpha, code):

@@ -77,7 +77,7 @@ static void do_run(uint8_t seq)
 
     memset(v_out, 0, sizeof v_out);
     t0 = tr_ticks_now();
-    rc = wmmse_f32(rx_buf.run.h, rx_buf.run.k, (rx_buf.run.flags & 1u) ? rx_buf.run.alpha : 0,
+    rc = wmmse_f32(rx_buf.run.h, rx_buf.run.k, (rx_buf.run.flags & 1u) ? rx_buf.run.alpha : 0, 0, 0,
                    rx_buf.run.iters, scratch, v_out, &wsr);
     t1 = tr_ticks_now();
     proto_put_u32(&hdr[0], (uint32_t)rc);

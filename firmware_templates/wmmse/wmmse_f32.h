@@ -1,21 +1,24 @@
 /* wmmse_f32: the classical WMMSE beamformer (Shi, Razaviyayn, Luo, He, IEEE
  * TSP 2011) in portable C99 float32, for the same caller as the learned
  * policy: the channel layout and output convention of the generated model.h
- * (h[t][r][a][2] scaled to unit noise, k active links, ||v_k|| <= 1), so a
+ * (h[t][r][a][2] scaled to unit noise, k active links, ||v_k||^2 <= p_k), so a
  * firmware swaps one policy for the other without touching its caller.
  *
- * Problem (unit noise, unit power after the scaling below)
+ * Problem (h at the unit scale below; p_k, n_k relative to it, 1 by default)
  *
- *     max_V  sum_k alpha_k log2(1 + |h_kk^H v_k|^2 / (sum_{j!=k} |h_jk^H v_j|^2 + 1))
- *     s.t.   ||v_k||^2 <= 1
+ *     max_V  sum_k alpha_k log2(1 + |h_kk^H v_k|^2 / (sum_{j!=k} |h_jk^H v_j|^2 + n_k))
+ *     s.t.   ||v_k||^2 <= p_k
  *
  * One iteration, from the gains of the current V (MRT at full power to start):
  *
- *     s_k   = h_kk^H v_k,  sig_k = |s_k|^2,  inf_k = sum_{j!=k} |h_jk^H v_j|^2 + 1
+ *     s_k   = h_kk^H v_k,  sig_k = |s_k|^2,  inf_k = sum_{j!=k} |h_jk^H v_j|^2 + n_k
  *     c_j   = alpha_j w_j |u_j|^2 = alpha_j sig_j / (inf_j (inf_j + sig_j))
  *     b_k   = alpha_k w_k u_k h_kk = (alpha_k s_k / inf_k) h_kk
  *     A_k   = sum_j c_j h_kj h_kj^H                       (NT x NT Hermitian PSD)
- *     v_k   = (A_k + mu_k I)^{-1} b_k,  mu_k = 0 if that fits, else ||v_k|| = 1
+ *     v_k   = (A_k + mu_k I)^{-1} b_k,  mu_k = 0 if that fits, else ||v_k||^2 = p_k
+ *
+ * The solve below runs at the limit 1: b_k / sqrt(p_k) in, v_k * sqrt(p_k) out
+ * (v_k is linear in b_k for a fixed mu_k); p_k = 0 switches transmitter k off.
  *
  * (u_k = s_k / (inf_k + sig_k) is the MMSE receiver, w_k = (inf_k + sig_k) / inf_k
  * the MSE weight; only their products above are formed.) Then the gains of
@@ -99,19 +102,21 @@
 
 /* return codes; on any error the output and *wsr are left untouched */
 #define WMMSE_OK 0
-#define WMMSE_ERR_K (-1)         /* k not in [1, WMMSE_K_MAX] */
-#define WMMSE_ERR_ITERS (-2)     /* iters < 0 */
-#define WMMSE_ERR_NONFINITE (-3) /* NaN/Inf in the active h[0..k)[0..k) block or in alpha[0..k) */
-#define WMMSE_ERR_ALPHA (-4)     /* a negative rate weight */
-#define WMMSE_ERR_NULL (-5)      /* h, v or scratch is NULL */
-#define WMMSE_ERR_OVERFLOW (-6)  /* finite input whose gains overflow float (|h|^2 ~ 1e38) */
+#define WMMSE_ERR_K (-1)     /* k not in [1, WMMSE_K_MAX] */
+#define WMMSE_ERR_ITERS (-2) /* iters < 0 */
+#define WMMSE_ERR_NONFINITE                                                                        \
+    (-3) /* NaN/Inf in the active h[0..k)[0..k) block, or in alpha, p_max, noise_var[0..k) */
+#define WMMSE_ERR_PARAM (-4)    /* a rate weight or power limit < 0, or a noise variance <= 0 */
+#define WMMSE_ERR_NULL (-5)     /* h, v or scratch is NULL */
+#define WMMSE_ERR_OVERFLOW (-6) /* finite input whose gains overflow float (|h|^2 ~ 1e38) */
 
 #define WMMSE_NEWTON_MAX                                                                           \
     40 /* steps on mu per link per iteration, at most (Newton, or bisection)                       \
         */
 
-/* scratch: v (K_MAX, NT, 2), s (K_MAX, 2), sig, inf, c (K_MAX), beta (K_MAX, 2) floats */
-#define WMMSE_F32_SCRATCH_FLOATS ((WMMSE_K_MAX) * (2 * (WMMSE_NT) + 7))
+/* scratch: v (K_MAX, NT, 2), s (K_MAX, 2), sig, inf, c (K_MAX), beta (K_MAX, 2), amp (K_MAX) floats
+ */
+#define WMMSE_F32_SCRATCH_FLOATS ((WMMSE_K_MAX) * (2 * (WMMSE_NT) + 8))
 #define WMMSE_F32_SCRATCH_BYTES ((size_t)WMMSE_F32_SCRATCH_FLOATS * sizeof(float))
 
 #ifdef __cplusplus
@@ -125,23 +130,29 @@ size_t wmmse_f32_scratch_bytes(void);
  *
  *   h        (WMMSE_K_MAX, WMMSE_K_MAX, WMMSE_NT, 2) float: h[t][r][a] = channel
  *            from transmitter t to receiver r, antenna a, as (re, im), scaled to
- *            unit noise: h * sqrt(p_max_t / noise_var_r). Only the k x k block
+ *            unit noise: h * sqrt(P / N) for a reference power P and noise N
+ *            (the learned model's scale; p_max and noise_var below are
+ *            relative to them). Only the k x k block
  *            of active links is read (and checked finite).
  *   k        [1, WMMSE_K_MAX] active links.
  *   alpha    (k,) float rate weights, finite and >= 0; NULL = all 1.
+ *   p_max    (k,) float power limit of transmitter t relative to the scale of h,
+ *            finite and >= 0 (0: off); NULL = all 1.
+ *   noise_var (k,) float noise variance of receiver r relative to the scale of h,
+ *            finite and > 0; NULL = all 1.
  *   iters    [0, INT32_MAX] WMMSE iterations (0 = MRT); no tolerance stop, so
  *            the cost is fixed by (k, iters).
  *   scratch  WMMSE_F32_SCRATCH_BYTES, float-aligned, caller-owned, clobbered.
  *   v        (WMMSE_K_MAX, WMMSE_NT, 2) float out: v[t][a] = beamformer of
- *            transmitter t, ||v[t]|| <= 1 (scale by sqrt(p_max_t)); links
- *            t >= k get 0. Written only on success.
+ *            transmitter t at the scale of h, ||v[t]||^2 <= p_max[t] (1 when
+ *            NULL); links t >= k get 0. Written only on success.
  *   wsr      out, may be NULL: sum_k alpha_k log2(1 + SINR_k) of the returned V,
  *            in bits/s/Hz (from the gains the last iteration kept, no recompute).
  *
  * Returns WMMSE_OK or one of the WMMSE_ERR_* codes above.
  */
-int wmmse_f32(const float *h, int32_t k, const float *alpha, int32_t iters, void *scratch, float *v,
-              float *wsr);
+int wmmse_f32(const float *h, int32_t k, const float *alpha, const float *p_max,
+              const float *noise_var, int32_t iters, void *scratch, float *v, float *wsr);
 
 #ifdef __cplusplus
 }

@@ -33,7 +33,7 @@ from .run import instructions
 
 HERE = paths.TEMPLATES / "wmmse"
 STRICT = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-Wdouble-promotion", "-Wfloat-conversion"]
-ERR = {"ok": 0, "k": -1, "iters": -2, "nonfinite": -3, "alpha": -4, "null": -5, "overflow": -6}
+ERR = {"ok": 0, "k": -1, "iters": -2, "nonfinite": -3, "param": -4, "null": -5, "overflow": -6}
 
 #: request type of the bench firmware (wmmse_bench_main.c): one run of wmmse_f32
 RUN = 0x10
@@ -89,21 +89,24 @@ class HostWmmse:
         f = self.lib.wmmse_f32
         f.restype = ctypes.c_int
         fp = ctypes.POINTER(ctypes.c_float)
-        f.argtypes = [fp, ctypes.c_int32, fp, ctypes.c_int32, ctypes.c_void_p, fp, fp]
+        f.argtypes = [fp, ctypes.c_int32, fp, fp, fp, ctypes.c_int32, ctypes.c_void_p, fp, fp]
         self.scratch = (ctypes.c_float * (self.lib.wmmse_f32_scratch_bytes() // 4))()
 
-    def run(self, h: np.ndarray, k: int, iters: int, alpha=None, v: np.ndarray | None = None):
-        """-> (rc, v float32 ``[k_max, Nt, 2]``, wsr). ``v`` (if given) is the output buffer."""
+    def run(
+        self, h: np.ndarray, k: int, iters: int, alpha=None, v: np.ndarray | None = None, p_max=None, noise_var=None
+    ):
+        """-> (rc, v float32 ``[k_max, Nt, 2]``, wsr). ``v`` (if given) is the output buffer;
+        ``alpha``, ``p_max``, ``noise_var`` per link (None: all 1)."""
         fp = ctypes.POINTER(ctypes.c_float)
         h = np.ascontiguousarray(h, np.float32)
         if v is None:
             v = np.zeros((self.k_max, self.nt, 2), np.float32)
-        a = None if alpha is None else np.ascontiguousarray(alpha, np.float32)
+        arrs = [None if x is None else np.ascontiguousarray(x, np.float32) for x in (alpha, p_max, noise_var)]
         wsr = ctypes.c_float(0.0)
         rc = self.lib.wmmse_f32(
             h.ctypes.data_as(fp),
             k,
-            None if a is None else a.ctypes.data_as(fp),
+            *(None if a is None else a.ctypes.data_as(fp) for a in arrs),
             iters,
             self.scratch,
             v.ctypes.data_as(fp),
