@@ -551,6 +551,38 @@ def export_target(
     _print_generated(path)
 
 
+@export_app.command("wmmse")
+@_user_errors
+def export_wmmse(
+    target: TargetName = typer.Option("cortex-m4", "--target"),
+    like: Path = typer.Option(
+        paths.LRMPGNN, "--like", help="checkpoint whose K and Nt the policy takes (its config.json)"
+    ),
+    k_max: int | None = typer.Option(None, "--k-max", help="link capacity (default: --like's K)"),
+    nt: int | None = typer.Option(None, "--nt", help="transmit antennas (default: --like's Nt)"),
+    iters: int = typer.Option(2, "--iters", help="WMMSE iterations <prefix>_infer runs by default"),
+    out: Path = typer.Option(None, "--out", help="output folder (default build/gen/<target>/<prefix>)"),
+    prefix: str = typer.Option("wmmse", "--prefix", help="C prefix of every generated symbol and macro"),
+):
+    """Generate the WMMSE policy in C for TARGET behind the learned model's ABI (same input and output)."""
+    from tinyrrm.codegen import wmmse
+    from tinyrrm.export import cprefix
+
+    cprefix.check(prefix)
+    if k_max is None or nt is None:
+        K, Nt = wmmse.shape_like(like)
+        k_max, nt = K if k_max is None else k_max, Nt if nt is None else nt
+    wmmse.check_args(k_max, nt, iters)
+    out = wmmse.check_out_dir(out or paths.BUILD_GEN / target.value / prefix)
+    path = wmmse.generate(target.value, out, k_max, nt, iters, prefix)
+    rep = json.loads((path / "report.json").read_text())
+    typer.echo(f"wrote {path}")
+    typer.echo(
+        f"{prefix}: WMMSE, K_MAX={k_max}, Nt={nt}, {iters} iterations by default; RAM {rep['sizes']['ram_need']:,} B "
+        f"(CSI input {rep['sizes']['input_bytes']:,} B) of {target.value}'s {rep['target']['ram']:,} B"
+    )
+
+
 @app.command()
 @_user_errors
 def firmware(

@@ -2,9 +2,9 @@
  * (proto.c) with HELLO, STATS and one request of its own, RUN (0x10).
  *
  *   RUN request:  i32 k, i32 iters, u32 flags (bit 0: alpha given),
- *                 float alpha[WMMSE_K_MAX], float h[WMMSE_K_MAX][WMMSE_K_MAX][WMMSE_NT][2]
- *   RUN response: i32 rc, u32 ticks_lo, u32 ticks_hi, float wsr,
- *                 float v[WMMSE_K_MAX][WMMSE_NT][2]
+ *                 float alpha[WMMSE_F32_K_MAX], float
+ * h[WMMSE_F32_K_MAX][WMMSE_F32_K_MAX][WMMSE_F32_NT][2] RUN response: i32 rc, u32 ticks_lo, u32
+ * ticks_hi, float wsr, float v[WMMSE_F32_K_MAX][WMMSE_F32_NT][2]
  *
  * ticks = SysTick ticks of the wmmse_f32 call alone; STATS gives the boot
  * calibration (ticks.c, shared with the HIL firmware) that turns them into instructions
@@ -26,16 +26,16 @@
 #define STR(x) STR2(x)
 
 #define PROTO_RUN 0x10u
-#define H_FLOATS (WMMSE_K_MAX * WMMSE_K_MAX * WMMSE_NT * 2)
-#define V_FLOATS (WMMSE_K_MAX * WMMSE_NT * 2)
-#define RUN_REQ_BYTES (12u + 4u * (WMMSE_K_MAX + H_FLOATS))
+#define H_FLOATS (WMMSE_F32_K_MAX * WMMSE_F32_K_MAX * WMMSE_F32_NT * 2)
+#define V_FLOATS (WMMSE_F32_K_MAX * WMMSE_F32_NT * 2)
+#define RUN_REQ_BYTES (12u + 4u * (WMMSE_F32_K_MAX + H_FLOATS))
 
 /* the request lands here; the struct aligns the floats */
 static union {
     struct {
         int32_t k, iters;
         uint32_t flags;
-        float alpha[WMMSE_K_MAX];
+        float alpha[WMMSE_F32_K_MAX];
         float h[H_FLOATS]; /* (K_MAX, K_MAX, NT, 2) */
     } run;
     uint8_t bytes[RUN_REQ_BYTES];
@@ -53,8 +53,8 @@ static void send_error(uint8_t seq, const char *reason)
 
 static void do_hello(uint8_t seq)
 {
-    static const char s[] = "proto=1;prefix=wmmse_f32;k_max=" STR(WMMSE_K_MAX) ";nt=" STR(
-        WMMSE_NT) ";core=" TR_CORE_NAME;
+    static const char s[] = "proto=1;prefix=wmmse_f32;k_max=" STR(WMMSE_F32_K_MAX) ";nt=" STR(
+        WMMSE_F32_NT) ";core=" TR_CORE_NAME;
     proto_send(uart_putc, PROTO_HELLO | PROTO_RESPONSE, seq, s, sizeof s - 1u, 0, 0);
 }
 

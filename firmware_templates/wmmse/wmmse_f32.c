@@ -1,14 +1,14 @@
 /* wmmse_f32: WMMSE beamforming in portable C99 float32 (see wmmse_f32.h for
  * the algorithm, the conventions and the operation count).
- * Build with -DWMMSE_K_MAX=.. -DWMMSE_NT=.. and without -ffast-math /
+ * Build with -DWMMSE_F32_K_MAX=.. -DWMMSE_F32_NT=.. and without -ffast-math /
  * -ffinite-math-only: the first gain sweep detects NaN/Inf by IEEE rules. */
 #include "wmmse_f32.h"
 
 #include <math.h>
 #include <string.h>
 
-#define KM (WMMSE_K_MAX)
-#define NT (WMMSE_NT)
+#define KM (WMMSE_F32_K_MAX)
+#define NT (WMMSE_F32_NT)
 #define HV (2 * NT) /* floats per channel vector or beamformer */
 
 /* h[t][r] -> its (NT, 2) channel vector */
@@ -25,15 +25,15 @@
 /* MADD(a, b, c) = a * b + c in the inner loops: fmaf (one rounding, one
  * instruction) where the compiler says it is fast (FP_FAST_FMAF, GCC's
  * __FP_FAST_FMAF: VFMA on Cortex-M4F/M7/M33/M55), else multiply and add.
- * -DWMMSE_FMA=0/1 forces either; both are tested against the same goldens. */
-#ifndef WMMSE_FMA
+ * -DWMMSE_F32_FMA=0/1 forces either; both are tested against the same goldens. */
+#ifndef WMMSE_F32_FMA
 #if defined(FP_FAST_FMAF) || defined(__FP_FAST_FMAF)
-#define WMMSE_FMA 1
+#define WMMSE_F32_FMA 1
 #else
-#define WMMSE_FMA 0
+#define WMMSE_F32_FMA 0
 #endif
 #endif
-#if WMMSE_FMA
+#if WMMSE_F32_FMA
 #define MADD(a, b, c) fmaf((a), (b), (c))
 #else
 #define MADD(a, b, c) ((a) * (b) + (c))
@@ -263,7 +263,7 @@ static void update_tx(const float *ht, int32_t t, int32_t k, const work *w, floa
     num = n0 + mu * (n1 + mu * n2);
     den = det + mu * (1.0f + mu);
     if (num > den * den) { /* ||v(mu)|| > 1: Newton on D / sqrt(num) = 1 */
-        for (it = 0; it < WMMSE_NEWTON_MAX; ++it) {
+        for (it = 0; it < WMMSE_F32_NEWTON_MAX; ++it) {
             float root = sqrtf(num);
             float step = (root - den) * num /
                          ((1.0f + 2.0f * mu) * num - 0.5f * den * (n1 + 2.0f * mu * n2));
@@ -401,7 +401,7 @@ static void solve_sm(const float *R, float c, const float *x, float br, float bi
     pw = b2 * yy / (den * den);
     lo = mu;
     hi = mu + sqrtf(b2 * power(x)); /* ||v(hi)|| <= ||b|| / hi <= 1, b = beta x */
-    for (it = 0; it < WMMSE_NEWTON_MAX && pw > 1.0f; ++it) {
+    for (it = 0; it < WMMSE_F32_NEWTON_MAX && pw > 1.0f; ++it) {
         /* ||v||^2 = b2 yy / den^2; d/dmu = -2 b2 (den ||L^{-1} y||^2 - c yy^2) / den^3 */
         float zz, q, next;
         forward(L, y, z);
@@ -544,7 +544,7 @@ static int block_finite(const float *h, int32_t k)
     return 1;
 }
 
-/* 0, or the WMMSE_ERR_* of the first bad entry of x[0..k): non-finite, or not above lo
+/* 0, or the WMMSE_F32_ERR_* of the first bad entry of x[0..k): non-finite, or not above lo
  * (open: x > lo) / not at least lo (x >= lo) */
 static int check_params(const float *x, int32_t k, float lo, int open)
 {
@@ -552,9 +552,9 @@ static int check_params(const float *x, int32_t k, float lo, int open)
     if (x)
         for (t = 0; t < k; ++t) {
             if (!isfinite(x[t]))
-                return WMMSE_ERR_NONFINITE;
+                return WMMSE_F32_ERR_NONFINITE;
             if (open ? !(x[t] > lo) : !(x[t] >= lo))
-                return WMMSE_ERR_PARAM;
+                return WMMSE_F32_ERR_PARAM;
         }
     return 0;
 }
@@ -568,11 +568,11 @@ int wmmse_f32(const float *h, int32_t k, const float *alpha, const float *p_max,
     float rate = 0.0f;
 
     if (!h || !v || !scratch)
-        return WMMSE_ERR_NULL;
+        return WMMSE_F32_ERR_NULL;
     if (k < 1 || k > KM)
-        return WMMSE_ERR_K;
+        return WMMSE_F32_ERR_K;
     if (iters < 0)
-        return WMMSE_ERR_ITERS;
+        return WMMSE_F32_ERR_ITERS;
     if ((rc = check_params(alpha, k, 0.0f, 0)) != 0 ||
         (rc = check_params(p_max, k, 0.0f, 0)) != 0 ||
         (rc = check_params(noise_var, k, 0.0f, 1)) != 0)
@@ -585,11 +585,11 @@ int wmmse_f32(const float *h, int32_t k, const float *alpha, const float *p_max,
     gains(h, k, noise_var,
           &w); /* touches every active h: a NaN/Inf there makes a gain non-finite */
     if (!gains_finite(k, &w))
-        return block_finite(h, k) ? WMMSE_ERR_OVERFLOW : WMMSE_ERR_NONFINITE;
+        return block_finite(h, k) ? WMMSE_F32_ERR_OVERFLOW : WMMSE_F32_ERR_NONFINITE;
     for (it = 0; it < iters; ++it)
         one_iteration(h, k, alpha, noise_var, &w);
     if (!gains_finite(k, &w))
-        return WMMSE_ERR_OVERFLOW;
+        return WMMSE_F32_ERR_OVERFLOW;
 
     if (wsr) {
         for (t = 0; t < k; ++t)
@@ -598,5 +598,5 @@ int wmmse_f32(const float *h, int32_t k, const float *alpha, const float *p_max,
     }
     memcpy(v, w.v, (size_t)k * HV * sizeof(float));
     memset(v + (size_t)k * HV, 0, (size_t)(KM - k) * HV * sizeof(float));
-    return WMMSE_OK;
+    return WMMSE_F32_OK;
 }

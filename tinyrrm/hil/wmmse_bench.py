@@ -61,19 +61,19 @@ def beams(v: np.ndarray, K: int) -> np.ndarray:
 
 
 class HostWmmse:
-    """``wmmse_f32`` built for the host with ``-DWMMSE_K_MAX=k_max -DWMMSE_NT=nt`` into ``out_dir``;
+    """``wmmse_f32`` built for the host with ``-DWMMSE_F32_K_MAX=k_max -DWMMSE_F32_NT=nt`` into ``out_dir``;
     ``fma`` forces the fused (1) or the multiply-and-add (0) inner loops, None lets the compiler say."""
 
     def __init__(self, k_max: int, nt: int, out_dir, cc: str = "gcc", fma: int | None = None):
         self.k_max, self.nt = k_max, nt
         so = Path(out_dir) / f"wmmse_f32_k{k_max}_nt{nt}_fma{fma}.so"
-        flags = [] if fma is None else [f"-DWMMSE_FMA={fma}"]
+        flags = [] if fma is None else [f"-DWMMSE_F32_FMA={fma}"]
         cmd = [
             cc,
             *STRICT,
             *flags,
-            f"-DWMMSE_K_MAX={k_max}",
-            f"-DWMMSE_NT={nt}",
+            f"-DWMMSE_F32_K_MAX={k_max}",
+            f"-DWMMSE_F32_NT={nt}",
             "-fPIC",
             "-shared",
             str(HERE / "wmmse_f32.c"),

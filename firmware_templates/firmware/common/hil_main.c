@@ -8,7 +8,6 @@
 #include "board.h"
 #include "model.h"
 #include "proto.h"
-#include "test_vectors.h"
 #include "ticks.h"
 #include "uart.h"
 
@@ -27,6 +26,15 @@
 #define CAT(a, b) CAT2(a, b)
 #define P(name) CAT(PREFIX, name)     /* lrmpgnn_core */
 #define PU(name) CAT(PREFIX_UC, name) /* LRMPGNN_K_MAX */
+
+/* a policy without an int8 core (model.h: <PREFIX>_NO_CORE 1, e.g. WMMSE) serves
+ * HELLO, INFER and STATS; CORE and VECTORS answer "unknown type" */
+#if PU(_NO_CORE)
+#define HAS_CORE 0
+#else
+#define HAS_CORE 1
+#include "test_vectors.h"
+#endif
 #define STR2(x) #x
 #define STR(x) STR2(x)
 
@@ -46,7 +54,11 @@
 #define O_BYTES (K_MAX * 2 * NT)         /* int8 o_q[K_MAX][2Nt] */
 #define CORE_REQ_BYTES (4u + X_BYTES + E_BYTES + EDGE_BYTES)
 #define INFER_REQ_BYTES ((uint32_t)sizeof(P(_input)))
+#if HAS_CORE
 #define MAX_PAYLOAD (CORE_REQ_BYTES > INFER_REQ_BYTES ? CORE_REQ_BYTES : INFER_REQ_BYTES)
+#else
+#define MAX_PAYLOAD INFER_REQ_BYTES
+#endif
 
 #define TIMEOUT_TICKS ((uint64_t)TR_CORE_HZ / 10u) /* 100 ms between two bytes */
 
@@ -58,7 +70,9 @@ static union {
     uint8_t bytes[MAX_PAYLOAD];
 } rx_buf;
 static P(_output) infer_out;
+#if HAS_CORE
 static int8_t core_out[O_BYTES];
+#endif
 static proto_rx rx;
 
 /* ---- stack painting ------------------------------------------------------------ */
@@ -119,8 +133,13 @@ static void do_hello(uint8_t seq)
     p = append_u32(p, K_MAX);
     p = append(p, ";nt=");
     p = append_u32(p, NT);
+#if HAS_CORE
     p = append(p, ";steps=");
     p = append_u32(p, PU(_STEPS));
+#else
+    p = append(p, ";steps=0;iters=");
+    p = append_u32(p, (uint32_t)PU(_DEFAULT_ITERS));
+#endif
     p = append(p, ";max_payload=");
     p = append_u32(p, MAX_PAYLOAD);
     p = append(p, TR_DSP ? ";dsp=1" : ";dsp=0");
@@ -131,6 +150,7 @@ static void do_hello(uint8_t seq)
     send(PROTO_HELLO | PROTO_RESPONSE, seq, s, (uint32_t)(p - s), 0, 0);
 }
 
+#if HAS_CORE
 static void do_core(uint8_t seq)
 {
     const uint8_t *b = rx_buf.bytes;
@@ -147,6 +167,8 @@ static void do_core(uint8_t seq)
     put_result(hdr, rc, t1 - t0);
     send(PROTO_CORE | PROTO_RESPONSE, seq, hdr, sizeof hdr, core_out, sizeof core_out);
 }
+
+#endif
 
 /* the ERROR reason for an input <prefix>_infer refuses (its return codes, model.h) */
 static const char *infer_refusal(int32_t rc)
@@ -176,6 +198,7 @@ static void do_infer(uint8_t seq)
     send(PROTO_INFER | PROTO_RESPONSE, seq, hdr, sizeof hdr, &infer_out, sizeof infer_out);
 }
 
+#if HAS_CORE
 static void do_vectors(uint8_t seq)
 {
     /* u32 n, u32 n_exact, n x u32 mismatching bytes */
@@ -201,6 +224,8 @@ static void do_vectors(uint8_t seq)
     send(PROTO_VECTORS | PROTO_RESPONSE, seq, out, sizeof out, 0, 0);
 }
 
+#endif
+
 static void do_stats(uint8_t seq)
 {
     uint8_t out[16];
@@ -216,9 +241,11 @@ static void dispatch(uint8_t type, uint8_t seq, uint32_t len)
     uint32_t want;
     switch (type) {
     case PROTO_HELLO:
-    case PROTO_VECTORS:
     case PROTO_STATS: want = 0; break;
+#if HAS_CORE
+    case PROTO_VECTORS: want = 0; break;
     case PROTO_CORE: want = CORE_REQ_BYTES; break;
+#endif
     case PROTO_INFER: want = INFER_REQ_BYTES; break;
     default: send_error(seq, "unknown type"); return;
     }
@@ -228,9 +255,11 @@ static void dispatch(uint8_t type, uint8_t seq, uint32_t len)
     }
     switch (type) {
     case PROTO_HELLO: do_hello(seq); break;
+#if HAS_CORE
     case PROTO_CORE: do_core(seq); break;
-    case PROTO_INFER: do_infer(seq); break;
     case PROTO_VECTORS: do_vectors(seq); break;
+#endif
+    case PROTO_INFER: do_infer(seq); break;
     default: do_stats(seq); break;
     }
 }
