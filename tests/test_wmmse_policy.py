@@ -2,6 +2,7 @@
 folder's bytes, and the host build against training/wmmse.py on held-out scenes."""
 
 import ctypes
+import json
 import math
 
 import numpy as np
@@ -154,3 +155,38 @@ def test_cli_takes_the_learned_models_shape(tmp_path):
     rep = W.host.read_report(tmp_path / "w")
     assert (rep["model"]["K_MAX"], rep["model"]["Nt"]) == W.shape_like(paths.LRMPGNN)
     assert "classic_infer" in (tmp_path / "w" / "model.h").read_text()
+
+
+def test_evaluate_c_writes_the_policys_beamformers(tmp_path):
+    s = sc.generate(3, 6, NT, 971, "iid")
+    sc.save(s, tmp_path / "s.npz")
+    out = tmp_path / "w.npz"
+    args = ["evaluate", "--scenes", str(tmp_path / "s.npz"), "--backend", "c", "--policy", "wmmse"]
+    res = CliRunner().invoke(app, [*args, "--iters", "3", "--out", str(out), "--json"])
+    assert res.exit_code == 0, res.output
+    rep = json.loads(res.stdout)
+    with np.load(out) as z:
+        V = z["W_wmmse3_c"]
+    assert V.shape == (3, 6, NT) and V.dtype == np.complex64
+    Vp = wmmse(s.H, s.p_max, s.noise_var, max_iter=3, tol=0.0, progress=False)
+    rp = float(sum_rate(s.H, Vp, s.noise_var).mean())
+    assert abs(rep["sum_rate"]["wmmse3_c"] - rp) <= 1e-4 * rp
+    assert "instructions_per_decision" not in rep  # measured on a target only
+
+
+@pytest.mark.parametrize(
+    "args,why",
+    [
+        (["--policy", "wmmse", "--backend", "onnx"], "--policy wmmse runs on --backend c or qemu"),
+        (["--iters", "3"], "--iters is the WMMSE policy's"),
+        (["--policy", "wmmse", "--backend", "c", "--iters", "-2"], "--iters must be >= 0"),
+    ],
+)
+def test_evaluate_policy_refusals(tmp_path, args, why):
+    sc.save(sc.generate(1, 4, NT, 972, "iid"), tmp_path / "s.npz")
+    out = tmp_path / "w.npz"
+    res = CliRunner().invoke(app, ["evaluate", "--scenes", str(tmp_path / "s.npz"), *args, "--out", str(out)])
+    assert res.exit_code == 2
+    lines = res.output.strip().splitlines()
+    assert len(lines) == 1 and why in lines[0], res.output
+    assert not out.exists()

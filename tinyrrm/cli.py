@@ -34,6 +34,7 @@ Arch = _choices("Arch", ("shen", "paper", "tiny"))  # models.ARCHS
 SceneMode = _choices("SceneMode", ("geometric", "iid"))  # scenes.MODES
 TrainMode = _choices("TrainMode", ("scratch", "svd", "finetune"))  # TrainConfig.mode
 BenchPart = _choices("BenchPart", ("train", "export", "codegen", "firmware"))  # the parts of `bench`
+Policy = _choices("Policy", ("lrmpgnn", "wmmse"))  # evaluate: the learned models, or WMMSE as generated C
 
 
 class _Group(TyperGroup):
@@ -207,8 +208,33 @@ def evaluate(
         "--cut",
         help="0: run the models without their distance cut (scenes without 'dist'); omit: the models' own cut",
     ),
+    policy: Policy = typer.Option(
+        Policy.lrmpgnn, "--policy", help="lrmpgnn: the learned models; wmmse: WMMSE-K as generated C (c, qemu)"
+    ),
+    iters: int | None = typer.Option(
+        None, "--iters", help="--policy wmmse: WMMSE iterations K from MRT (default: the policy's, 2)"
+    ),
 ):
-    """Sum rate of WMMSE, the full MPGNN and the LR-MPGNN, and their ratios."""
+    """Sum rate of WMMSE, the full MPGNN and the LR-MPGNN, and their ratios (--policy wmmse:
+    WMMSE-K as the generated C, W_wmmse<K>_<backend>; the qemu backend adds instructions_per_decision)."""
+    if policy is Policy.wmmse:
+        from tinyrrm.evaluate import policy as pol
+
+        if cut is not None:
+            raise UsageError("--cut is the learned models' distance cut; WMMSE uses every link")
+        rep = pol.evaluate(
+            scenes,
+            backend.value,
+            iters,
+            out,
+            target=target.value,
+            port=port,
+            progress=not as_json,
+        )
+        typer.echo(ev_json(rep) if as_json else pol.format_report(rep))
+        return
+    if iters is not None:
+        raise UsageError("--iters is the WMMSE policy's: give --policy wmmse")
     from tinyrrm import evaluate as ev
 
     _cut(cut)
@@ -229,6 +255,10 @@ def evaluate(
         cut=cut is None,
     )
     typer.echo(ev.to_json(rep) if as_json else ev.format_report(rep))
+
+
+def ev_json(rep: dict) -> str:
+    return json.dumps(rep, indent=2, sort_keys=True)
 
 
 def _int_list(text: str, name: str) -> tuple[int, ...]:
