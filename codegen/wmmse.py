@@ -115,6 +115,13 @@ class Context:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
+def flops_per_pair_iteration(nt: int) -> int:
+    """Floating-point operations per sender-receiver pair per iteration in wmmse_f32.c's two
+    inner loops (R_k accumulation + gains; the count in wmmse_f32.h)."""
+    a = 19 if nt == 2 else 6 * nt + 4 * nt * (nt - 1)
+    return a + 8 * nt + 2
+
+
 def kernel_files() -> dict[str, bytes]:
     """``kernels/wmmse_f32.{h,c}`` -> the bytes of ``firmware_templates/wmmse/``'s (verbatim)."""
     return {f"kernels/{n}": (SOURCE / n).read_bytes() for n in KERNEL_FILES}
