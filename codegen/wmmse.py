@@ -115,6 +115,11 @@ class Context:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
+def build_dir(target: str, k_max: int, nt: int, iters: int) -> Path:
+    """Where the toolchain's own runs generate the WMMSE-``iters`` policy (never generated/)."""
+    return paths.BUILD_GEN / target / f"wmmse{iters}_k{k_max}_nt{nt}"
+
+
 def flops_per_pair_iteration(nt: int) -> int:
     """Floating-point operations per sender-receiver pair per iteration in wmmse_f32.c's two
     inner loops (R_k accumulation + gains; the count in wmmse_f32.h)."""

@@ -35,7 +35,7 @@ BACKENDS = ("c", "qemu")
 
 def generated(target: str, scenes: Scenes, iters: int) -> Path:
     """The policy for ``scenes``' K and Nt with ``iters`` iterations by default, under build/gen."""
-    out = paths.BUILD_GEN / target / f"wmmse{iters}_k{scenes.K}_nt{scenes.Nt}"
+    out = wpolicy.build_dir(target, scenes.K, scenes.Nt, iters)
     return wpolicy.generate(target, out, scenes.K, scenes.Nt, iters)
 
 

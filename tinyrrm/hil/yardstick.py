@@ -44,7 +44,7 @@ RATES = "yardstick_rates.json"
 
 def policy_dir(target: str, scenes: Scenes, iters: int) -> Path:
     """The generated WMMSE-``iters`` policy for ``scenes``' K and Nt, under build/gen."""
-    return paths.BUILD_GEN / target / f"wmmse{iters}_k{scenes.K}_nt{scenes.Nt}"
+    return wpolicy.build_dir(target, scenes.K, scenes.Nt, iters)
 
 
 def _unit(scenes: Scenes, i: int) -> np.ndarray:
