@@ -57,3 +57,25 @@ def test_report_shows_the_yardstick(tmp_path):
     res["yardstick"] = yardstick.combine(_measured(fits=False), None, 1e8, None)
     md = session.report_files(res, "cortex-m4")["cortex-m4.md"].decode()
     assert "does not fit: wmmse does not fit cortex-m0" in md
+
+
+def test_a_core_the_model_does_not_fit_gets_a_report_that_says_so():
+    res = {
+        "target": "cortex-m0",
+        "board": "BBC micro:bit v1 (nRF51822)",
+        "qemu_machine": "microbit",
+        "fits": False,
+        "why": "firmware for cortex-m0 needs RAM 79,000 B, has 16,384 B",
+        "model": {"name": "lrmpgnn_paper_a1-4_a2-16", "prefix": "lrmpgnn", "a1": 4, "a2": 16, "cut_m": 500.0},
+        "flash_limit_bytes": 262144,
+        "ram_limit_bytes": 16384,
+        "n_scenes": 4,
+        "yardstick": {"wmmse_on_target": _measured(fits=False), "rates": None, "points": []},
+    }
+    files = session.report_files(res, "cortex-m0")
+    assert sorted(files) == ["cortex-m0.json", "cortex-m0.md"]
+    brief = json.loads(files["cortex-m0.json"])
+    assert brief["fits"] is False and brief["why"] == res["why"] and brief["yardstick"]["points"] == []
+    md = files["cortex-m0.md"].decode()
+    assert md.startswith("# lrmpgnn_paper_a1-4_a2-16 on cortex-m0: does not fit") and res["why"] in md
+    assert "WMMSE as generated C does not fit" in md and "| policy |" not in md

@@ -68,8 +68,13 @@ def run_hil(
     report = read_report(gen)
     model = report["model"]
     out_dir = paths.BUILD_FW / target / (tag or "deployed")
-    elf = build_firmware(target, gen, out_dir, model["prefix"], extra_cflags)
     scenes = load_scenes(hdir / "scenes.npz")
+    try:
+        elf = build_firmware(target, gen, out_dir, model["prefix"], extra_cflags)
+    except HILError as e:
+        if port or " needs " not in str(e):
+            raise
+        return no_fit(target, str(e), model, scenes)
     with open_target(target, elf, port) as client:
         res = measure(client, elf, (model["weights_symbol"],))
         V, ticks = infer_scenes(client, scenes, model["cut_m"], progress=progress)
@@ -156,6 +161,24 @@ def run_hil(
     return res
 
 
+def no_fit(target: str, why: str, model: dict, scenes) -> dict:
+    """The run of a core the deployed model does not fit (the firmware link's "needs" line):
+    that, and the WMMSE yardstick where it fits (``fits`` False: nothing else is measured)."""
+    t = T.get(target)
+    return {
+        "target": target,
+        "board": t.board,
+        "qemu_machine": t.qemu_machine,
+        "fits": False,
+        "why": why,
+        "model": {k: model[k] for k in ("name", "prefix", "a1", "a2", "cut_m")},
+        "flash_limit_bytes": t.flash,
+        "ram_limit_bytes": t.ram,
+        "n_scenes": scenes.N,
+        "yardstick": {"wmmse_on_target": yardstick.on_target(target, scenes), "rates": None, "points": []},
+    }
+
+
 def save(res: dict, target: str, hil_dir=None, publish: bool = True) -> Path:
     """``build/hil/<target>/hil.json`` (the full run) and the report beside it
     (``<target>.json``, ``.md``, ``.png``); ``publish`` (what ``make hil`` and ``tinyrrm hil`` do)
@@ -173,6 +196,9 @@ def report_files(res: dict, target: str) -> dict[str, bytes]:
     """``<target>.json``, ``<target>.md`` and (with matplotlib) ``<target>.png`` of one run."""
     brief = {"target": target, **summary(res)}
     files = {f"{target}.json": (json.dumps(brief, indent=2, sort_keys=True) + "\n").encode()}
+    if res.get("fits") is False:  # nothing measured but the refusal and the yardstick
+        files[f"{target}.md"] = no_fit_markdown(brief).encode()
+        return files
     try:
         files[f"{target}.png"] = plots.hil_png(res)
     except ImportError:  # the lean image may lack matplotlib: figures are the full environment's job
@@ -211,9 +237,28 @@ def summary(res: dict) -> dict:
         "portable_over_dsp",
         "yardstick",
     )
+    if res.get("fits") is False:
+        return {k: res[k] for k in ("fits", "why", *keys) if k in res}
     out = {k: res[k] for k in keys if k in res}
     out["bit_exact"] = {"equal": res["bit_exact"]["equal"], "total": res["bit_exact"]["total"]}
     return out
+
+
+def no_fit_markdown(h: dict) -> str:
+    """``reports/hil/<target>.md`` of a core the deployed model does not fit."""
+    m = h.get("model", {})
+    return "\n".join(
+        [
+            f"# {m.get('name', 'the deployed model')} on {h['target']}: does not fit",
+            "",
+            f"QEMU `{h['qemu_machine']}` with the limits of {h['board']} (flash {h['flash_limit_bytes']:,} B, "
+            f"RAM {h['ram_limit_bytes']:,} B; `tinyrrm hil --target {h['target']}`):",
+            "",
+            f"    {h['why']}",
+            "",
+            *yardstick_markdown(h),
+        ]
+    )
 
 
 def markdown(brief: dict, png: str | None = None) -> str:
@@ -295,6 +340,8 @@ def yardstick_markdown(h: dict) -> list[str]:
             f"included).",
             "",
         ]
+    if not y["points"]:
+        return lines
     where = (
         f"sum rate / WMMSE-100 on {r['n_scenes']} scenes of `{Path(r['scenes']).name}` (host C)"
         if r
