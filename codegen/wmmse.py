@@ -6,9 +6,10 @@ either (or both, under two prefixes) and calls ``<prefix>_infer`` the same way::
     out/model.h, model.c       <prefix>_input / _output exactly as the learned model's,
                                <prefix>_params (iterations, rate weights, per-transmitter
                                power limits, per-receiver noise), <prefix>_infer / _solve
-    out/wmmse_config.h         the kernel's sizes (WMMSE_F32_K_MAX, WMMSE_F32_NT)
     out/kernels/wmmse_f32.{h,c}  the float32 WMMSE kernel, copied verbatim from
                                firmware_templates/wmmse/ (report.json lists their sha256)
+    out/kernels/wmmse_config.h the kernel's sizes (WMMSE_F32_K_MAX, WMMSE_F32_NT), beside it:
+                               every file includes its own folder's headers, no -I needed
     out/model.mk               MODEL_PREFIX and MODEL_SRCS for the firmware Makefile
     out/README.md              dropping the sources into a project
     out/report.json            what the generator knows: prefix, sizes, RAM, the fit
@@ -221,8 +222,8 @@ def generate(
         ram_need=sz.ram_need,
     )
     files = {
-        out: render.render(f"wmmse/{out}.j2", **ctx.template_vars()).encode()
-        for out in ("model.h", "model.c", "wmmse_config.h", "model.mk", "README.md")
+        out: render.render(f"wmmse/{Path(out).name}.j2", **ctx.template_vars()).encode()
+        for out in ("model.h", "model.c", "kernels/wmmse_config.h", "model.mk", "README.md")
     }
     files.update(kernel_files())
     rep = {

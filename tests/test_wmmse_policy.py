@@ -47,7 +47,7 @@ def test_folder_is_deterministic_and_says_where_it_came_from(gen, tmp_path):
     assert names == sorted(p.relative_to(again).as_posix() for p in again.rglob("*") if p.is_file())
     for n in names:
         assert (gen / n).read_bytes() == (again / n).read_bytes(), n
-    for n in ("model.h", "model.c", "wmmse_config.h", "model.mk", "README.md"):
+    for n in ("model.h", "model.c", "kernels/wmmse_config.h", "model.mk", "README.md"):
         head = (gen / n).read_text().splitlines()[:4]
         assert any("do not edit" in ln for ln in head) and any(W.sources_sha256() in ln for ln in head), n
     for n in W.KERNEL_FILES:  # copied verbatim
@@ -190,3 +190,26 @@ def test_evaluate_policy_refusals(tmp_path, args, why):
     lines = res.output.strip().splitlines()
     assert len(lines) == 1 and why in lines[0], res.output
     assert not out.exists()
+
+
+def test_links_beside_the_learned_model_behind_one_caller(gen, tmp_path):
+    """The committed learned model and the WMMSE policy (default prefixes) in one program: the
+    same input bytes through both <prefix>_infer, each beam within its limit, the same refusal
+    code for k = 0. No -I: every generated file includes its own folder's headers."""
+    import subprocess
+
+    from tinyrrm.codegen.host import CFLAGS
+
+    lr = paths.SHIPPED / "generated" / "cortex-m4"
+    srcs = [lr / "model.c", lr / "weights.c", *sorted((lr / "kernels").glob("*.c")), gen / "model.c"]
+    srcs += [gen / "kernels" / "wmmse_f32.c", paths.SHIPPED / "tests" / "c" / "policy_swap_main.c"]
+    flags = [f for f in CFLAGS if f not in ("-fPIC", "-shared")]
+    defs = ["-DLR=lrmpgnn", "-DWM=wmmse", f'-DLR_MODEL_H="{lr}/model.h"', f'-DWM_MODEL_H="{gen}/model.h"']
+    exe = tmp_path / "swap"
+    r = subprocess.run(
+        ["gcc", *flags, "-DTR_NO_DSP=1", *defs, *map(str, srcs), "-o", str(exe), "-lm"], capture_output=True, text=True
+    )
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run([str(exe)], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.rstrip().endswith("ok"), r.stdout
+    assert "lrmpgnn rc=0" in r.stdout and "wmmse rc=0" in r.stdout and "wmmse k=0 rc=-1" in r.stdout

@@ -77,7 +77,7 @@
  * WMMSE_F32_SCRATCH_BYTES of scratch, aligned for float. Arithmetic is float
  * throughout (sqrtf, log2f).
  *
- * Compile-time sizes (-D both, or a generated wmmse_config.h on the include path):
+ * Compile-time sizes (-D both, or a generated wmmse_config.h beside this header):
  *     WMMSE_F32_K_MAX  [1, 1024]  link capacity of h and v (the arrays' stride)
  *     WMMSE_F32_NT     [1, 16]    transmit antennas
  */
