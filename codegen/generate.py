@@ -623,7 +623,7 @@ def generate(export_dir, target_name: str, out_dir, prefix: str | None = None, c
     rep = report.codegen_report(ctx, prog, man, files)
     files["report.json"] = (json.dumps(rep, indent=2, sort_keys=True) + "\n").encode()
     files["report.md"] = report.codegen_markdown(rep, ctx.provenance_md).encode()
-    return _replace_dir(Path(out_dir), files)
+    return replace_dir(Path(out_dir), files)
 
 
 #: a folder codegen wrote: its report.json (this format) lists every file, beside the report
@@ -637,10 +637,10 @@ def check_out_dir(out) -> Path:
     return check_dir(out, GENERATED, writes=None)
 
 
-def _replace_dir(out: Path, files: dict[str, bytes]) -> Path:
+def replace_dir(out: Path, files: dict[str, bytes], mark: FolderMark = GENERATED) -> Path:
     """Write ``files`` into a fresh sibling folder, then swap it in for ``out``
-    (only a folder codegen wrote is replaced: :func:`check_out_dir`)."""
-    check_out_dir(out)
+    (only a folder of kind ``mark`` is replaced: :func:`check_out_dir`)."""
+    check_dir(out, mark, writes=None)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
     try:

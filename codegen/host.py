@@ -67,7 +67,12 @@ class BuildError(TinyrrmError, RuntimeError):
 
 
 def sources(gen_dir: Path) -> list[Path]:
+    """The C files of a generated folder: its report's ``sources`` (a policy without weights
+    lists them), else model.c, weights.c and the kernels."""
     gen_dir = Path(gen_dir)
+    listed = read_report(gen_dir).get("sources")
+    if listed is not None:
+        return [gen_dir / n for n in listed]
     return [gen_dir / "model.c", gen_dir / "weights.c", *sorted((gen_dir / "kernels").glob("*.c"))]
 
 

@@ -31,8 +31,9 @@ C_KEYWORDS = frozenset(
 """.split()
 )
 
-#: namespaces the generated folder already uses: the shared kernels (``tr_fc_s8``, ``TR_DSP``)
-TAKEN = frozenset({"tr"})
+#: namespaces the generated folders already use: the shared kernels (``tr_fc_s8``, ``TR_DSP``) and
+#: the WMMSE kernel (``wmmse_f32``, ``WMMSE_F32_K_MAX``)
+TAKEN = frozenset({"tr", "wmmse_f32"})
 
 _IDENT = re.compile(r"[a-z][a-z0-9_]*\Z")
 
@@ -51,7 +52,7 @@ def check(prefix: str) -> str:
     elif prefix in C_KEYWORDS:
         why = "it is a C keyword"
     elif prefix in TAKEN:
-        why = "the shared kernels use it (tr_fc_s8, TR_DSP)"
+        why = "the shared kernels use it (tr_fc_s8, TR_DSP; the WMMSE kernel: wmmse_f32, WMMSE_F32_K_MAX)"
     elif "__" in prefix:
         why = "C reserves names that contain __"
     if why:

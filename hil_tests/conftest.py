@@ -41,4 +41,6 @@ def hil(request, target, port):
     session.save(
         res, target, request.config.getoption("--hil-dir"), publish=request.config.getoption("--update-report")
     )
+    if res.get("fits") is False:  # the report says why; there is no firmware to test
+        pytest.skip(res["why"])
     return res

@@ -48,12 +48,12 @@ def test_replace_dir_keeps_a_folder_it_did_not_write(tmp_path):
     p.mkdir()
     (p / "notes.txt").write_text("mine")
     with pytest.raises(FileExistsError, match="notes.txt"):
-        codegen._replace_dir(p, {"model.c": b"x"})
+        codegen.replace_dir(p, {"model.c": b"x"})
     assert sorted(x.name for x in p.iterdir()) == ["notes.txt"]
     f = tmp_path / "F"
     f.write_text("mine")
     with pytest.raises(NotADirectoryError, match="F"):
-        codegen._replace_dir(f, {"model.c": b"x"})
+        codegen.replace_dir(f, {"model.c": b"x"})
     assert f.read_text() == "mine"
 
 
@@ -66,22 +66,22 @@ def _report(files):
 def test_replace_dir_replaces_what_it_generated(tmp_path):
     p = tmp_path / "P"
     files = {"model.c": b"1", "kernels/tr_fc_s8.c": b"2"}
-    codegen._replace_dir(p, {**files, "report.json": _report(files), "report.md": b"r"})
+    codegen.replace_dir(p, {**files, "report.json": _report(files), "report.md": b"r"})
     (p / "report_hil.png").write_bytes(b"png")  # the HIL stage adds its figure beside the report
     (p / "model.c").write_text("edited by hand")  # a listed file may differ: it is replaced
-    codegen._replace_dir(p, {"model.c": b"3", "report.json": _report(["model.c"])})
+    codegen.replace_dir(p, {"model.c": b"3", "report.json": _report(["model.c"])})
     assert sorted(x.name for x in p.rglob("*") if x.is_file()) == ["model.c", "report.json"]
     # a generated folder with one file more than its report lists is not ours any more
     (p / "extra.h").write_text("mine")
     with pytest.raises(FileExistsError, match="extra.h"):
-        codegen._replace_dir(p, {"model.c": b"4"})
+        codegen.replace_dir(p, {"model.c": b"4"})
     assert (p / "extra.h").read_text() == "mine"
 
 
 def test_generated_folder_has_normal_permissions(tmp_path):
     old = os.umask(0o022)
     try:
-        out = codegen._replace_dir(tmp_path / "g", {"model.c": b"x", "kernels/a.c": b"y"})
+        out = codegen.replace_dir(tmp_path / "g", {"model.c": b"x", "kernels/a.c": b"y"})
     finally:
         os.umask(old)
     assert stat.S_IMODE(out.stat().st_mode) == 0o755

@@ -110,7 +110,7 @@ def test_outside_the_active_block_is_not_read(libs):
         (-3, 1, None, "k"),
         (4, -1, None, "iters"),
         (4, 1, [1, np.nan, 1, 1], "nonfinite"),
-        (4, 1, [1, 1, -0.5, 1], "alpha"),
+        (4, 1, [1, 1, -0.5, 1], "param"),
     ],
 )
 def test_bad_arguments_leave_output_untouched(libs, k, iters, alpha, code):
@@ -162,8 +162,8 @@ def test_cross_compiles_strict(tmp_path, cpu, nt):
             "arm-none-eabi-gcc",
             *cpu,
             *STRICT,
-            "-DWMMSE_K_MAX=50",
-            f"-DWMMSE_NT={nt}",
+            "-DWMMSE_F32_K_MAX=50",
+            f"-DWMMSE_F32_NT={nt}",
             "-c",
             str(HERE / "wmmse_f32.c"),
             "-o",

@@ -34,6 +34,7 @@ Arch = _choices("Arch", ("shen", "paper", "tiny", "small", "mid"))  # models.ARC
 SceneMode = _choices("SceneMode", ("geometric", "iid"))  # scenes.MODES
 TrainMode = _choices("TrainMode", ("scratch", "svd", "finetune"))  # TrainConfig.mode
 BenchPart = _choices("BenchPart", ("train", "export", "codegen", "firmware"))  # the parts of `bench`
+Policy = _choices("Policy", ("lrmpgnn", "wmmse"))  # evaluate: the learned models, or WMMSE as generated C
 
 
 class _Group(TyperGroup):
@@ -219,8 +220,33 @@ def evaluate(
         help="0: run the models without their distance cut (scenes without 'dist'); omit: the models' own cut",
     ),
     calib: Path | None = typer.Option(None, "--calib", help="exported backends (all but torch): " + _CALIB_HELP),
+    policy: Policy = typer.Option(
+        Policy.lrmpgnn, "--policy", help="lrmpgnn: the learned models; wmmse: WMMSE-K as generated C (c, qemu)"
+    ),
+    iters: int | None = typer.Option(
+        None, "--iters", help="--policy wmmse: WMMSE iterations K from MRT (default: the policy's, 2)"
+    ),
 ):
-    """Sum rate of WMMSE, the full MPGNN and the LR-MPGNN, and their ratios."""
+    """Sum rate of WMMSE, the full MPGNN and the LR-MPGNN, and their ratios (--policy wmmse:
+    WMMSE-K as the generated C, W_wmmse<K>_<backend>; the qemu backend adds instructions_per_decision)."""
+    if policy is Policy.wmmse:
+        from tinyrrm.evaluate import policy as pol
+
+        if cut is not None:
+            raise UsageError("--cut is the learned models' distance cut; WMMSE uses every link")
+        rep = pol.evaluate(
+            scenes,
+            backend.value,
+            iters,
+            out,
+            target=target.value,
+            port=port,
+            progress=not as_json,
+        )
+        typer.echo(ev_json(rep) if as_json else pol.format_report(rep))
+        return
+    if iters is not None:
+        raise UsageError("--iters is the WMMSE policy's: give --policy wmmse")
     from tinyrrm import evaluate as ev
 
     _cut(cut)
@@ -242,6 +268,10 @@ def evaluate(
         calib=calib,
     )
     typer.echo(ev.to_json(rep) if as_json else ev.format_report(rep))
+
+
+def ev_json(rep: dict) -> str:
+    return json.dumps(rep, indent=2, sort_keys=True)
 
 
 def _int_list(text: str, name: str) -> tuple[int, ...]:
@@ -668,6 +698,38 @@ def export_target(
         command += f" --prefix {prefix}"
     path = codegen.generate(exp, target.value, out, prefix, command=command)
     _print_generated(path)
+
+
+@export_app.command("wmmse")
+@_user_errors
+def export_wmmse(
+    target: TargetName = typer.Option("cortex-m4", "--target"),
+    like: Path = typer.Option(
+        paths.LRMPGNN, "--like", help="checkpoint whose K and Nt the policy takes (its config.json)"
+    ),
+    k_max: int | None = typer.Option(None, "--k-max", help="link capacity (default: --like's K)"),
+    nt: int | None = typer.Option(None, "--nt", help="transmit antennas (default: --like's Nt)"),
+    iters: int = typer.Option(2, "--iters", help="WMMSE iterations <prefix>_infer runs by default"),
+    out: Path = typer.Option(None, "--out", help="output folder (default build/gen/<target>/<prefix>)"),
+    prefix: str = typer.Option("wmmse", "--prefix", help="C prefix of every generated symbol and macro"),
+):
+    """Generate the WMMSE policy in C for TARGET behind the learned model's ABI (same input and output)."""
+    from tinyrrm.codegen import wmmse
+    from tinyrrm.export import cprefix
+
+    cprefix.check(prefix)
+    if k_max is None or nt is None:
+        K, Nt = wmmse.shape_like(like)
+        k_max, nt = K if k_max is None else k_max, Nt if nt is None else nt
+    wmmse.check_args(k_max, nt, iters)
+    out = wmmse.check_out_dir(out or paths.BUILD_GEN / target.value / prefix)
+    path = wmmse.generate(target.value, out, k_max, nt, iters, prefix)
+    rep = json.loads((path / "report.json").read_text())
+    typer.echo(f"wrote {path}")
+    typer.echo(
+        f"{prefix}: WMMSE, K_MAX={k_max}, Nt={nt}, {iters} iterations by default; RAM {rep['sizes']['ram_need']:,} B "
+        f"(CSI input {rep['sizes']['input_bytes']:,} B) of {target.value}'s {rep['target']['ram']:,} B"
+    )
 
 
 @app.command()

@@ -8,7 +8,10 @@
 * ``reference.json`` — model bytes (fp32 original, deployed int8) for the
   60x checks;
 * ``gen_mpgnn/`` — generated C of the original full MPGNN (for the
-  whole-firmware flash comparison; built with a large virtual flash).
+  whole-firmware flash comparison; built with a large virtual flash);
+* ``yardstick_rates.json`` — sum rates on all the test scenes, host C, of WMMSE-k
+  as the generated policy, MRT, the deployed model and the full MPGNN, each over
+  WMMSE-100 (:mod:`tinyrrm.hil.yardstick`).
 
 The HIL suite (``hil_tests/``) then needs only numpy, the cross compiler and
 QEMU: this folder is what goes into the lean Docker image.
@@ -29,12 +32,14 @@ import numpy as np
 from tinyrrm import paths
 from tinyrrm.codegen import generate as codegen
 from tinyrrm.codegen import targets
-from tinyrrm.codegen.host import HostModel
+from tinyrrm.codegen.host import HostModel, read_report
 from tinyrrm.errors import InputError, UsageError
 from tinyrrm.evaluate import save_beamformers, torch_backend
 from tinyrrm.evaluate.backends import c_backend
 from tinyrrm.export import size, stage
 from tinyrrm.export.frontend import unit_noise
+from tinyrrm.hil import yardstick
+from tinyrrm.hil.session import gen_dir_for
 from tinyrrm.training import checkpoint as ckpt
 from tinyrrm.training.fileio import portable, write_text
 from tinyrrm.training.models import model_bytes
@@ -85,6 +90,15 @@ def prepare(
             "bytes_int8_deployed": size.deployed_bytes_from_checkpoint(lr),
         },
     }
+    lr_gen = gen_dir_for(target)
+    rates = yardstick.cached_test_rates(
+        test,
+        {
+            "lrmpgnn_c": (lr_gen, read_report(lr_gen)["model"]["cut_m"]),
+            "mpgnn_c": (out / "gen_mpgnn", read_report(out / "gen_mpgnn")["model"]["cut_m"]),
+        },
+    )
+    write_text(out / yardstick.RATES, json.dumps(rates, indent=2, sort_keys=True) + "\n")
     save(scenes, out / "scenes.npz")
     save_beamformers(out / "reference.npz", W)
     write_text(out / "reference.json", json.dumps(ref, indent=2, sort_keys=True) + "\n")

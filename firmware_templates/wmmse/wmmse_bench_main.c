@@ -2,43 +2,40 @@
  * (proto.c) with HELLO, STATS and one request of its own, RUN (0x10).
  *
  *   RUN request:  i32 k, i32 iters, u32 flags (bit 0: alpha given),
- *                 float alpha[WMMSE_K_MAX], float h[WMMSE_K_MAX][WMMSE_K_MAX][WMMSE_NT][2]
- *   RUN response: i32 rc, u32 ticks_lo, u32 ticks_hi, float wsr,
- *                 float v[WMMSE_K_MAX][WMMSE_NT][2]
+ *                 float alpha[WMMSE_F32_K_MAX], float
+ * h[WMMSE_F32_K_MAX][WMMSE_F32_K_MAX][WMMSE_F32_NT][2] RUN response: i32 rc, u32 ticks_lo, u32
+ * ticks_hi, float wsr, float v[WMMSE_F32_K_MAX][WMMSE_F32_NT][2]
  *
  * ticks = SysTick ticks of the wmmse_f32 call alone; STATS gives the boot
- * calibration (as the HIL firmware's) that turns them into instructions
+ * calibration (ticks.c, shared with the HIL firmware) that turns them into instructions
  * under QEMU -icount. Build with firmware_templates/wmmse/Makefile. */
 #include <stdint.h>
 #include <string.h>
 
 #include "board.h"
 #include "proto.h"
+#include "ticks.h"
 #include "uart.h"
 #include "wmmse_f32.h"
 
 #ifndef TR_CORE_NAME
 #define TR_CORE_NAME "unknown"
 #endif
-#ifndef TR_CORE_HZ
-#define TR_CORE_HZ 25000000u
-#endif
 
 #define STR2(x) #x
 #define STR(x) STR2(x)
 
 #define PROTO_RUN 0x10u
-#define H_FLOATS (WMMSE_K_MAX * WMMSE_K_MAX * WMMSE_NT * 2)
-#define V_FLOATS (WMMSE_K_MAX * WMMSE_NT * 2)
-#define RUN_REQ_BYTES (12u + 4u * (WMMSE_K_MAX + H_FLOATS))
-#define CALIB_LOOPS 5000000u /* 2 instructions each */
+#define H_FLOATS (WMMSE_F32_K_MAX * WMMSE_F32_K_MAX * WMMSE_F32_NT * 2)
+#define V_FLOATS (WMMSE_F32_K_MAX * WMMSE_F32_NT * 2)
+#define RUN_REQ_BYTES (12u + 4u * (WMMSE_F32_K_MAX + H_FLOATS))
 
 /* the request lands here; the struct aligns the floats */
 static union {
     struct {
         int32_t k, iters;
         uint32_t flags;
-        float alpha[WMMSE_K_MAX];
+        float alpha[WMMSE_F32_K_MAX];
         float h[H_FLOATS]; /* (K_MAX, K_MAX, NT, 2) */
     } run;
     uint8_t bytes[RUN_REQ_BYTES];
@@ -46,49 +43,6 @@ static union {
 static float v_out[V_FLOATS];                                  /* (K_MAX, NT, 2) */
 static float scratch[WMMSE_F32_SCRATCH_BYTES / sizeof(float)]; /* float-aligned */
 static proto_rx rx;
-
-static volatile uint32_t systick_wraps;
-static uint32_t calib_ticks;
-
-/* ---- SysTick: 64-bit tick counter (as in the HIL firmware) ---------------------- */
-
-void SysTick_Handler(void)
-{
-    systick_wraps++;
-}
-
-static void systick_init(void)
-{
-    SYST_CSR = 0;
-    SYST_RVR = 0xFFFFFFu;
-    SYST_CVR = 0;
-    SYST_CSR = SYST_CSR_ENABLE | SYST_CSR_TICKINT | SYST_CSR_CLKSOURCE;
-    while (SYST_CVR == 0)
-        ;
-}
-
-static uint64_t ticks_now(void)
-{
-    uint32_t hi, lo, pending;
-    do {
-        hi = systick_wraps;
-        lo = SYST_CVR;
-        pending = SCB_ICSR & SCB_ICSR_PENDSTSET;
-    } while (hi != systick_wraps);
-    if (pending)
-        hi++;
-    if (lo == 0)
-        return ((uint64_t)hi << 24) - 1u;
-    return ((uint64_t)hi << 24) | (0xFFFFFFu - lo);
-}
-
-static void calibrate(void)
-{
-    uint32_t n = CALIB_LOOPS;
-    uint64_t t0 = ticks_now();
-    __asm volatile("1:\n\tsubs %0, %0, #1\n\tbne 1b" : "+l"(n) : : "cc");
-    calib_ticks = (uint32_t)(ticks_now() - t0);
-}
 
 /* ---- requests ---------------------------------------------------------------------- */
 
@@ -99,8 +53,8 @@ static void send_error(uint8_t seq, const char *reason)
 
 static void do_hello(uint8_t seq)
 {
-    static const char s[] = "proto=1;prefix=wmmse_f32;k_max=" STR(WMMSE_K_MAX) ";nt=" STR(
-        WMMSE_NT) ";core=" TR_CORE_NAME;
+    static const char s[] = "proto=1;prefix=wmmse_f32;k_max=" STR(WMMSE_F32_K_MAX) ";nt=" STR(
+        WMMSE_F32_NT) ";core=" TR_CORE_NAME;
     proto_send(uart_putc, PROTO_HELLO | PROTO_RESPONSE, seq, s, sizeof s - 1u, 0, 0);
 }
 
@@ -109,8 +63,8 @@ static void do_stats(uint8_t seq)
     uint8_t out[16];
     proto_put_u32(&out[0], TR_STACK_SIZE);
     proto_put_u32(&out[4], 0u);
-    proto_put_u32(&out[8], calib_ticks);
-    proto_put_u32(&out[12], 2u * CALIB_LOOPS);
+    proto_put_u32(&out[8], tr_calib_ticks);
+    proto_put_u32(&out[12], tr_calib_instructions);
     proto_send(uart_putc, PROTO_STATS | PROTO_RESPONSE, seq, out, sizeof out, 0, 0);
 }
 
@@ -122,10 +76,10 @@ static void do_run(uint8_t seq)
     int rc;
 
     memset(v_out, 0, sizeof v_out);
-    t0 = ticks_now();
-    rc = wmmse_f32(rx_buf.run.h, rx_buf.run.k, (rx_buf.run.flags & 1u) ? rx_buf.run.alpha : 0,
+    t0 = tr_ticks_now();
+    rc = wmmse_f32(rx_buf.run.h, rx_buf.run.k, (rx_buf.run.flags & 1u) ? rx_buf.run.alpha : 0, 0, 0,
                    rx_buf.run.iters, scratch, v_out, &wsr);
-    t1 = ticks_now();
+    t1 = tr_ticks_now();
     proto_put_u32(&hdr[0], (uint32_t)rc);
     proto_put_u32(&hdr[4], (uint32_t)(t1 - t0));
     proto_put_u32(&hdr[8], (uint32_t)((t1 - t0) >> 32));
@@ -143,8 +97,7 @@ void tr_fault(void)
 int main(void)
 {
     uart_init();
-    systick_init();
-    calibrate();
+    tr_ticks_init();
     proto_rx_init(&rx, rx_buf.bytes, RUN_REQ_BYTES);
 
     for (;;) {

@@ -1,14 +1,14 @@
 /* wmmse_f32: WMMSE beamforming in portable C99 float32 (see wmmse_f32.h for
  * the algorithm, the conventions and the operation count).
- * Build with -DWMMSE_K_MAX=.. -DWMMSE_NT=.. and without -ffast-math /
+ * Build with -DWMMSE_F32_K_MAX=.. -DWMMSE_F32_NT=.. and without -ffast-math /
  * -ffinite-math-only: the first gain sweep detects NaN/Inf by IEEE rules. */
 #include "wmmse_f32.h"
 
 #include <math.h>
 #include <string.h>
 
-#define KM (WMMSE_K_MAX)
-#define NT (WMMSE_NT)
+#define KM (WMMSE_F32_K_MAX)
+#define NT (WMMSE_F32_NT)
 #define HV (2 * NT) /* floats per channel vector or beamformer */
 
 /* h[t][r] -> its (NT, 2) channel vector */
@@ -25,15 +25,15 @@
 /* MADD(a, b, c) = a * b + c in the inner loops: fmaf (one rounding, one
  * instruction) where the compiler says it is fast (FP_FAST_FMAF, GCC's
  * __FP_FAST_FMAF: VFMA on Cortex-M4F/M7/M33/M55), else multiply and add.
- * -DWMMSE_FMA=0/1 forces either; both are tested against the same goldens. */
-#ifndef WMMSE_FMA
+ * -DWMMSE_F32_FMA=0/1 forces either; both are tested against the same goldens. */
+#ifndef WMMSE_F32_FMA
 #if defined(FP_FAST_FMAF) || defined(__FP_FAST_FMAF)
-#define WMMSE_FMA 1
+#define WMMSE_F32_FMA 1
 #else
-#define WMMSE_FMA 0
+#define WMMSE_F32_FMA 0
 #endif
 #endif
-#if WMMSE_FMA
+#if WMMSE_F32_FMA
 #define MADD(a, b, c) fmaf((a), (b), (c))
 #else
 #define MADD(a, b, c) ((a) * (b) + (c))
@@ -56,6 +56,7 @@ typedef struct {
     float *inf;  /* (KM,)       sum_{j!=k} |h_jk^H v_j|^2 + 1 */
     float *c;    /* (KM,)       alpha_k sig_k / (inf_k (inf_k + sig_k)) */
     float *beta; /* (KM, 2)     alpha_k s_k / inf_k */
+    float *amp;  /* (KM,)       sqrt(p_max_k): the largest ||v_k|| */
 } work;
 
 size_t wmmse_f32_scratch_bytes(void)
@@ -78,6 +79,8 @@ static work split_scratch(void *scratch)
     w.c = p;
     p += KM;
     w.beta = p;
+    p += KM * 2;
+    w.amp = p;
     return w;
 }
 
@@ -121,11 +124,11 @@ static inline void add_interference(const float *hj, const float *vj, int32_t r0
 }
 
 /* s, sig and inf of the current v, for links [0, k): one sweep over the k x k block */
-static void gains(const float *h, int32_t k, work *w)
+static void gains(const float *h, int32_t k, const float *noise_var, work *w)
 {
     int32_t j;
     for (j = 0; j < k; ++j)
-        w->inf[j] = 1.0f; /* unit noise */
+        w->inf[j] = noise_var ? noise_var[j] : 1.0f;
     for (j = 0; j < k; ++j) {
         const float *hj = H_AT(h, j, 0); /* (KM, NT, 2): row of transmitter j */
         const float *vj = w->v + (size_t)j * HV;
@@ -140,8 +143,8 @@ static void gains(const float *h, int32_t k, work *w)
 
 /* ---- MRT ----------------------------------------------------------------------- */
 
-/* v_k = h_kk / ||h_kk|| (0 where h_kk = 0) */
-static void mrt(const float *h, int32_t k, float *v)
+/* v_k = amp_k h_kk / ||h_kk|| (0 where h_kk = 0) */
+static void mrt(const float *h, int32_t k, const float *amp, float *v)
 {
     int32_t t;
     int a;
@@ -151,7 +154,7 @@ static void mrt(const float *h, int32_t k, float *v)
         float n2 = 0.0f, scale;
         for (a = 0; a < HV; ++a)
             n2 += x[a] * x[a];
-        scale = n2 > 0.0f ? 1.0f / sqrtf(n2) : 0.0f;
+        scale = n2 > 0.0f ? amp[t] / sqrtf(n2) : 0.0f;
         for (a = 0; a < HV; ++a)
             vt[a] = scale * x[a];
     }
@@ -159,18 +162,17 @@ static void mrt(const float *h, int32_t k, float *v)
 
 /* ---- per-transmitter update: v_t = (A_t + mu I)^{-1} b_t ----------------------- */
 
-/* ||v|| <= 1 against rounding: scale v (NT, 2) down if its power exceeds 1 */
-static void clip_power(float *v)
+/* v (NT, 2) solved for the limit 1 -> amp v, with ||v|| <= 1 against rounding first */
+static void clip_power(float *v, float amp)
 {
-    float p = 0.0f;
+    float p = 0.0f, scale = amp;
     int a;
     for (a = 0; a < HV; ++a)
         p += v[a] * v[a];
-    if (p > 1.0f) {
-        float scale = 1.0f / sqrtf(p);
-        for (a = 0; a < HV; ++a)
-            v[a] *= scale;
-    }
+    if (p > 1.0f)
+        scale = amp / sqrtf(p);
+    for (a = 0; a < HV; ++a)
+        v[a] *= scale;
 }
 
 /* The direct term is kept apart: A_t = R_t + c_t x x^H with x = h_tt, the
@@ -212,7 +214,7 @@ static inline void accumulate_r(const float *ht, const float *c, int32_t j0, int
 static void update_tx(const float *ht, int32_t t, int32_t k, const work *w, float *v)
 {
     const float *x = ht + (size_t)t * HV; /* h_tt (2, 2) */
-    float R[4] = {0.0f, 0.0f, 0.0f, 0.0f}, ct = w->c[t], x2, tr, inv, br, bi;
+    float R[4] = {0.0f, 0.0f, 0.0f, 0.0f}, ct = w->c[t], amp = w->amp[t], x2, tr, inv, br, bi;
     float y[4], q, det, x0[4], b[4], n0, n1, n2, mu, num, den;
     int it;
 
@@ -222,17 +224,18 @@ static void update_tx(const float *ht, int32_t t, int32_t k, const work *w, floa
     tr = R[0] + R[1] + ct * x2; /* trace(A_t) */
     br = w->beta[2 * t];
     bi = w->beta[2 * t + 1];
-    if (!(tr > 0.0f) || (br == 0.0f && bi == 0.0f)) {
+    if (!(tr > 0.0f) || (br == 0.0f && bi == 0.0f) || !(amp > 0.0f)) {
         memset(v, 0, HV * sizeof(float));
         return;
     }
-    /* solve with trace(A) = 1: v = (A/tr + mu/tr I)^{-1} b/tr */
+    /* solve with trace(A) = 1 and the power limit 1: v / amp = (A/tr + mu/tr I)^{-1} b/(tr amp) */
     inv = 1.0f / tr;
     R[0] *= inv;
     R[1] *= inv;
     R[2] *= inv;
     R[3] *= inv;
     ct *= inv;
+    inv /= amp;
     br *= inv;
     bi *= inv;
     /* y = adj(R) x = adj(A) x (adj(x x^H) x = 0), q = x^H y,
@@ -260,7 +263,7 @@ static void update_tx(const float *ht, int32_t t, int32_t k, const work *w, floa
     num = n0 + mu * (n1 + mu * n2);
     den = det + mu * (1.0f + mu);
     if (num > den * den) { /* ||v(mu)|| > 1: Newton on D / sqrt(num) = 1 */
-        for (it = 0; it < WMMSE_NEWTON_MAX; ++it) {
+        for (it = 0; it < WMMSE_F32_NEWTON_MAX; ++it) {
             float root = sqrtf(num);
             float step = (root - den) * num /
                          ((1.0f + 2.0f * mu) * num - 0.5f * den * (n1 + 2.0f * mu * n2));
@@ -276,7 +279,7 @@ static void update_tx(const float *ht, int32_t t, int32_t k, const work *w, floa
     v[1] = (x0[1] + mu * b[1]) * inv;
     v[2] = (x0[2] + mu * b[2]) * inv;
     v[3] = (x0[3] + mu * b[3]) * inv;
-    clip_power(v);
+    clip_power(v, amp);
 }
 
 #else /* general NT: complex Cholesky of R + mu I */
@@ -380,7 +383,8 @@ static float sm_solve(const float *L, const float *x, float *y, float *yy)
  * when y lies along one eigenvector of R (a link just switched off leaves R
  * nearly singular); then, or when a step leaves the bracket [lo, hi] with
  * ||v(lo)|| > 1 >= ||v(hi)|| (hi starts at ||b||), the step bisects. */
-static void solve_sm(const float *R, float c, const float *x, float br, float bi, float *v)
+static void solve_sm(const float *R, float c, const float *x, float br, float bi, float amp,
+                     float *v)
 {
     float L[NT * NT * 2], y[HV], z[HV]; /* (NT, NT, 2), (NT, 2), (NT, 2) */
     float mu = 0.0f, s, yy, den, b2 = br * br + bi * bi, pw, scale, lo, hi;
@@ -397,7 +401,7 @@ static void solve_sm(const float *R, float c, const float *x, float br, float bi
     pw = b2 * yy / (den * den);
     lo = mu;
     hi = mu + sqrtf(b2 * power(x)); /* ||v(hi)|| <= ||b|| / hi <= 1, b = beta x */
-    for (it = 0; it < WMMSE_NEWTON_MAX && pw > 1.0f; ++it) {
+    for (it = 0; it < WMMSE_F32_NEWTON_MAX && pw > 1.0f; ++it) {
         /* ||v||^2 = b2 yy / den^2; d/dmu = -2 b2 (den ||L^{-1} y||^2 - c yy^2) / den^3 */
         float zz, q, next;
         forward(L, y, z);
@@ -436,7 +440,7 @@ static void solve_sm(const float *R, float c, const float *x, float br, float bi
         v[2 * a] = (br * y[2 * a] - bi * y[2 * a + 1]) * scale;
         v[2 * a + 1] = (br * y[2 * a + 1] + bi * y[2 * a]) * scale;
     }
-    clip_power(v);
+    clip_power(v, amp);
 }
 
 /* R (NT, NT, 2) lower triangle += sum_j c_j x_j x_j^H over the rows [j0, j1) of ht */
@@ -474,8 +478,9 @@ static void accumulate_r(const float *ht, const float *c, int32_t j0, int32_t j1
 
 static void update_tx(const float *ht, int32_t t, int32_t k, const work *w, float *v)
 {
-    float R[NT * NT * 2], tr = 0.0f, ct = w->c[t], inv, br, bi; /* (NT, NT, 2) lower */
-    const float *x = ht + (size_t)t * HV;                       /* h_tt (NT, 2) */
+    float R[NT * NT * 2], tr = 0.0f, ct = w->c[t], amp = w->amp[t], inv, br,
+                          bi;             /* (NT, NT, 2) lower */
+    const float *x = ht + (size_t)t * HV; /* h_tt (NT, 2) */
     int a;
     memset(R, 0, sizeof R);
     accumulate_r(ht, w->c, 0, t, R);
@@ -485,21 +490,23 @@ static void update_tx(const float *ht, int32_t t, int32_t k, const work *w, floa
     tr += ct * power(x); /* trace(A_t) */
     br = w->beta[2 * t];
     bi = w->beta[2 * t + 1];
-    if (!(tr > 0.0f) || (br == 0.0f && bi == 0.0f)) {
+    if (!(tr > 0.0f) || (br == 0.0f && bi == 0.0f) || !(amp > 0.0f)) {
         memset(v, 0, HV * sizeof(float));
         return;
     }
-    inv = 1.0f / tr; /* solve with trace(A) = 1: v = (A/tr + mu/tr I)^{-1} b/tr */
+    /* solve with trace(A) = 1 and the power limit 1: v / amp = (A/tr + mu/tr I)^{-1} b/(tr amp) */
+    inv = 1.0f / tr;
     for (a = 0; a < NT * NT * 2; ++a)
         R[a] *= inv;
-    solve_sm(R, ct * inv, x, br * inv, bi * inv, v);
+    solve_sm(R, ct * inv, x, br * inv / amp, bi * inv / amp, amp, v);
 }
 
 #endif
 
 /* ---- driver -------------------------------------------------------------------- */
 
-static void one_iteration(const float *h, int32_t k, const float *alpha, work *w)
+static void one_iteration(const float *h, int32_t k, const float *alpha, const float *noise_var,
+                          work *w)
 {
     int32_t t;
     /* from the gains of the current v: c_k and beta_k (u_k and w_k folded in) */
@@ -512,7 +519,7 @@ static void one_iteration(const float *h, int32_t k, const float *alpha, work *w
     }
     for (t = 0; t < k; ++t)
         update_tx(H_AT(h, t, 0), t, k, w, w->v + (size_t)t * HV);
-    gains(h, k, w);
+    gains(h, k, noise_var, w);
 }
 
 /* 1 when every gain is finite */
@@ -537,36 +544,52 @@ static int block_finite(const float *h, int32_t k)
     return 1;
 }
 
-int wmmse_f32(const float *h, int32_t k, const float *alpha, int32_t iters, void *scratch, float *v,
-              float *wsr)
+/* 0, or the WMMSE_F32_ERR_* of the first bad entry of x[0..k): non-finite, or not above lo
+ * (open: x > lo) / not at least lo (x >= lo) */
+static int check_params(const float *x, int32_t k, float lo, int open)
+{
+    int32_t t;
+    if (x)
+        for (t = 0; t < k; ++t) {
+            if (!isfinite(x[t]))
+                return WMMSE_F32_ERR_NONFINITE;
+            if (open ? !(x[t] > lo) : !(x[t] >= lo))
+                return WMMSE_F32_ERR_PARAM;
+        }
+    return 0;
+}
+
+int wmmse_f32(const float *h, int32_t k, const float *alpha, const float *p_max,
+              const float *noise_var, int32_t iters, void *scratch, float *v, float *wsr)
 {
     work w;
     int32_t t, it;
+    int rc;
     float rate = 0.0f;
 
     if (!h || !v || !scratch)
-        return WMMSE_ERR_NULL;
+        return WMMSE_F32_ERR_NULL;
     if (k < 1 || k > KM)
-        return WMMSE_ERR_K;
+        return WMMSE_F32_ERR_K;
     if (iters < 0)
-        return WMMSE_ERR_ITERS;
-    if (alpha)
-        for (t = 0; t < k; ++t) {
-            if (!isfinite(alpha[t]))
-                return WMMSE_ERR_NONFINITE;
-            if (alpha[t] < 0.0f)
-                return WMMSE_ERR_ALPHA;
-        }
+        return WMMSE_F32_ERR_ITERS;
+    if ((rc = check_params(alpha, k, 0.0f, 0)) != 0 ||
+        (rc = check_params(p_max, k, 0.0f, 0)) != 0 ||
+        (rc = check_params(noise_var, k, 0.0f, 1)) != 0)
+        return rc;
 
     w = split_scratch(scratch);
-    mrt(h, k, w.v);
-    gains(h, k, &w); /* touches every active h: a NaN/Inf there makes a gain non-finite */
+    for (t = 0; t < k; ++t)
+        w.amp[t] = p_max ? sqrtf(p_max[t]) : 1.0f;
+    mrt(h, k, w.amp, w.v);
+    gains(h, k, noise_var,
+          &w); /* touches every active h: a NaN/Inf there makes a gain non-finite */
     if (!gains_finite(k, &w))
-        return block_finite(h, k) ? WMMSE_ERR_OVERFLOW : WMMSE_ERR_NONFINITE;
+        return block_finite(h, k) ? WMMSE_F32_ERR_OVERFLOW : WMMSE_F32_ERR_NONFINITE;
     for (it = 0; it < iters; ++it)
-        one_iteration(h, k, alpha, &w);
+        one_iteration(h, k, alpha, noise_var, &w);
     if (!gains_finite(k, &w))
-        return WMMSE_ERR_OVERFLOW;
+        return WMMSE_F32_ERR_OVERFLOW;
 
     if (wsr) {
         for (t = 0; t < k; ++t)
@@ -575,5 +598,5 @@ int wmmse_f32(const float *h, int32_t k, const float *alpha, int32_t iters, void
     }
     memcpy(v, w.v, (size_t)k * HV * sizeof(float));
     memset(v + (size_t)k * HV, 0, (size_t)(KM - k) * HV * sizeof(float));
-    return WMMSE_OK;
+    return WMMSE_F32_OK;
 }

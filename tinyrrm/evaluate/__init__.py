@@ -98,28 +98,43 @@ def evaluate(
         for ck in (mpgnn_dir, lrmpgnn_dir):  # no calibration to be had, or one that would replace another
             stage.plan(ck, calib_path=calib)
         opts["calib"] = calib
-    run = (lambda ckpt_dir, sc: BACKENDS[backend](ckpt_dir, sc, **opts)) if opts else BACKENDS[backend]
+    measured: dict[str, dict] = {"mpgnn": {}, "lrmpgnn": {}}  # the qemu backend's counts, per model
+
+    def run(name: str, ckpt_dir: Path):
+        extra = {"measured": measured[name]} if backend == "qemu" else {}
+        return BACKENDS[backend](ckpt_dir, scenes, **opts, **extra)
+
     W = {
-        f"W_mpgnn_{backend}": run(Path(mpgnn_dir), scenes),
-        f"W_lrmpgnn_{backend}": run(Path(lrmpgnn_dir), scenes),
+        f"W_mpgnn_{backend}": run("mpgnn", Path(mpgnn_dir)),
+        f"W_lrmpgnn_{backend}": run("lrmpgnn", Path(lrmpgnn_dir)),
     }
-    W["W_wmmse"] = wmmse(scenes.H, scenes.p_max, scenes.noise_var, scenes.weights, progress=progress)
-    W["W_mrt"] = mrt(scenes.H, scenes.p_max)  # full-power maximum-ratio transmission: the floor
-    rate = {k[2:]: float(sum_rate(scenes.H, v, scenes.noise_var, scenes.weights).mean()) for k, v in W.items()}
+    rate = with_baselines(W, scenes, progress)
     m, lr, w = rate[f"mpgnn_{backend}"], rate[f"lrmpgnn_{backend}"], rate["wmmse"]
     report = {
-        "scenes": str(scenes_path),
-        "n_scenes": scenes.N,
-        "K": scenes.K,
-        "Nt": scenes.Nt,
-        "backend": backend,
+        **header(scenes_path, scenes, backend),
         "models": {"mpgnn": str(mpgnn_dir), "lrmpgnn": str(lrmpgnn_dir)},
         "sum_rate": rate,
         "ratio": {"mpgnn/wmmse": _ratio(m, w), "lrmpgnn/wmmse": _ratio(lr, w), "lrmpgnn/mpgnn": _ratio(lr, m)},
     }
+    for key in ("instructions_per_decision", "cycles_per_decision"):  # the qemu backend measures them
+        if any(key in v for v in measured.values()):
+            report[key] = {name: v[key] for name, v in measured.items() if key in v}
     if out_path is not None:
         save_beamformers(out_path, W)
     return report
+
+
+def with_baselines(W: dict[str, np.ndarray], scenes: Scenes, progress: bool = True) -> dict[str, float]:
+    """Add ``W_wmmse`` (Python WMMSE to convergence) and ``W_mrt`` to ``W``; -> the mean
+    weighted sum rate of each entry, by its name without ``W_``."""
+    W["W_wmmse"] = wmmse(scenes.H, scenes.p_max, scenes.noise_var, scenes.weights, progress=progress)
+    W["W_mrt"] = mrt(scenes.H, scenes.p_max)  # full-power maximum-ratio transmission: the floor
+    return {k[2:]: float(sum_rate(scenes.H, v, scenes.noise_var, scenes.weights).mean()) for k, v in W.items()}
+
+
+def header(scenes_path, scenes: Scenes, backend: str) -> dict:
+    """The keys every evaluation report starts with."""
+    return {"scenes": str(scenes_path), "n_scenes": scenes.N, "K": scenes.K, "Nt": scenes.Nt, "backend": backend}
 
 
 def _cut_of(checkpoint_dir) -> float | None:

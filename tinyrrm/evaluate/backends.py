@@ -33,7 +33,7 @@ from tinyrrm.codegen import generate as codegen
 from tinyrrm.codegen import host
 from tinyrrm.export import frontend, onnx_export, stage, tflm
 from tinyrrm.hil.protocol import check_hello
-from tinyrrm.hil.run import build_firmware, infer_scenes, open_target
+from tinyrrm.hil.run import build_firmware, infer_scenes, instructions, open_target
 from tinyrrm.training import checkpoint as ckpt
 from tinyrrm.training.models import MPGNN
 from tinyrrm.training.scenes import Scenes
@@ -184,18 +184,29 @@ def expected_hello(gen_dir: Path) -> dict[str, str]:
 
 
 def qemu_backend(
-    checkpoint_dir: Path, scenes: Scenes, calib=None, target: str = "cortex-m4", port: str | None = None
+    checkpoint_dir: Path,
+    scenes: Scenes,
+    calib=None,
+    target: str = "cortex-m4",
+    port: str | None = None,
+    measured: dict | None = None,
 ) -> np.ndarray:
     """The firmware under QEMU, or with ``port`` on a board, which must run this model's
-    firmware (a HELLO that differs is an error naming the fields)."""
+    firmware (a HELLO that differs is an error naming the fields). ``measured`` (a dict) gets
+    ``instructions_per_decision`` (QEMU ``-icount``; a board: ``cycles_per_decision``), the mean."""
     model = _model(checkpoint_dir, scenes)
     elf, gen = firmware_for(checkpoint_dir, target, calib)
-    if port:
-        with open_target(target, port=port) as client:
+    with open_target(target, None if port else elf, port) as client:
+        if port:
             check_hello(client.hello(), expected_hello(gen), f"the board on {port}", model.cfg.name)
-            return infer_scenes(client, scenes, model.cfg.cut_m)[0]
-    with open_target(target, elf) as client:
-        return infer_scenes(client, scenes, model.cfg.cut_m)[0]
+        stats = client.stats()
+        V, ticks = infer_scenes(client, scenes, model.cfg.cut_m)
+    if measured is not None:
+        if port:
+            measured["cycles_per_decision"] = float(np.mean(ticks))
+        else:
+            measured["instructions_per_decision"] = float(np.mean([instructions(t, stats) for t in ticks]))
+    return V
 
 
 BACKENDS = {

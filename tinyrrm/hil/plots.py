@@ -1,4 +1,5 @@
-"""The HIL report's picture: flash and RAM against the board, size ratios against the paper."""
+"""The HIL report's picture: flash and RAM against the board, size ratios against the paper,
+and (with the yardstick) sum rate against instructions per decision beside WMMSE-k."""
 
 from __future__ import annotations
 
@@ -19,7 +20,10 @@ def hil_png(res: dict) -> bytes:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4.2))
+    y = res.get("yardstick")
+    third = bool(y and y.get("rates") and y["wmmse_on_target"].get("fits"))
+    fig, axes = plt.subplots(1, 3 if third else 2, figsize=(16.5 if third else 11, 4.2))
+    a, b = axes[0], axes[1]
     labels = ["flash", "RAM"]
     dep = [res["flash_bytes"], res["ram_bytes"]]
     lim = [res["flash_limit_bytes"], res["ram_limit_bytes"]]
@@ -61,8 +65,48 @@ def hil_png(res: dict) -> bytes:
     b.set_ylabel("original size / LR size")
     b.set_title("model size ratio (fp32/fp32 grid; deployed: fp32/int8)", fontsize=9)
     b.legend(fontsize=7, ncol=2)
+    if third:
+        yardstick_axes(axes[2], res)
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, metadata={"Software": None})
     plt.close(fig)
     return buf.getvalue()
+
+
+def yardstick_axes(ax, res: dict) -> None:
+    """Sum rate / WMMSE-100 (test scenes, host C) against instructions per decision on the core
+    (QEMU, log x): the WMMSE-k curve, MRT, the deployed model and the full MPGNN."""
+    pts = {p["policy"]: p for p in res["yardstick"]["points"]}
+    wm = [p for name, p in pts.items() if name.startswith("wmmse")]
+    x = [p["instructions_per_decision"] for p in wm]
+    ax.plot(x, [p["rate_over_wmmse100"] for p in wm], "o-", color="C0", label="WMMSE-k (generated C)")
+    for p in wm:
+        ax.annotate(
+            p["policy"][5:],
+            (p["instructions_per_decision"], p["rate_over_wmmse100"]),
+            fontsize=7,
+            textcoords="offset points",
+            xytext=(3, -9),
+        )
+    for name, style, label in (
+        ("mrt", "s", "MRT"),
+        ("lrmpgnn_deployed", "*", "deployed LR-MPGNN (int8)"),
+        ("mpgnn_full", "D", "full MPGNN (int8)"),
+    ):
+        p = pts.get(name)
+        if p and p["instructions_per_decision"] and p["rate_over_wmmse100"] is not None:
+            ax.scatter(
+                [p["instructions_per_decision"]],
+                [p["rate_over_wmmse100"]],
+                marker=style,
+                s=140 if style == "*" else 50,
+                zorder=5,
+                label=label,
+            )
+    ax.set_xscale("log")
+    ax.set_xlabel(f"instructions per decision on {res['target']} (QEMU icount)")
+    ax.set_ylabel("sum rate / WMMSE-100 (test scenes)")
+    ax.set_title("the yardstick: WMMSE-k on the same core", fontsize=9)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)

@@ -41,7 +41,7 @@ from tinyrrm.training.fileio import write_bytes, write_text
 from tinyrrm.training.metrics import sum_rate
 from tinyrrm.training.scenes import load as load_scenes
 
-from . import elfsize, plots
+from . import elfsize, plots, yardstick
 from .protocol import HILError
 from .run import build_firmware, infer_scenes, instructions, measure, open_target, path_instructions
 
@@ -82,7 +82,12 @@ def run_hil(
             f"K <= {model['K_MAX']}, Nt={model['Nt']} (prepare again: tinyrrm hil-prepare)"
         )
     out_dir = fw / (tag or "deployed")
-    elf = build_firmware(target, gen, out_dir, model["prefix"], extra_cflags)
+    try:
+        elf = build_firmware(target, gen, out_dir, model["prefix"], extra_cflags)
+    except HILError as e:
+        if port or " needs " not in str(e):
+            raise
+        return no_fit(target, str(e), model, scenes)
     with open_target(target, elf, port) as client:
         res = measure(client, elf, (model["weights_symbol"],))
         V, ticks = infer_scenes(client, scenes, model["cut_m"], progress=progress)
@@ -151,12 +156,45 @@ def run_hil(
     osz = elfsize.sizes(orig)
     res["original_firmware"] = {"elf": str(orig), "flash_bytes": osz["flash"], "ram_static_bytes": osz["ram_static"]}
     if not port:  # it runs too: its own TFLM goldens, bit-exact (a board's flash may not hold it)
+        full_cut = read_report(hdir / "gen_mpgnn")["model"]["cut_m"]
         with open_target(target, orig) as c:
             n, n_exact, _ = c.vectors()
+            ostats = c.stats()
+            _, oticks = infer_scenes(c, scenes, full_cut, progress=progress)
         res["original_firmware"]["bit_exact"] = {"equal": n_exact, "total": n}
+        res["original_firmware"]["instructions_per_inference"] = float(
+            np.mean([instructions(tk, ostats) for tk in oticks])
+        )
+        # the yardstick: WMMSE-k as generated C on this core and these scenes, rates from the test scenes
+        rates_path = hdir / yardstick.RATES
+        rates = json.loads(rates_path.read_text()) if rates_path.is_file() else None
+        res["yardstick"] = yardstick.combine(
+            yardstick.on_target(target, scenes),
+            rates,
+            res["instructions_per_inference"],
+            res["original_firmware"]["instructions_per_inference"],
+        )
     res["flash_ratio"] = osz["flash"] / res["flash_bytes"]
     res["original_firmware_fits_board"] = osz["flash"] <= t.flash
     return res
+
+
+def no_fit(target: str, why: str, model: dict, scenes) -> dict:
+    """The run of a core the deployed model does not fit (the firmware link's "needs" line):
+    that, and the WMMSE yardstick where it fits (``fits`` False: nothing else is measured)."""
+    t = T.get(target)
+    return {
+        "target": target,
+        "board": t.board,
+        "qemu_machine": t.qemu_machine,
+        "fits": False,
+        "why": why,
+        "model": {k: model[k] for k in ("name", "prefix", "a1", "a2", "cut_m")},
+        "flash_limit_bytes": t.flash,
+        "ram_limit_bytes": t.ram,
+        "n_scenes": scenes.N,
+        "yardstick": {"wmmse_on_target": yardstick.on_target(target, scenes), "rates": None, "points": []},
+    }
 
 
 def save(res: dict, target: str, hil_dir=None, publish: bool = True) -> Path:
@@ -176,6 +214,9 @@ def report_files(res: dict, target: str) -> dict[str, bytes]:
     """``<target>.json``, ``<target>.md`` and (with matplotlib) ``<target>.png`` of one run."""
     brief = {"target": target, **summary(res)}
     files = {f"{target}.json": (json.dumps(brief, indent=2, sort_keys=True) + "\n").encode()}
+    if res.get("fits") is False:  # nothing measured but the refusal and the yardstick
+        files[f"{target}.md"] = no_fit_markdown(brief).encode()
+        return files
     try:
         if "model_size_ratio" in res:  # the figure sets the size ratios beside the paper's
             files[f"{target}.png"] = plots.hil_png(res)
@@ -214,7 +255,10 @@ def summary(res: dict) -> dict:
         "n_scenes",
         "portable",
         "portable_over_dsp",
+        "yardstick",
     )
+    if res.get("fits") is False:
+        return {k: res[k] for k in ("fits", "why", *keys) if k in res}
     out = {k: res[k] for k in keys if k in res}
     out["bit_exact"] = {"equal": res["bit_exact"]["equal"], "total": res["bit_exact"]["total"]}
     return out
@@ -222,6 +266,23 @@ def summary(res: dict) -> dict:
 
 #: a model of your own's sum-rate ratios, for people
 _VS = {"wmmse": "WMMSE", "model_fp32": "fp32 checkpoint", "host_c": "host C"}
+
+
+def no_fit_markdown(h: dict) -> str:
+    """``reports/hil/<target>.md`` of a core the deployed model does not fit."""
+    m = h.get("model", {})
+    return "\n".join(
+        [
+            f"# {m.get('name', 'the deployed model')} on {h['target']}: does not fit",
+            "",
+            f"QEMU `{h['qemu_machine']}` with the limits of {h['board']} (flash {h['flash_limit_bytes']:,} B, "
+            f"RAM {h['ram_limit_bytes']:,} B; `tinyrrm hil --target {h['target']}`):",
+            "",
+            f"    {h['why']}",
+            "",
+            *yardstick_markdown(h),
+        ]
+    )
 
 
 def markdown(brief: dict, png: str | None = None) -> str:
@@ -286,6 +347,63 @@ def markdown(brief: dict, png: str | None = None) -> str:
         ),
         "",
     ]
+    lines += yardstick_markdown(h)
     if png:
-        lines += [f"![flash and RAM against the board; size ratios against the paper]({png})", ""]
+        lines += [
+            f"![flash and RAM against the board; size ratios against the paper; sum rate against "
+            f"instructions beside WMMSE-k]({png})",
+            "",
+        ]
     return "\n".join(lines)
+
+
+#: the yardstick table's names of its points
+POINT_NAMES = {
+    "mrt": "MRT (WMMSE-0)",
+    "lrmpgnn_deployed": "deployed LR-MPGNN (int8)",
+    "mpgnn_full": "full MPGNN (int8)",
+}
+
+
+def yardstick_markdown(h: dict) -> list[str]:
+    """The report's WMMSE-k table (:mod:`.yardstick`), or nothing for a run without it."""
+    y = h.get("yardstick")
+    if not y:
+        return []
+    w, r = y["wmmse_on_target"], y["rates"]
+    lines = ["## Against WMMSE on the same core", ""]
+    if not w.get("fits"):
+        lines += [f"WMMSE as generated C does not fit: {w['why']}", ""]
+    else:
+        lines += [
+            f"WMMSE-k as generated C (`tinyrrm export wmmse`, K_MAX = {w['k_max']}, Nt = {w['nt']}): firmware "
+            f"flash {w['flash_bytes']:,} B, RAM {w['ram_bytes']:,} B (CSI input buffer {w['csi_input_bytes']:,} B "
+            f"included).",
+            "",
+        ]
+    if not y["points"]:
+        return lines
+    where = (
+        f"sum rate / WMMSE-100 on {r['n_scenes']} scenes of `{Path(r['scenes']).name}` (host C)"
+        if r
+        else "sum rate (run `tinyrrm hil-prepare` for the rates)"
+    )
+    lines += [
+        f"| policy | instructions per decision (QEMU, {h['n_scenes']} scenes) | {where} | "
+        "instructions per iteration per pair |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    per_pair = {f"wmmse{k}": v.get("instructions_per_iteration_per_pair") for k, v in w.get("iters", {}).items()}
+    for p in y["points"]:
+        ins, rate, pp = p["instructions_per_decision"], p["rate_over_wmmse100"], per_pair.get(p["policy"])
+        name = POINT_NAMES.get(p["policy"], p["policy"].replace("wmmse", "WMMSE-"))
+        lines.append(
+            f"| {name} | {'-' if ins is None else format(ins, ',.0f')} | {'-' if rate is None else format(rate, '.4f')}"
+            f" | {'-' if pp is None else format(pp, '.1f')} |"
+        )
+    if w.get("fits"):
+        lines += [
+            "",
+            f"Floating-point operations per pair per iteration in the inner loops: {w['flops_per_pair_iteration']}.",
+        ]
+    return [*lines, ""]

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from tinyrrm import paths
+from tinyrrm.codegen.wmmse import flops_per_pair_iteration
 from tinyrrm.errors import TinyrrmError
 from tinyrrm.training import scenes as sc
 from tinyrrm.training.wmmse import wmmse
@@ -33,7 +34,7 @@ from .run import instructions
 
 HERE = paths.TEMPLATES / "wmmse"
 STRICT = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-Wdouble-promotion", "-Wfloat-conversion"]
-ERR = {"ok": 0, "k": -1, "iters": -2, "nonfinite": -3, "alpha": -4, "null": -5, "overflow": -6}
+ERR = {"ok": 0, "k": -1, "iters": -2, "nonfinite": -3, "param": -4, "null": -5, "overflow": -6}
 
 #: request type of the bench firmware (wmmse_bench_main.c): one run of wmmse_f32
 RUN = 0x10
@@ -61,19 +62,19 @@ def beams(v: np.ndarray, K: int) -> np.ndarray:
 
 
 class HostWmmse:
-    """``wmmse_f32`` built for the host with ``-DWMMSE_K_MAX=k_max -DWMMSE_NT=nt`` into ``out_dir``;
+    """``wmmse_f32`` built for the host with ``-DWMMSE_F32_K_MAX=k_max -DWMMSE_F32_NT=nt`` into ``out_dir``;
     ``fma`` forces the fused (1) or the multiply-and-add (0) inner loops, None lets the compiler say."""
 
     def __init__(self, k_max: int, nt: int, out_dir, cc: str = "gcc", fma: int | None = None):
         self.k_max, self.nt = k_max, nt
         so = Path(out_dir) / f"wmmse_f32_k{k_max}_nt{nt}_fma{fma}.so"
-        flags = [] if fma is None else [f"-DWMMSE_FMA={fma}"]
+        flags = [] if fma is None else [f"-DWMMSE_F32_FMA={fma}"]
         cmd = [
             cc,
             *STRICT,
             *flags,
-            f"-DWMMSE_K_MAX={k_max}",
-            f"-DWMMSE_NT={nt}",
+            f"-DWMMSE_F32_K_MAX={k_max}",
+            f"-DWMMSE_F32_NT={nt}",
             "-fPIC",
             "-shared",
             str(HERE / "wmmse_f32.c"),
@@ -89,21 +90,24 @@ class HostWmmse:
         f = self.lib.wmmse_f32
         f.restype = ctypes.c_int
         fp = ctypes.POINTER(ctypes.c_float)
-        f.argtypes = [fp, ctypes.c_int32, fp, ctypes.c_int32, ctypes.c_void_p, fp, fp]
+        f.argtypes = [fp, ctypes.c_int32, fp, fp, fp, ctypes.c_int32, ctypes.c_void_p, fp, fp]
         self.scratch = (ctypes.c_float * (self.lib.wmmse_f32_scratch_bytes() // 4))()
 
-    def run(self, h: np.ndarray, k: int, iters: int, alpha=None, v: np.ndarray | None = None):
-        """-> (rc, v float32 ``[k_max, Nt, 2]``, wsr). ``v`` (if given) is the output buffer."""
+    def run(
+        self, h: np.ndarray, k: int, iters: int, alpha=None, v: np.ndarray | None = None, p_max=None, noise_var=None
+    ):
+        """-> (rc, v float32 ``[k_max, Nt, 2]``, wsr). ``v`` (if given) is the output buffer;
+        ``alpha``, ``p_max``, ``noise_var`` per link (None: all 1)."""
         fp = ctypes.POINTER(ctypes.c_float)
         h = np.ascontiguousarray(h, np.float32)
         if v is None:
             v = np.zeros((self.k_max, self.nt, 2), np.float32)
-        a = None if alpha is None else np.ascontiguousarray(alpha, np.float32)
+        arrs = [None if x is None else np.ascontiguousarray(x, np.float32) for x in (alpha, p_max, noise_var)]
         wsr = ctypes.c_float(0.0)
         rc = self.lib.wmmse_f32(
             h.ctypes.data_as(fp),
             k,
-            None if a is None else a.ctypes.data_as(fp),
+            *(None if a is None else a.ctypes.data_as(fp) for a in arrs),
             iters,
             self.scratch,
             v.ctypes.data_as(fp),
@@ -116,17 +120,20 @@ class HostWmmse:
 # on the chip
 # ----------------------------------------------------------------------------
 #: (target, Nt) -> iteration counts measured; iteration count 0 is MRT + the gains alone
-CASES = {("cortex-m4", 2): (1, 2, 5, 10), ("cortex-m4", 4): (1, 2, 5, 10), ("cortex-m3", 2): (1, 2)}
+CASES = {
+    ("cortex-m0", 2): (1, 2),
+    ("cortex-m3", 2): (1, 2),
+    ("cortex-m4", 2): (1, 2, 5, 10),
+    ("cortex-m4", 4): (1, 2, 5, 10),
+    ("cortex-m7", 2): (1, 2, 5, 10),
+    ("cortex-m33", 2): (1, 2, 5, 10),
+    ("cortex-m55", 2): (1, 2, 5, 10),
+}
+#: cores whose RAM does not hold the test scenes' K = 50 channels (40 KB): their first K links
+K_CAP = {"cortex-m0": 20}
 #: where each Nt's scene comes from: the test file's first scene (Nt = 2), else one drawn by
 #: the scenes generator with the test file's seed
 SCENE_SEED = 2
-
-
-def flops_per_pair_iteration(nt: int) -> int:
-    """Floating-point operations per sender-receiver pair per iteration in wmmse_f32.c's two
-    inner loops (A_k accumulation + gains; the count in wmmse_f32.h)."""
-    a = 19 if nt == 2 else 6 * nt + 4 * nt * (nt - 1)
-    return a + 8 * nt + 2
 
 
 def build(target: str, k_max: int, nt: int, out_dir) -> Path:
@@ -169,11 +176,14 @@ def _stats(client) -> dict:
     return {"stack": stack, "calib_ticks": ticks, "calib_instructions": ins}
 
 
-def _scene(test_path, nt: int):
+def _scene(test_path, nt: int, k_cap: int | None = None):
     s = sc.load(test_path).subset(slice(0, 1))
     if s.Nt != nt:
         s = sc.generate(1, s.K, nt, SCENE_SEED)
         return s, f"tinyrrm scenes --n 1 --K {s.K} --Nt {nt} --seed {SCENE_SEED} (geometric)[0]"
+    if k_cap is not None and k_cap < s.K:
+        cut = sc.Scenes(s.H[:, :k_cap, :k_cap], s.weights[:, :k_cap], None, s.noise_var, s.p_max)
+        return cut, f"{Path(test_path).name}[0], its first {k_cap} links"
     return s, f"{Path(test_path).name}[0]"
 
 
@@ -183,7 +193,7 @@ def bench(test_path=paths.TEST, build_dir=paths.BUILD / "wmmse", cases=None, pro
     weighted sum rate beside training/wmmse.py's at the same iteration count."""
     out: dict = {"test": str(test_path), "flags": "-O2 -std=c99 -ffp-contract=off (the HIL firmware's)", "cases": []}
     for (target, nt), iter_list in (cases or CASES).items():
-        s, desc = _scene(test_path, nt)
+        s, desc = _scene(test_path, nt, K_CAP.get(target))
         K = s.K
         h = abi_channels(s.H[0], s.p_max, s.noise_var, K)
         elf = build(target, K, nt, Path(build_dir) / f"{target}-k{K}-nt{nt}")

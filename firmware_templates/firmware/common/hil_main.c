@@ -8,7 +8,7 @@
 #include "board.h"
 #include "model.h"
 #include "proto.h"
-#include "test_vectors.h"
+#include "ticks.h"
 #include "uart.h"
 
 #if !defined(PREFIX) || !defined(PREFIX_UC)
@@ -26,6 +26,15 @@
 #define CAT(a, b) CAT2(a, b)
 #define P(name) CAT(PREFIX, name)     /* lrmpgnn_core */
 #define PU(name) CAT(PREFIX_UC, name) /* LRMPGNN_K_MAX */
+
+/* a policy without an int8 core (model.h: <PREFIX>_NO_CORE 1, e.g. WMMSE) serves
+ * HELLO, INFER and STATS; CORE and VECTORS answer "unknown type" */
+#if PU(_NO_CORE)
+#define HAS_CORE 0
+#else
+#define HAS_CORE 1
+#include "test_vectors.h"
+#endif
 #define STR2(x) #x
 #define STR(x) STR2(x)
 
@@ -45,10 +54,13 @@
 #define O_BYTES (K_MAX * 2 * NT)         /* int8 o_q[K_MAX][2Nt] */
 #define CORE_REQ_BYTES (4u + X_BYTES + E_BYTES + EDGE_BYTES)
 #define INFER_REQ_BYTES ((uint32_t)sizeof(P(_input)))
+#if HAS_CORE
 #define MAX_PAYLOAD (CORE_REQ_BYTES > INFER_REQ_BYTES ? CORE_REQ_BYTES : INFER_REQ_BYTES)
+#else
+#define MAX_PAYLOAD INFER_REQ_BYTES
+#endif
 
 #define TIMEOUT_TICKS ((uint64_t)TR_CORE_HZ / 10u) /* 100 ms between two bytes */
-#define CALIB_LOOPS 5000000u                       /* 2 instructions each */
 
 /* ---- static state (no malloc) ---------------------------------------------- */
 
@@ -58,63 +70,10 @@ static union {
     uint8_t bytes[MAX_PAYLOAD];
 } rx_buf;
 static P(_output) infer_out;
+#if HAS_CORE
 static int8_t core_out[O_BYTES];
-static proto_rx rx;
-
-static volatile uint32_t systick_wraps;
-static uint32_t calib_ticks;
-static uint32_t calib_instructions;
-
-/* ---- SysTick: 64-bit tick counter ------------------------------------------- */
-
-void SysTick_Handler(void)
-{
-    systick_wraps++;
-}
-
-static void systick_init(void)
-{
-    SYST_CSR = 0;
-    SYST_RVR = 0xFFFFFFu;
-    SYST_CVR = 0;
-    SYST_CSR = SYST_CSR_ENABLE | SYST_CSR_TICKINT | SYST_CSR_CLKSOURCE;
-    while (SYST_CVR == 0) /* first reload, so the counter is meaningful */
-        ;
-}
-
-/* ticks since boot: wraps * 2^24 + (0xFFFFFF - CVR). The interrupt comes
- * when CVR reaches 0; a wrap not yet counted shows as a pending SysTick. */
-static uint64_t ticks_now(void)
-{
-    uint32_t hi, lo, pending;
-    do {
-        hi = systick_wraps;
-        lo = SYST_CVR;
-        pending = SCB_ICSR & SCB_ICSR_PENDSTSET;
-    } while (hi != systick_wraps);
-    if (pending)
-        hi++;
-    if (lo == 0) /* counted wrap, reload still to come */
-        return ((uint64_t)hi << 24) - 1u;
-    return ((uint64_t)hi << 24) | (0xFFFFFFu - lo);
-}
-
-/* boot calibration: n iterations of subs/bne = exactly 2n instructions */
-static void calibrate(void)
-{
-    uint32_t n = CALIB_LOOPS;
-    uint64_t t0, t1;
-    t0 = ticks_now();
-#if __ARM_ARCH_ISA_THUMB == 1
-    /* GCC hands Thumb-1 inline asm over in divided syntax: "sub" sets flags */
-    __asm volatile("1:\n\tsub %0, #1\n\tbne 1b" : "+l"(n) : : "cc");
-#else
-    __asm volatile("1:\n\tsubs %0, %0, #1\n\tbne 1b" : "+l"(n) : : "cc");
 #endif
-    t1 = ticks_now();
-    calib_ticks = (uint32_t)(t1 - t0);
-    calib_instructions = 2u * CALIB_LOOPS;
-}
+static proto_rx rx;
 
 /* ---- stack painting ------------------------------------------------------------ */
 
@@ -174,8 +133,13 @@ static void do_hello(uint8_t seq)
     p = append_u32(p, K_MAX);
     p = append(p, ";nt=");
     p = append_u32(p, NT);
+#if HAS_CORE
     p = append(p, ";steps=");
     p = append_u32(p, PU(_STEPS));
+#else
+    p = append(p, ";steps=0;iters=");
+    p = append_u32(p, (uint32_t)PU(_DEFAULT_ITERS));
+#endif
     p = append(p, ";max_payload=");
     p = append_u32(p, MAX_PAYLOAD);
     p = append(p, TR_DSP ? ";dsp=1" : ";dsp=0");
@@ -186,6 +150,7 @@ static void do_hello(uint8_t seq)
     send(PROTO_HELLO | PROTO_RESPONSE, seq, s, (uint32_t)(p - s), 0, 0);
 }
 
+#if HAS_CORE
 static void do_core(uint8_t seq)
 {
     const uint8_t *b = rx_buf.bytes;
@@ -195,13 +160,15 @@ static void do_core(uint8_t seq)
 
     memcpy(&k, b, 4);
     memset(core_out, 0, sizeof core_out);
-    t0 = ticks_now();
+    t0 = tr_ticks_now();
     rc = P(_core)((const int8_t *)(b + 4), (const int8_t *)(b + 4 + X_BYTES),
                   b + 4 + X_BYTES + E_BYTES, k, core_out);
-    t1 = ticks_now();
+    t1 = tr_ticks_now();
     put_result(hdr, rc, t1 - t0);
     send(PROTO_CORE | PROTO_RESPONSE, seq, hdr, sizeof hdr, core_out, sizeof core_out);
 }
+
+#endif
 
 /* the ERROR reason for an input <prefix>_infer refuses (its return codes, model.h) */
 static const char *infer_refusal(int32_t rc)
@@ -220,9 +187,9 @@ static void do_infer(uint8_t seq)
     uint64_t t0, t1;
 
     memset(&infer_out, 0, sizeof infer_out);
-    t0 = ticks_now();
+    t0 = tr_ticks_now();
     rc = P(_infer)(&rx_buf.in, &infer_out);
-    t1 = ticks_now();
+    t1 = tr_ticks_now();
     if (rc != PU(_OK)) {
         send_error(seq, infer_refusal(rc));
         return;
@@ -231,6 +198,7 @@ static void do_infer(uint8_t seq)
     send(PROTO_INFER | PROTO_RESPONSE, seq, hdr, sizeof hdr, &infer_out, sizeof infer_out);
 }
 
+#if HAS_CORE
 static void do_vectors(uint8_t seq)
 {
     /* u32 n, u32 n_exact, n x u32 mismatching bytes */
@@ -256,13 +224,15 @@ static void do_vectors(uint8_t seq)
     send(PROTO_VECTORS | PROTO_RESPONSE, seq, out, sizeof out, 0, 0);
 }
 
+#endif
+
 static void do_stats(uint8_t seq)
 {
     uint8_t out[16];
     proto_put_u32(&out[0], TR_STACK_SIZE);
     proto_put_u32(&out[4], stack_peak());
-    proto_put_u32(&out[8], calib_ticks);
-    proto_put_u32(&out[12], calib_instructions);
+    proto_put_u32(&out[8], tr_calib_ticks);
+    proto_put_u32(&out[12], tr_calib_instructions);
     send(PROTO_STATS | PROTO_RESPONSE, seq, out, sizeof out, 0, 0);
 }
 
@@ -271,9 +241,11 @@ static void dispatch(uint8_t type, uint8_t seq, uint32_t len)
     uint32_t want;
     switch (type) {
     case PROTO_HELLO:
-    case PROTO_VECTORS:
     case PROTO_STATS: want = 0; break;
+#if HAS_CORE
+    case PROTO_VECTORS: want = 0; break;
     case PROTO_CORE: want = CORE_REQ_BYTES; break;
+#endif
     case PROTO_INFER: want = INFER_REQ_BYTES; break;
     default: send_error(seq, "unknown type"); return;
     }
@@ -283,9 +255,11 @@ static void dispatch(uint8_t type, uint8_t seq, uint32_t len)
     }
     switch (type) {
     case PROTO_HELLO: do_hello(seq); break;
+#if HAS_CORE
     case PROTO_CORE: do_core(seq); break;
-    case PROTO_INFER: do_infer(seq); break;
     case PROTO_VECTORS: do_vectors(seq); break;
+#endif
+    case PROTO_INFER: do_infer(seq); break;
     default: do_stats(seq); break;
     }
 }
@@ -302,21 +276,20 @@ int main(void)
     uint64_t last = 0;
 
     uart_init();
-    systick_init();
-    calibrate();
+    tr_ticks_init();
     proto_rx_init(&rx, rx_buf.bytes, MAX_PAYLOAD);
 
     for (;;) {
         int c = uart_getc_nonblock();
         if (c < 0) {
             /* inside a frame, a silent gap over 100 ms aborts it */
-            if (proto_rx_in_frame(&rx) && ticks_now() - last > TIMEOUT_TICKS) {
+            if (proto_rx_in_frame(&rx) && tr_ticks_now() - last > TIMEOUT_TICKS) {
                 send_error(proto_rx_have_header(&rx) ? rx.seq : 0, "truncated frame");
                 proto_rx_reset(&rx);
             }
             continue;
         }
-        last = ticks_now();
+        last = tr_ticks_now();
         switch (proto_rx_byte(&rx, (uint8_t)c)) {
         case PROTO_RX_FRAME: dispatch(rx.type, rx.seq, rx.len); break;
         case PROTO_RX_BAD_CRC: send_error(rx.seq, "bad crc"); break;
