@@ -277,12 +277,94 @@ def hil_table(r: Reports) -> str:
         "| --- | --- | " + " | ".join("---:" for _ in HIL_COLUMNS) + " |",
     ]
     for name, t in T.TARGETS.items():
-        if name in hil:
-            cells = [cell(hil[name]) for _, cell in HIL_COLUMNS]
+        h = hil.get(name)
+        if h is not None and h.get("fits", True):
+            cells = [cell(h) for _, cell in HIL_COLUMNS]
         else:
-            cells = [f"— / {t.flash:,}", f"— / {t.ram:,}"] + [""] * (len(HIL_COLUMNS) - 3) + ["no report"]
+            last = "does not fit (below)" if h is not None else "no report"
+            cells = [f"— / {t.flash:,}", f"— / {t.ram:,}"] + [""] * (len(HIL_COLUMNS) - 3) + [last]
         lines.append(f"| {name} | {t.qemu_machine} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+@renderer("hil_no_fit")
+def hil_no_fit(r: Reports) -> str:
+    """The cores the deployed model does not fit, each with the HIL's own refusal."""
+    hil = r.hil()
+    return "\n".join(f"- {name}: {h['why']}" for name, h in hil.items() if not h.get("fits", True))
+
+
+#: the yardstick table's rows: (the report's policy name, what a reader calls it)
+_POLICIES = (
+    ("mrt", "MRT at full power (WMMSE-0)"),
+    *((f"wmmse{k}", f"WMMSE-{k}") for k in (1, 2, 3, 5, 10, 20, 50, 100)),
+    ("lrmpgnn_deployed", "deployed LR-MPGNN, int8"),
+    ("mpgnn_full", "full MPGNN, int8"),
+)
+
+
+@renderer("yardstick")
+def yardstick(r: Reports) -> str:
+    """Every policy of the HIL reports' yardstick: its sum rate over WMMSE-100 (host C, the test
+    scenes) and its instructions per decision on each core that measured it (QEMU), then the
+    WMMSE firmware's flash and RAM per core."""
+    hil = {n: h for n, h in r.hil().items() if h.get("yardstick", {}).get("points")}
+    if not hil:
+        raise InputError("no reports/hil/<core>.json has a yardstick: run make hil TARGET=<core>")
+    cores = [n for n in T.TARGETS if n in hil]
+    points = {n: {p["policy"]: p for p in hil[n]["yardstick"]["points"]} for n in cores}
+    rates = hil[cores[0]]["yardstick"]["rates"]
+    lines = [
+        f"| policy | sum rate / WMMSE-100 ({rates['n_scenes']} scenes, host C) | "
+        + " | ".join(f"{n}, instructions" for n in cores)
+        + " |",
+        "| --- | ---: | " + " | ".join("---:" for _ in cores) + " |",
+    ]
+    for key, label in _POLICIES:
+        first = next((points[n][key] for n in cores if key in points[n]), None)
+        if first is None:
+            continue
+        row = [label, f"{first['rate_over_wmmse100']:.4f}"]
+        row += [_instr(points[n][key]["instructions_per_decision"]) if key in points[n] else "" for n in cores]
+        lines.append("| " + " | ".join(row) + " |")
+    w = [hil[n]["yardstick"]["wmmse_on_target"] for n in cores]
+    lines.append(
+        "| WMMSE firmware: flash / RAM (CSI buffer included) | | "
+        + " | ".join(f"{x['flash_bytes']:,} / {x['ram_bytes']:,}" for x in w)
+        + " |"
+    )
+    return "\n".join(lines)
+
+
+@renderer("wmmse_bench")
+def wmmse_bench(r: Reports) -> str:
+    """The WMMSE kernel's cost per iteration on every core (``reports/wmmse_bench.json``, written
+    by ``python -m tinyrrm.hil.wmmse_bench``): the mean over the iterations measured."""
+    b = r("wmmse_bench.json")
+    lines = [
+        "| core | K, Nt | MRT and gains | instructions per iteration | per pair and iteration | per flop |",
+        "| --- | --- | ---: | ---: | ---: | ---: |",
+    ]
+    for c in b["cases"]:
+        runs = [x for x in c["runs"] if "instructions_per_iteration" in x]
+
+        def mean(key, runs=runs):
+            return sum(x[key] for x in runs) / len(runs)
+
+        lines.append(
+            f"| {c['target']} | {c['k']}, {c['nt']} | {_instr(c['mrt_and_gains_instructions'])} | "
+            f"{_instr(mean('instructions_per_iteration'))} | {mean('instructions_per_pair_iteration'):.1f} | "
+            f"{mean('instructions_per_flop'):.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def _instr(x: float) -> str:
+    """Instructions in the unit a reader compares: K below a million, M below a billion, G above."""
+    for scale, unit in ((1e9, "G"), (1e6, "M"), (1e3, "K")):
+        if x >= scale:
+            return f"{x / scale:.3g} {unit}"
+    return f"{x:.0f}"
 
 
 @renderer("hil_original")
