@@ -66,6 +66,14 @@ def hil_png(res: dict) -> bytes:
     b.legend(fontsize=7, ncol=2)
     if third:
         yardstick_axes(axes[2], res)
+    return _png(fig)
+
+
+def _png(fig) -> bytes:
+    """``fig`` laid out, as PNG bytes without the Matplotlib version (the same figure, the same
+    bytes), and closed."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, metadata={"Software": None})
@@ -88,11 +96,7 @@ def yardstick_png(res: dict) -> bytes:
 
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     yardstick_axes(ax, res)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, metadata={"Software": None})
-    plt.close(fig)
-    return buf.getvalue()
+    return _png(fig)
 
 
 def yardstick_axes(ax, res: dict) -> None:

@@ -220,8 +220,8 @@ def report_files(res: dict, target: str) -> dict[str, bytes]:
                 files[f"{target}.png"] = plots.yardstick_png(res)
         except ImportError:
             pass
-        files[f"{target}.md"] = no_fit_markdown(brief, png=f"{target}.png" if f"{target}.png" in files else None)
-        files[f"{target}.md"] = files[f"{target}.md"].encode()
+        png = f"{target}.png" if f"{target}.png" in files else None
+        files[f"{target}.md"] = no_fit_markdown(brief, png=png).encode()
         return files
     try:
         if "model_size_ratio" in res:  # the figure sets the size ratios beside the paper's
