@@ -178,6 +178,21 @@ def check_out_dir(out) -> Path:
     return check_dir(out, MARK, writes=None)
 
 
+def fit_error(target_name: str, k_max: int, nt: int, prefix: str = DEFAULT_PREFIX) -> str | None:
+    """Why the policy's buffers for ``k_max`` links and ``nt`` antennas exceed the board of
+    ``target_name`` (the message of :func:`generate`'s :class:`FitError`), or None when they fit."""
+    target = targets.get_any(target_name)
+    sz = Sizes(k_max, nt)
+    if sz.ram_need <= target.ram and CODE_BYTES_ESTIMATE <= target.flash:
+        return None
+    return (
+        f"{prefix} (WMMSE, K_MAX={k_max}, Nt={nt}) does not fit {target.name}: needs RAM {sz.ram_need:,} B "
+        f"(input {sz.input_bytes:,} with the CSI + output {sz.output_bytes:,} + scratch and parameters "
+        f"{sz.state_bytes:,} + stack {codegen.STACK_BYTES:,}) but {target.name} ({target.board}) has "
+        f"{target.ram:,} B"
+    )
+
+
 def generate(
     target_name: str,
     out_dir,
@@ -195,13 +210,9 @@ def generate(
     check_out_dir(out_dir)
     sz = Sizes(k_max, nt)
     flash_need = CODE_BYTES_ESTIMATE
-    if sz.ram_need > target.ram or flash_need > target.flash:
-        raise codegen.FitError(
-            f"{prefix} (WMMSE, K_MAX={k_max}, Nt={nt}) does not fit {target.name}: needs RAM {sz.ram_need:,} B "
-            f"(input {sz.input_bytes:,} with the CSI + output {sz.output_bytes:,} + scratch and parameters "
-            f"{sz.state_bytes:,} + stack {codegen.STACK_BYTES:,}) but {target.name} ({target.board}) has "
-            f"{target.ram:,} B"
-        )
+    why = fit_error(target.name, k_max, nt, prefix)
+    if why is not None:
+        raise codegen.FitError(why)
     command = command or default_command(target.name, k_max, nt, iters, prefix)
     sha = sources_sha256()
     what = "wmmse_f32.{h,c}"

@@ -138,7 +138,7 @@ def test_the_readmes_yardstick_sentence_holds_on_every_core():
     assert "two of its iterations pass the deployed LR-MPGNN's rate and three the full MPGNN's" in readme
     for h in REPORTS.hil().values():
         pts = {p["policy"]: p for p in h.get("yardstick", {}).get("points", [])}
-        if not pts:
+        if not pts or not h.get("fits", True):  # no learned model on the core to compare with
             continue
         for k, model in (("wmmse2", "lrmpgnn_deployed"), ("wmmse3", "mpgnn_full")):
             w, m = pts[k], pts[model]

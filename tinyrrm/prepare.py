@@ -11,7 +11,9 @@
   whole-firmware flash comparison; built with a large virtual flash);
 * ``yardstick_rates.json`` — sum rates on all the test scenes, host C, of WMMSE-k
   as the generated policy, MRT, the deployed model and the full MPGNN, each over
-  WMMSE-100 (:mod:`tinyrrm.hil.yardstick`).
+  WMMSE-100 (:mod:`tinyrrm.hil.yardstick`); on a core whose RAM cannot hold the WMMSE
+  policy at the scenes' K, also ``yardstick_rates_k<K>.json``: WMMSE-k and MRT on the first
+  K links of each test scene, K the largest of the yardstick's ladder that fits.
 
 The HIL suite (``hil_tests/``) then needs only numpy, the cross compiler and
 QEMU: this folder is what goes into the lean Docker image.
@@ -99,6 +101,10 @@ def prepare(
         },
     )
     write_text(out / yardstick.RATES, json.dumps(rates, indent=2, sort_keys=True) + "\n")
+    k, _ = yardstick.ladder_k(target, scenes.K, scenes.Nt)
+    if k is not None and k != scenes.K:  # the yardstick at fewer links: WMMSE-k and MRT there
+        sub = yardstick.cached_test_rates(test, {}, links=k)
+        write_text(out / yardstick.rates_name(k), json.dumps(sub, indent=2, sort_keys=True) + "\n")
     save(scenes, out / "scenes.npz")
     save_beamformers(out / "reference.npz", W)
     write_text(out / "reference.json", json.dumps(ref, indent=2, sort_keys=True) + "\n")

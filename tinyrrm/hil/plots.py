@@ -20,8 +20,7 @@ def hil_png(res: dict) -> bytes:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    y = res.get("yardstick")
-    third = bool(y and y.get("rates") and y["wmmse_on_target"].get("fits"))
+    third = has_yardstick(res)
     fig, axes = plt.subplots(1, 3 if third else 2, figsize=(16.5 if third else 11, 4.2))
     a, b = axes[0], axes[1]
     labels = ["flash", "RAM"]
@@ -67,6 +66,14 @@ def hil_png(res: dict) -> bytes:
     b.legend(fontsize=7, ncol=2)
     if third:
         yardstick_axes(axes[2], res)
+    return _png(fig)
+
+
+def _png(fig) -> bytes:
+    """``fig`` laid out, as PNG bytes without the Matplotlib version (the same figure, the same
+    bytes), and closed."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, metadata={"Software": None})
@@ -74,9 +81,28 @@ def hil_png(res: dict) -> bytes:
     return buf.getvalue()
 
 
+def has_yardstick(res: dict) -> bool:
+    """The run has a yardstick to draw: WMMSE fits the core and the rates are there."""
+    y = res.get("yardstick")
+    return bool(y and y.get("rates") and y["wmmse_on_target"].get("fits"))
+
+
+def yardstick_png(res: dict) -> bytes:
+    """The yardstick alone (:func:`yardstick_axes`) as PNG bytes: a core the deployed model does not fit."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    yardstick_axes(ax, res)
+    return _png(fig)
+
+
 def yardstick_axes(ax, res: dict) -> None:
     """Sum rate / WMMSE-100 (test scenes, host C) against instructions per decision on the core
-    (QEMU, log x): the WMMSE-k curve, MRT, the deployed model and the full MPGNN."""
+    (QEMU, log x): the WMMSE-k curve, MRT, the deployed model and the full MPGNN. A yardstick at
+    fewer links than the scenes' (``yardstick["k"]``) says its K in the title and the axes."""
     pts = {p["policy"]: p for p in res["yardstick"]["points"]}
     wm = [p for name, p in pts.items() if name.startswith("wmmse")]
     x = [p["instructions_per_decision"] for p in wm]
@@ -104,9 +130,14 @@ def yardstick_axes(ax, res: dict) -> None:
                 zorder=5,
                 label=label,
             )
+    k = res["yardstick"].get("k")
+    at = "" if k is None else f" at K = {k}"
     ax.set_xscale("log")
-    ax.set_xlabel(f"instructions per decision on {res['target']} (QEMU icount)")
-    ax.set_ylabel("sum rate / WMMSE-100 (test scenes)")
-    ax.set_title("the yardstick: WMMSE-k on the same core", fontsize=9)
+    ax.set_xlabel(f"instructions per decision{at} on {res['target']} (QEMU icount)")
+    ax.set_ylabel(f"sum rate / WMMSE-100{at} (test scenes)")
+    title = "the yardstick: WMMSE-k on the same core"
+    if k is not None:
+        title += f"\nat K = {k}: the first {k} links of each scene (K = {res['yardstick']['k_scenes']} does not fit)"
+    ax.set_title(title, fontsize=9)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7)

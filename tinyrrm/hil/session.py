@@ -87,7 +87,7 @@ def run_hil(
     except HILError as e:
         if port or " needs " not in str(e):
             raise
-        return no_fit(target, str(e), model, scenes)
+        return no_fit(target, str(e), model, scenes, hdir)
     with open_target(target, elf, port) as client:
         res = measure(client, elf, (model["weights_symbol"],))
         V, ticks = infer_scenes(client, scenes, model["cut_m"], progress=progress)
@@ -166,11 +166,10 @@ def run_hil(
             np.mean([instructions(tk, ostats) for tk in oticks])
         )
         # the yardstick: WMMSE-k as generated C on this core and these scenes, rates from the test scenes
-        rates_path = hdir / yardstick.RATES
-        rates = json.loads(rates_path.read_text()) if rates_path.is_file() else None
-        res["yardstick"] = yardstick.combine(
-            yardstick.on_target(target, scenes),
-            rates,
+        res["yardstick"] = yardstick.for_core(
+            target,
+            scenes,
+            hdir,
             res["instructions_per_inference"],
             res["original_firmware"]["instructions_per_inference"],
         )
@@ -179,9 +178,10 @@ def run_hil(
     return res
 
 
-def no_fit(target: str, why: str, model: dict, scenes) -> dict:
+def no_fit(target: str, why: str, model: dict, scenes, hil_dir) -> dict:
     """The run of a core the deployed model does not fit (the firmware link's "needs" line):
-    that, and the WMMSE yardstick where it fits (``fits`` False: nothing else is measured)."""
+    that, and the WMMSE yardstick where it fits, at a smaller K when the scenes' does not
+    (:func:`.yardstick.for_core`; ``fits`` False: nothing else is measured)."""
     t = T.get(target)
     return {
         "target": target,
@@ -193,7 +193,7 @@ def no_fit(target: str, why: str, model: dict, scenes) -> dict:
         "flash_limit_bytes": t.flash,
         "ram_limit_bytes": t.ram,
         "n_scenes": scenes.N,
-        "yardstick": {"wmmse_on_target": yardstick.on_target(target, scenes), "rates": None, "points": []},
+        "yardstick": yardstick.for_core(target, scenes, hil_dir, None, None),
     }
 
 
@@ -215,7 +215,13 @@ def report_files(res: dict, target: str) -> dict[str, bytes]:
     brief = {"target": target, **summary(res)}
     files = {f"{target}.json": (json.dumps(brief, indent=2, sort_keys=True) + "\n").encode()}
     if res.get("fits") is False:  # nothing measured but the refusal and the yardstick
-        files[f"{target}.md"] = no_fit_markdown(brief).encode()
+        try:
+            if plots.has_yardstick(res):
+                files[f"{target}.png"] = plots.yardstick_png(res)
+        except ImportError:
+            pass
+        png = f"{target}.png" if f"{target}.png" in files else None
+        files[f"{target}.md"] = no_fit_markdown(brief, png=png).encode()
         return files
     try:
         if "model_size_ratio" in res:  # the figure sets the size ratios beside the paper's
@@ -268,21 +274,24 @@ def summary(res: dict) -> dict:
 _VS = {"wmmse": "WMMSE", "model_fp32": "fp32 checkpoint", "host_c": "host C"}
 
 
-def no_fit_markdown(h: dict) -> str:
+def no_fit_markdown(h: dict, png: str | None = None) -> str:
     """``reports/hil/<target>.md`` of a core the deployed model does not fit."""
     m = h.get("model", {})
-    return "\n".join(
-        [
-            f"# {m.get('name', 'the deployed model')} on {h['target']}: does not fit",
-            "",
-            f"QEMU `{h['qemu_machine']}` with the limits of {h['board']} (flash {h['flash_limit_bytes']:,} B, "
-            f"RAM {h['ram_limit_bytes']:,} B; `tinyrrm hil --target {h['target']}`):",
-            "",
-            f"    {h['why']}",
-            "",
-            *yardstick_markdown(h),
-        ]
-    )
+    lines = [
+        f"# {m.get('name', 'the deployed model')} on {h['target']}: does not fit",
+        "",
+        f"QEMU `{h['qemu_machine']}` with the limits of {h['board']} (flash {h['flash_limit_bytes']:,} B, "
+        f"RAM {h['ram_limit_bytes']:,} B; `tinyrrm hil --target {h['target']}`):",
+        "",
+        f"    {h['why']}",
+        "",
+        *yardstick_markdown(h),
+    ]
+    if png:
+        k = h["yardstick"].get("k")
+        at = f" at K = {k} (the first {k} links of each scene)" if k else ""
+        lines += [f"![sum rate against instructions per decision of WMMSE-k{at}]({png})", ""]
+    return "\n".join(lines)
 
 
 def markdown(brief: dict, png: str | None = None) -> str:
@@ -372,6 +381,17 @@ def yardstick_markdown(h: dict) -> list[str]:
         return []
     w, r = y["wmmse_on_target"], y["rates"]
     lines = ["## Against WMMSE on the same core", ""]
+    k = y.get("k")
+    if k is not None:  # the scenes' K does not fit: the yardstick at a smaller K, said everywhere
+        lines += [
+            f"The WMMSE policy at the scenes' K = {y['k_scenes']} does not fit: {y['refused'][str(y['k_scenes'])]}",
+            "",
+            f"**The yardstick here is at K = {k}**: the largest K of the ladder "
+            f"{', '.join(map(str, y['ladder']))} that fits, on the first {k} links of each scene "
+            f"(`H[:, :{k}, :{k}]`), both the instructions (QEMU) and the rates (host C), each rate over "
+            f"WMMSE-100 at K = {k}.",
+            "",
+        ]
     if not w.get("fits"):
         lines += [f"WMMSE as generated C does not fit: {w['why']}", ""]
     else:
@@ -383,13 +403,14 @@ def yardstick_markdown(h: dict) -> list[str]:
         ]
     if not y["points"]:
         return lines
+    at = "" if k is None else f" at K = {k}"
     where = (
-        f"sum rate / WMMSE-100 on {r['n_scenes']} scenes of `{Path(r['scenes']).name}` (host C)"
+        f"sum rate / WMMSE-100{at} on {r['n_scenes']} scenes of `{Path(r['scenes']).name}` (host C)"
         if r
         else "sum rate (run `tinyrrm hil-prepare` for the rates)"
     )
     lines += [
-        f"| policy | instructions per decision (QEMU, {h['n_scenes']} scenes) | {where} | "
+        f"| policy | instructions per decision{at} (QEMU, {h['n_scenes']} scenes) | {where} | "
         "instructions per iteration per pair |",
         "| --- | ---: | ---: | ---: |",
     ]

@@ -12,6 +12,12 @@ Two halves, made where their tools are:
   default), the firmware's flash and RAM (CSI input buffer included).
 
 :func:`combine` puts both beside the learned models' own figures (``report["yardstick"]``).
+
+A core whose RAM cannot hold the policy's buffers for the scenes' K (a K = 50 CSI buffer on
+cortex-m0) gets the yardstick at the largest K of :data:`LADDER` that fits (:func:`ladder_k`):
+both halves then run on the first K links of each scene (:func:`first_links`,
+``H[:, :K, :K]``), WMMSE-100 at that K is the reference, and :func:`truncated` labels the
+result with its K (``yardstick["k"]``), the scenes' own K and why each larger K was refused.
 """
 
 from __future__ import annotations
@@ -40,6 +46,39 @@ from .run import build_firmware, infer_scenes, instructions, open_target
 ITERS = (1, 2, 3, 5, 10, 20, 50, 100)
 REFERENCE = 100
 RATES = "yardstick_rates.json"
+#: the K a yardstick falls back to, largest first, when the scenes' K does not fit the core
+LADDER = (40, 30, 25, 20, 10, 5)
+
+
+def rates_name(k: int | None = None) -> str:
+    """The rates file of the yardstick at ``k`` links (None: the scenes' own K, :data:`RATES`)."""
+    return RATES if k is None else f"yardstick_rates_k{k}.json"
+
+
+def ladder_k(target: str, K: int, nt: int) -> tuple[int | None, dict[str, str]]:
+    """The largest of ``K`` and the rungs of :data:`LADDER` below it for which the WMMSE policy's
+    buffers fit ``target`` (None: none does), and why each larger one does not (K -> the
+    generator's refusal)."""
+    refused: dict[str, str] = {}
+    for k in (K, *(x for x in LADDER if x < K)):
+        why = wpolicy.fit_error(target, k, nt)
+        if why is None:
+            return k, refused
+        refused[str(k)] = why
+    return None, refused
+
+
+def first_links(scenes: Scenes, k: int) -> Scenes:
+    """The first ``k`` links of every scene: ``H[:, :k, :k]``, their weights and distances."""
+    if not 1 <= k <= scenes.K:
+        raise ValueError(f"first_links: k={k} links of scenes with K={scenes.K}")
+    return Scenes(
+        H=np.ascontiguousarray(scenes.H[:, :k, :k]),
+        weights=np.ascontiguousarray(scenes.weights[:, :k]),
+        dist=None if scenes.dist is None else np.ascontiguousarray(scenes.dist[:, :k, :k]),
+        noise_var=scenes.noise_var,
+        p_max=scenes.p_max,
+    )
 
 
 def policy_dir(target: str, scenes: Scenes, iters: int) -> Path:
@@ -69,9 +108,14 @@ def model_c_beamformers(scenes: Scenes, gen_dir, cut_m: float | None) -> np.ndar
     return (np.stack(V) * math.sqrt(scenes.p_max)).astype(np.complex64)
 
 
-def test_rates(scenes: Scenes, scenes_path, models: dict[str, tuple[Path, float | None]]) -> dict:
+def test_rates(
+    scenes: Scenes, scenes_path, models: dict[str, tuple[Path, float | None]], links: int | None = None
+) -> dict:
     """Mean weighted sum rates on ``scenes`` (host C) of WMMSE-k for k in :data:`ITERS`, MRT and
-    each of ``models`` (name -> (generated folder, edge cut)), and each over WMMSE-:data:`REFERENCE`."""
+    each of ``models`` (name -> (generated folder, edge cut)), and each over WMMSE-:data:`REFERENCE`;
+    ``links``: on the first that many links of each scene (:func:`first_links`), WMMSE-100 at
+    that K the reference."""
+    scenes = scenes if links is None else first_links(scenes, links)
     gen = wpolicy.generate("host", policy_dir("host", scenes, REFERENCE), scenes.K, scenes.Nt, REFERENCE)
     pol = wpolicy.HostPolicy(gen)
 
@@ -82,10 +126,13 @@ def test_rates(scenes: Scenes, scenes_path, models: dict[str, tuple[Path, float 
     ref = wm[str(REFERENCE)]
     learned = {name: rate(model_c_beamformers(scenes, g, cut)) for name, (g, cut) in models.items()}
     mrt_rate = rate(mrt(scenes.H, scenes.p_max))
+    at = {} if links is None else {"k": links}
+    how = "" if links is None else f", on the first {links} links of each scene (H[:, :{links}, :{links}])"
     return {
+        **at,
         "scenes": str(scenes_path),
         "n_scenes": scenes.N,
-        "how": "host C: the generated WMMSE policy and the learned models' generated C",
+        "how": "host C: the generated WMMSE policy" + (" and the learned models' generated C" if models else "") + how,
         "reference": f"wmmse{REFERENCE}",
         "sum_rate": {"wmmse": wm, "mrt": mrt_rate, **learned},
         "over_reference": {
@@ -96,11 +143,13 @@ def test_rates(scenes: Scenes, scenes_path, models: dict[str, tuple[Path, float 
     }
 
 
-def rates_key(scenes_path, models: dict[str, tuple[Path, float | None]]) -> str:
+def rates_key(scenes_path, models: dict[str, tuple[Path, float | None]], links: int | None = None) -> str:
     """What :func:`test_rates` depends on: the scene file, the WMMSE kernel and every C file of
-    the models' generated folders (the same for every core), with their edge cuts."""
+    the models' generated folders (the same for every core), with their edge cuts, and the links."""
     h = hashlib.sha256(Path(scenes_path).read_bytes())
     h.update(wpolicy.sources_sha256().encode())
+    if links is not None:
+        h.update(f"links:{links}".encode())
     for name, (gen, cut) in sorted(models.items()):
         h.update(f"{name}:{cut}".encode())
         for p in sorted(Path(gen).rglob("*")):
@@ -109,16 +158,18 @@ def rates_key(scenes_path, models: dict[str, tuple[Path, float | None]]) -> str:
     return h.hexdigest()
 
 
-def cached_test_rates(scenes_path, models: dict[str, tuple[Path, float | None]], cache=None) -> dict:
+def cached_test_rates(
+    scenes_path, models: dict[str, tuple[Path, float | None]], cache=None, links: int | None = None
+) -> dict:
     """:func:`test_rates` of the scene file, reused from ``cache`` (default
-    ``build/hil/yardstick_rates.json``: every core shares it) while :func:`rates_key` matches."""
-    cache = Path(cache) if cache else paths.BUILD_HIL / RATES
-    key = rates_key(scenes_path, models)
+    ``build/hil/`` :func:`rates_name`: every core shares it) while :func:`rates_key` matches."""
+    cache = Path(cache) if cache else paths.BUILD_HIL / rates_name(links)
+    key = rates_key(scenes_path, models, links)
     if cache.is_file():
         doc = json.loads(cache.read_text())
         if doc.get("key") == key:
             return doc
-    doc = {**test_rates(load_scenes(scenes_path), portable(scenes_path), models), "key": key}
+    doc = {**test_rates(load_scenes(scenes_path), portable(scenes_path), models, links), "key": key}
     write_text(cache, json.dumps(doc, indent=2, sort_keys=True) + "\n")
     return doc
 
@@ -165,9 +216,12 @@ def on_target(target: str, scenes: Scenes, progress: bool = False) -> dict:
     return out
 
 
-def combine(measured: dict, rates: dict | None, deployed_instructions: float, full_instructions: float | None) -> dict:
+def combine(
+    measured: dict, rates: dict | None, deployed_instructions: float | None, full_instructions: float | None
+) -> dict:
     """One table: per policy, instructions per decision on the core (QEMU) and sum rate over
-    WMMSE-100 on the test scenes (host C); ``rates`` None: instructions only."""
+    WMMSE-100 on the test scenes (host C); ``rates`` None: instructions only;
+    ``deployed_instructions`` None (no learned model on the core): WMMSE-k and MRT only."""
     over = rates["over_reference"] if rates else None
     points = []
     if measured.get("fits"):
@@ -188,6 +242,8 @@ def combine(measured: dict, rates: dict | None, deployed_instructions: float, fu
                 "rate_over_wmmse100": over["mrt"] if over else None,
             }
         )
+    if deployed_instructions is None:
+        return {"wmmse_on_target": measured, "rates": rates, "points": points}
     points.append(
         {
             "policy": "lrmpgnn_deployed",
@@ -207,3 +263,35 @@ def combine(measured: dict, rates: dict | None, deployed_instructions: float, fu
         "rates": rates,
         "points": points,
     }
+
+
+def for_core(
+    target: str,
+    scenes: Scenes,
+    hil_dir,
+    deployed_instructions: float | None,
+    full_instructions: float | None,
+    progress: bool = False,
+) -> dict:
+    """``report["yardstick"]`` of ``target`` on the HIL ``scenes``, with the rates ``hil_dir``
+    holds (``tinyrrm hil-prepare``). At the scenes' own K: :func:`combine` of :func:`on_target`.
+    Where that does not fit: :func:`truncated` at :func:`ladder_k`'s K, WMMSE-k and MRT only
+    (the learned models serve the scenes' K); no K of the ladder fits: the refusal alone."""
+    k, refused = ladder_k(target, scenes.K, scenes.Nt)
+    if k == scenes.K:
+        rates = _read(Path(hil_dir) / RATES)
+        return combine(on_target(target, scenes, progress), rates, deployed_instructions, full_instructions)
+    if k is None:
+        return {"wmmse_on_target": {"fits": False, "why": refused[str(scenes.K)]}, "rates": None, "points": []}
+    measured = on_target(target, first_links(scenes, k), progress)
+    return truncated(combine(measured, _read(Path(hil_dir) / rates_name(k)), None, None), k, scenes.K, refused)
+
+
+def truncated(y: dict, k: int, k_scenes: int, refused: dict[str, str]) -> dict:
+    """A yardstick at ``k`` links of scenes of ``k_scenes``, labelled: ``k``, ``k_scenes``, the
+    ladder it chose from and why each larger K was refused."""
+    return {**y, "k": k, "k_scenes": k_scenes, "ladder": [x for x in LADDER if x < k_scenes], "refused": refused}
+
+
+def _read(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.is_file() else None
