@@ -338,6 +338,38 @@ def yardstick(r: Reports) -> str:
     return "\n".join(lines)
 
 
+@renderer("yardstick_fewer_links")
+def yardstick_fewer_links(r: Reports) -> str:
+    """The cores whose yardstick ran at fewer links than the scenes' (``yardstick.k``: the
+    scenes' K does not fit them): per core the K it ran at, why the larger ones were refused,
+    and WMMSE-k's rate (over WMMSE-100 at that K) and instructions."""
+    out = []
+    for name, h in r.hil().items():
+        y = h.get("yardstick", {})
+        if "k" not in y or not y.get("points"):
+            continue
+        w, rates = y["wmmse_on_target"], y["rates"]
+        out += [
+            f"{name} at K = {y['k']} (the first {y['k']} links of each scene; K = "
+            f"{', '.join(sorted(y['refused'], key=int, reverse=True))} do not fit its RAM, the refusals are in "
+            f"`reports/hil/{name}.md`): firmware flash {w['flash_bytes']:,} B, "
+            f"RAM {w['ram_bytes']:,} B with the CSI buffer; rates over WMMSE-100 at K = {y['k']} on "
+            f"{rates['n_scenes']} scenes (host C)",
+            "",
+            "| policy | sum rate / WMMSE-100 | instructions |",
+            "| --- | ---: | ---: |",
+        ]
+        pts = {p["policy"]: p for p in y["points"]}
+        for key, label in _POLICIES:
+            if key in pts:
+                p = pts[key]
+                out.append(f"| {label} | {p['rate_over_wmmse100']:.4f} | {_instr(p['instructions_per_decision'])} |")
+        out.append("")
+    if not out:
+        raise InputError("no reports/hil/<core>.json has a yardstick at fewer links: run make hil TARGET=cortex-m0")
+    return "\n".join(out).rstrip()
+
+
 @renderer("wmmse_bench")
 def wmmse_bench(r: Reports) -> str:
     """The WMMSE kernel's cost per iteration on every core (``reports/wmmse_bench.json``, written
