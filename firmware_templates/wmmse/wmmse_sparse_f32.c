@@ -13,6 +13,21 @@
 /* h[t][r] -> its (2, 2) channel vector */
 #define H_AT(h, t, r) ((h) + ((size_t)(t) * (size_t)KM + (size_t)(r)) * (size_t)HV)
 
+/* MADD(a, b, c) = a * b + c in the link loops: fmaf where the compiler says it is fast (VFMA on
+ * Cortex-M4F), as in wmmse_f32.c; -DWMMSE_F32_FMA=0/1 forces either. */
+#ifndef WMMSE_F32_FMA
+#if defined(FP_FAST_FMAF) || defined(__FP_FAST_FMAF)
+#define WMMSE_F32_FMA 1
+#else
+#define WMMSE_F32_FMA 0
+#endif
+#endif
+#if WMMSE_F32_FMA
+#define MADD(a, b, c) fmaf((a), (b), (c))
+#else
+#define MADD(a, b, c) ((a) * (b) + (c))
+#endif
+
 typedef struct {
     float *v;    /* (KM, 2, 2) current beamformers */
     float *s;    /* (KM, 2)    s_k = h_kk^H v_k */
@@ -47,8 +62,14 @@ static work split_scratch(void *scratch)
 /* g = x^H v for x, v (2, 2): returns Re, *im = Im */
 static inline float conj_dot(const float *x, const float *v, float *im)
 {
-    *im = x[0] * v[1] - x[1] * v[0] + x[2] * v[3] - x[3] * v[2];
-    return x[0] * v[0] + x[1] * v[1] + x[2] * v[2] + x[3] * v[3];
+    float re = x[0] * v[0], ii = x[0] * v[1];
+    re = MADD(x[1], v[1], re);
+    ii = MADD(-x[1], v[0], ii);
+    re = MADD(x[2], v[2], re);
+    ii = MADD(x[2], v[3], ii);
+    re = MADD(x[3], v[3], re);
+    *im = MADD(-x[3], v[2], ii);
+    return re;
 }
 
 /* s, sig and inf of the current v: the direct link and the m kept links of each receiver */
@@ -66,7 +87,8 @@ static void gains(const float *h, int32_t k, int32_t m, const int16_t *idx, cons
         for (i = 0; i < m; ++i) {
             int32_t t = row[i];
             gr = conj_dot(H_AT(h, t, r), w->v + (size_t)t * HV, &gi);
-            acc += gr * gr + gi * gi;
+            acc = MADD(gi, gi, acc);
+            acc = MADD(gr, gr, acc);
         }
         w->inf[r] = acc;
     }
@@ -105,11 +127,12 @@ static void one_iteration(const float *h, int32_t k, int32_t m, const int16_t *i
             int32_t t = row[i];
             const float *x = H_AT(h, t, r);
             float *R = w->R + (size_t)t * 4;
-            float p = cr * x[0], q = cr * x[1];
-            R[0] += p * x[0] + q * x[1];
-            R[1] += cr * (x[2] * x[2] + x[3] * x[3]);
-            R[2] += p * x[2] + q * x[3];
-            R[3] += q * x[2] - p * x[3];
+            float p = cr * x[0], q = cr * x[1], d = x[3] * x[3];
+            R[0] = MADD(q, x[1], MADD(p, x[0], R[0]));
+            d = MADD(x[2], x[2], d);
+            R[1] = MADD(cr, d, R[1]);
+            R[2] = MADD(q, x[3], MADD(p, x[2], R[2]));
+            R[3] = MADD(-p, x[3], MADD(q, x[2], R[3]));
         }
     }
     for (t = 0; t < k; ++t)
