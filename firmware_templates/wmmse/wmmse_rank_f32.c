@@ -4,32 +4,10 @@
 #include <math.h>
 #include <string.h>
 
+#include "wmmse_madd.h"
+
 #define KM (WMMSE_F32_K_MAX)
 #define HV (2 * (WMMSE_F32_NT)) /* floats per channel vector */
-
-/* MADD(a, b, c) = a * b + c: fmaf where the compiler says it is fast (VFMA on Cortex-M4F),
- * as in wmmse_f32.c; -DWMMSE_F32_FMA=0/1 forces either. A gain's rounding can differ between
- * the two by one ulp, which only matters for gains equal to float precision. */
-#ifndef WMMSE_F32_FMA
-#if defined(FP_FAST_FMAF) || defined(__FP_FAST_FMAF)
-#define WMMSE_F32_FMA 1
-#else
-#define WMMSE_F32_FMA 0
-#endif
-#endif
-#if WMMSE_F32_FMA
-#define MADD(a, b, c) fmaf((a), (b), (c))
-#else
-#define MADD(a, b, c) ((a) * (b) + (c))
-#endif
-
-/* UNROLL_ALL before the loop over a channel vector's reals (a compile-time count): GCC
- * unrolls it fully; other compilers see a plain loop. */
-#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 8
-#define UNROLL_ALL _Pragma("GCC unroll 32")
-#else
-#define UNROLL_ALL
-#endif
 
 /* The kept list of one receiver, strongest first, in best[1..n] (best[0] is a sentinel above
  * every gain, so the insertion loop needs no bounds test). A gain is kept as its float bits:

@@ -5,6 +5,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "wmmse_madd.h"
 #include "wmmse_solve_f32.h"
 
 #define KM (WMMSE_F32_K_MAX)
@@ -12,21 +13,6 @@
 
 /* h[t][r] -> its (2, 2) channel vector */
 #define H_AT(h, t, r) ((h) + ((size_t)(t) * (size_t)KM + (size_t)(r)) * (size_t)HV)
-
-/* MADD(a, b, c) = a * b + c in the link loops: fmaf where the compiler says it is fast (VFMA on
- * Cortex-M4F), as in wmmse_f32.c; -DWMMSE_F32_FMA=0/1 forces either. */
-#ifndef WMMSE_F32_FMA
-#if defined(FP_FAST_FMAF) || defined(__FP_FAST_FMAF)
-#define WMMSE_F32_FMA 1
-#else
-#define WMMSE_F32_FMA 0
-#endif
-#endif
-#if WMMSE_F32_FMA
-#define MADD(a, b, c) fmaf((a), (b), (c))
-#else
-#define MADD(a, b, c) ((a) * (b) + (c))
-#endif
 
 typedef struct {
     float *v;    /* (KM, 2, 2) current beamformers */
