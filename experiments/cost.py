@@ -9,22 +9,23 @@ committed measurements under QEMU:
   per_edge + K * per_node)`` (:func:`macs`, the count of the generated C's report)
   and ``c_mac`` the least-squares slope through the origin of the HIL report's and
   the firmware bench's (MACs, instructions) points of the deployed model.
-* **WMMSE**: ``instructions = base + k * iteration`` with, for ``L`` links per
-  receiver in the updates (``L = K`` dense, ``m + 1`` for the top-m set),
+* **dense WMMSE** (``wmmse_f32.c``): ``instructions = base + k * iteration`` with
 
-      base      = b_pair * K * L                   (MRT and the first gain sweep)
-      iteration = c_pair * K * L + c_user * K      (pair loops, then each user's solve)
-      select    = SELECT_INSTRUCTIONS * K * (K - 1)   (top-m only: ranking every link)
-
-  A learned start on a top-m graph pays the same ranking (once per decision, shared with
-  a top-m WMMSE that follows it).
+      base      = b_pair * K * K                   (MRT and the first gain sweep)
+      iteration = c_pair * K * K + c_user * K      (pair loops, then each user's solve)
 
   ``b_pair`` is the WMMSE bench's ``iters = 0`` run per pair, ``c_pair`` the
   least-squares slope of its other runs through that point, per ``Nt``; ``c_user`` is the per-user solve's flop count
-  stated in ``wmmse_f32.h`` (NT = 2) times the bench's instructions per flop: at
-  ``K = 50`` the bench cannot tell per-user from per-pair work, and without it a
-  sparse iteration would be priced too low. ``SELECT_INSTRUCTIONS`` is an
-  assumption until a top-m selection runs in C.
+  stated in ``wmmse_f32.h`` (NT = 2) times the bench's instructions per flop (at
+  ``K = 50`` the bench cannot tell per-user from per-pair work).
+* **top-m WMMSE** (``wmmse_rank_f32.c`` + ``wmmse_sparse_f32.c``, NT = 2), fitted by least
+  squares to the sparse bench (``wmmse_sparse_bench.json``: m in {8, 16, 24}, k up to 15):
+
+      rank      = r_link * K * (K - 1) + r_keep * K * m      (ranking every candidate link)
+      wmmse     = K * (m + 1) * (s_link + k * t_link) + K * (s_user + k * t_user)
+
+  A learned start on a top-m graph pays the same ranking (once per decision: the ranking
+  lists the strongest first, so the largest m serves a smaller one too).
 
 Every estimate is a prior for pruning: a design on the front is measured under QEMU
 before it counts. :func:`calibration_errors` gives the model's error on each point
@@ -46,11 +47,9 @@ from tinyrrm.training.models import ModelConfig
 #: flops of one user's solve per WMMSE iteration, NT = 2 (wmmse_f32.h: about 70 flops plus 12 per
 #: Newton step; 4 steps, the middle of its "typically 3-5"); other Nt: not stated, taken as 0
 USER_FLOPS = {2: 70 + 12 * 4}
-#: assumed instructions to rank one candidate link in a top-m selection (|h|^2 of 2 Nt reals and a
-#: bounded insertion); not measured: no top-m selection runs in C yet
-SELECT_INSTRUCTIONS = 12
 #: the measurements the model is fitted to
 WMMSE_BENCH = paths.REPORTS / "wmmse_bench.json"
+SPARSE_BENCH = paths.REPORTS / "wmmse_sparse_bench.json"
 HIL_REPORT = paths.REPORTS / "hil" / "cortex-m4.json"
 FIRMWARE_BENCH = paths.REPORTS / "bench.json"
 
@@ -95,6 +94,20 @@ class WmmseFit:
 
 
 @dataclass(frozen=True)
+class SparseFit:
+    """Top-m ranking and sparse WMMSE coefficients on one core (see the module docstring)."""
+
+    nt: int
+    r_link: float  # ranking: instructions per candidate link
+    r_keep: float  # ranking: instructions per kept entry
+    s_link: float  # sparse WMMSE fixed part, per kept link (direct included)
+    s_user: float  # sparse WMMSE fixed part, per user
+    t_link: float  # per kept link per iteration
+    t_user: float  # per user per iteration
+    points: tuple  # ((K, m, iters, rank instructions, WMMSE instructions), ...) measured
+
+
+@dataclass(frozen=True)
 class CostModel:
     """Instructions per decision on one core (see the module docstring)."""
 
@@ -102,21 +115,28 @@ class CostModel:
     c_mac: float  # learned int8: instructions per MAC
     mac_points: tuple  # ((source, MACs, instructions), ...) measured
     wmmse: dict  # Nt -> WmmseFit
+    sparse: SparseFit
 
     def learned(self, cfg: ModelConfig, edges: float) -> float:
         """A learned decision on a graph of ``edges`` edges, with its top-m selection if it has one."""
         return self.c_mac * learned_macs(cfg, edges) + self.select(cfg.K, cfg.top_m)
 
-    @staticmethod
-    def select(K: int, top_m: int | None) -> float:
+    def select(self, K: int, top_m: int | None) -> float:
         """Ranking every receiver's interferers for a top-m set (0 without one)."""
-        return 0.0 if top_m is None or top_m >= K - 1 else SELECT_INSTRUCTIONS * K * (K - 1)
+        if top_m is None or top_m >= K - 1:
+            return 0.0
+        return self.sparse.r_link * K * (K - 1) + self.sparse.r_keep * K * top_m
 
     def wmmse_cost(self, K: int, nt: int, iters: int, top_m: int | None = None) -> float:
-        """Instructions of ``iters`` WMMSE iterations from MRT (dense, or on the top-m set)."""
-        f = self._fit(nt)
-        links = K if top_m is None or top_m >= K - 1 else top_m + 1
-        return f.b_pair * K * links + self.select(K, top_m) + iters * (f.c_pair * K * links + f.c_user * K)
+        """Instructions of ``iters`` WMMSE iterations from MRT (dense, or on the top-m set with its ranking)."""
+        if top_m is None or top_m >= K - 1:
+            f = self._fit(nt)
+            return f.b_pair * K * K + iters * (f.c_pair * K * K + f.c_user * K)
+        s = self.sparse
+        if nt != s.nt:
+            raise InputError(f"no top-m WMMSE measurement for Nt={nt} on {self.core}; measured: Nt={s.nt}")
+        links = K * (top_m + 1)
+        return self.select(K, top_m) + links * (s.s_link + iters * s.t_link) + K * (s.s_user + iters * s.t_user)
 
     def hybrid(self, cfg: ModelConfig, edges: float, iters: int, top_m: int | None = None) -> float:
         """A learned start, then ``iters`` WMMSE iterations (the learned beams replace MRT); one
@@ -133,9 +153,11 @@ class CostModel:
         return {
             "core": self.core,
             "c_mac": self.c_mac,
-            "select_instructions_assumed": SELECT_INSTRUCTIONS,
             "wmmse": {
                 str(nt): {"b_pair": f.b_pair, "c_pair": f.c_pair, "c_user": f.c_user} for nt, f in self.wmmse.items()
+            },
+            "top_m": {
+                k: getattr(self.sparse, k) for k in ("nt", "r_link", "r_keep", "s_link", "s_user", "t_link", "t_user")
             },
         }
 
@@ -147,8 +169,40 @@ def _read(path: Path) -> dict:
         raise InputError(f"{path}: cannot read the measurement ({e})") from None
 
 
+def fit_sparse(core: str, sparse_bench=SPARSE_BENCH) -> SparseFit:
+    """The ranking and sparse WMMSE coefficients of ``core`` by least squares on the sparse bench."""
+    sp = _read(sparse_bench)
+    if sp.get("target") != core:
+        raise InputError(f"{sparse_bench}: measured on {sp.get('target')}, not {core}")
+    K = sp["k"]
+    pts = tuple(
+        (K, c["top_m"], int(r["iters"]), float(r["rank_instructions"]), float(r["wmmse_instructions"]))
+        for c in sp["cases"]
+        for r in c["runs"]
+    )
+    rank_rows = {(K, m): y for K, m, _, y, _ in pts}  # the ranking does not depend on the iterations
+    A = np.array([[k * (k - 1), k * m] for k, m in rank_rows], float)
+    r_link, r_keep = np.linalg.lstsq(A, np.array(list(rank_rows.values())), rcond=None)[0]
+    B = np.array([[k * (m + 1), k, it * k * (m + 1), it * k] for k, m, it, _, _ in pts], float)
+    s_link, s_user, t_link, t_user = np.linalg.lstsq(B, np.array([p[4] for p in pts]), rcond=None)[0]
+    return SparseFit(
+        nt=int(sp["nt"]),
+        r_link=float(r_link),
+        r_keep=float(r_keep),
+        s_link=float(s_link),
+        s_user=float(s_user),
+        t_link=float(t_link),
+        t_user=float(t_user),
+        points=pts,
+    )
+
+
 def fit(
-    core: str = "cortex-m4", wmmse_bench=WMMSE_BENCH, hil_report=HIL_REPORT, firmware_bench=FIRMWARE_BENCH
+    core: str = "cortex-m4",
+    wmmse_bench=WMMSE_BENCH,
+    hil_report=HIL_REPORT,
+    firmware_bench=FIRMWARE_BENCH,
+    sparse_bench=SPARSE_BENCH,
 ) -> CostModel:
     """The cost model of ``core`` fitted to the committed measurements."""
     wm = _read(wmmse_bench)
@@ -189,7 +243,9 @@ def fit(
     m = np.array([p[1] for p in points])
     y = np.array([p[2] for p in points])
     c_mac = float(m @ y / (m @ m))  # least squares through the origin
-    return CostModel(core=core, c_mac=c_mac, mac_points=tuple(points), wmmse=fits)
+    return CostModel(
+        core=core, c_mac=c_mac, mac_points=tuple(points), wmmse=fits, sparse=fit_sparse(core, sparse_bench)
+    )
 
 
 def calibration_errors(model: CostModel) -> list[dict]:
@@ -204,4 +260,15 @@ def calibration_errors(model: CostModel) -> list[dict]:
             rows.append(
                 {"point": f"WMMSE-{k} dense (K={K}, Nt={nt})", "measured": y, "model": est, "error": est / y - 1}
             )
+    s = model.sparse
+    for K, m, k, rank, y in s.points:
+        est = model.wmmse_cost(K, s.nt, k, m)
+        rows.append(
+            {
+                "point": f"WMMSE-{k} top-{m} with its ranking (K={K}, Nt={s.nt})",
+                "measured": rank + y,
+                "model": est,
+                "error": est / (rank + y) - 1,
+            }
+        )
     return rows

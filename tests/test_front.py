@@ -34,7 +34,9 @@ def test_cost_model_fits_its_calibration_points(model):
     rows = cost.calibration_errors(model)
     assert {r["point"].split(" (")[0] for r in rows} >= {"learned int8", "WMMSE-0 dense", "WMMSE-10 dense"}
     for r in rows:
-        limit = 0.07 if "Nt=4" in r["point"] else 0.011  # Nt = 4's first iterations cost more (safeguarded Newton)
+        # Nt = 4's first iterations cost more (safeguarded Newton); a top-m point's ranking and
+        # insertions depend on the scene, its fit has 2 + 4 terms for 21 points
+        limit = 0.07 if "Nt=4" in r["point"] else 0.03 if "top-" in r["point"] else 0.011
         assert abs(r["error"]) <= limit, r
 
 
@@ -44,13 +46,15 @@ def test_wmmse_cost_shape(model):
     top16 = [model.wmmse_cost(50, 2, k, 16) for k in range(4)]
     # a sparse iteration costs less, but its selection is paid once
     assert top16[3] - top16[2] < dense[3] - dense[2]
-    assert top16[0] - model.wmmse.get(2).b_pair * 50 * 17 == cost.SELECT_INSTRUCTIONS * 50 * 49
+    sp = model.sparse
+    assert top16[0] == pytest.approx(model.select(50, 16) + sp.s_link * 50 * 17 + sp.s_user * 50)
+    assert model.select(50, 16) == pytest.approx(sp.r_link * 50 * 49 + sp.r_keep * 50 * 16)
     # a learned start on a top-m graph pays the ranking once, also when a top-m WMMSE follows
     cfg = ModelConfig(arch="tiny", top_m=4)
     plain = model.c_mac * cost.learned_macs(cfg, 200)
-    assert model.learned(cfg, 200) == plain + model.select(50, 4) and model.select(50, 49) == 0
-    assert model.hybrid(cfg, 200, 3, 16) == plain + top16[3]
-    assert model.hybrid(cfg, 200, 3) == model.learned(cfg, 200) + dense[3]
+    assert model.learned(cfg, 200) == pytest.approx(plain + model.select(50, 4)) and model.select(50, 49) == 0
+    assert model.hybrid(cfg, 200, 3, 16) == pytest.approx(plain + top16[3])
+    assert model.hybrid(cfg, 200, 3) == pytest.approx(model.learned(cfg, 200) + dense[3])
     with pytest.raises(ValueError, match="Nt=3"):
         model.wmmse_cost(50, 3, 1)
 
@@ -131,3 +135,14 @@ def test_train_top_m_reaches_the_checkpoint(tiny_data, tmp_path):
     assert doc["model"]["top_m"] == 2 and model.cfg.top_m == 2 and model.cfg.cut_m == 500.0
     one_error(run("train", "--scenes", tiny_data["train"], "--out", tmp_path / "c2", "--top-m", 0), "top_m")
     assert not (tmp_path / "c2").exists()
+
+
+def test_measured_points_are_the_benches(model):
+    """The measured-only front holds exactly the benches' runs, priced as measured (ranking included)."""
+    rep = json.loads((paths.REPORTS / "front.json").read_text())
+    pts = front.measured_points(rep["points"], model)
+    sparse = {f"WMMSE-{k} top-{m}": rank + y for _, m, k, rank, y in model.sparse.points if k}
+    dense = {f"WMMSE-{k} dense": y for _, k, y in model.wmmse[2].points if k}
+    got = {p["design"]: p["instructions"] for p in pts if p["design"] != "MRT"}
+    assert got == {**sparse, **dense}
+    assert rep["measured"]["targets"] == front.targets(pts)
