@@ -393,6 +393,30 @@ def wmmse_bench(r: Reports) -> str:
     return "\n".join(lines)
 
 
+@renderer("wmmse_sparse_bench")
+def wmmse_sparse_bench(r: Reports) -> str:
+    """The top-m WMMSE on one core (``reports/wmmse_sparse_bench.json``, written by
+    ``python -m tinyrrm.hil.wmmse_sparse_bench``): the ranking apart, then WMMSE-k's own
+    instructions on the kept links, for every m and k measured."""
+    b = r("wmmse_sparse_bench.json")
+    iters = [x["iters"] for x in b["cases"][0]["runs"]]
+    lines = [
+        f"| top-m ({b['target']}, K = {b['k']}, Nt = {b['nt']}) | ranking | "
+        + " | ".join(f"WMMSE-{k}" if k else "MRT and gains" for k in iters)
+        + " | RAM |",
+        "| --- | ---: | " + " | ".join("---:" for _ in iters) + " | ---: |",
+    ]
+    for c in b["cases"]:
+        runs = {x["iters"]: x for x in c["runs"]}
+        rank = runs[iters[0]]["rank_instructions"]
+        lines.append(
+            f"| {c['top_m']} | {_instr(rank)} | "
+            + " | ".join(_instr(runs[k]["wmmse_instructions"]) for k in iters)
+            + f" | {c['ram_bytes']['total']:,} |"
+        )
+    return "\n".join(lines)
+
+
 def _instr(x: float) -> str:
     """Instructions in the unit a reader compares: K below a million, M below a billion, G above."""
     for scale, unit in ((1e9, "G"), (1e6, "M"), (1e3, "K")):
