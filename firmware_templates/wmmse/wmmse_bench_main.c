@@ -1,14 +1,25 @@
-/* Bench firmware for wmmse_f32 on one core: serves the framed HIL protocol
- * (proto.c) with HELLO, STATS and one request of its own, RUN (0x10).
+/* Bench firmware for the WMMSE kernels on one core: serves the framed HIL
+ * protocol (proto.c) with HELLO, STATS and one request of its own.
  *
- *   RUN request:  i32 k, i32 iters, u32 flags (bit 0: alpha given),
- *                 float alpha[WMMSE_F32_K_MAX], float
- * h[WMMSE_F32_K_MAX][WMMSE_F32_K_MAX][WMMSE_F32_NT][2] RUN response: i32 rc, u32 ticks_lo, u32
+ * Dense (default build): RUN (0x10), wmmse_f32 alone.
+ *   request:  i32 k, i32 iters, u32 flags (bit 0: alpha given),
+ *             float alpha[WMMSE_F32_K_MAX], float
+ * h[WMMSE_F32_K_MAX][WMMSE_F32_K_MAX][WMMSE_F32_NT][2] response: i32 rc, u32 ticks_lo, u32
  * ticks_hi, float wsr, float v[WMMSE_F32_K_MAX][WMMSE_F32_NT][2]
  *
- * ticks = SysTick ticks of the wmmse_f32 call alone; STATS gives the boot
- * calibration (ticks.c, shared with the HIL firmware) that turns them into instructions
- * under QEMU -icount. Build with firmware_templates/wmmse/Makefile. */
+ * Sparse (-DWMMSE_BENCH_SPARSE, Makefile BENCH=sparse): RUN_SPARSE (0x11), rank
+ * the CSI's m strongest interferers per receiver (wmmse_rank_f32), then the
+ * sparse WMMSE on them (wmmse_sparse_f32), each call timed apart; NT = 2.
+ *   request:  i32 k, i32 iters, i32 m, u32 flags (bit 0: alpha given),
+ *             float alpha[WMMSE_F32_K_MAX], float h[WMMSE_F32_K_MAX][WMMSE_F32_K_MAX][2][2]
+ *   response: i32 rc (the ranking's if it failed, else the WMMSE's),
+ *             u32 rank_ticks_lo, rank_ticks_hi, wmmse_ticks_lo, wmmse_ticks_hi,
+ *             float wsr, float v[WMMSE_F32_K_MAX][2][2]
+ *   m is clamped to k - 1 (all interferers) as the ranking does.
+ *
+ * ticks = SysTick ticks of the kernel calls alone; STATS gives the boot
+ * calibration (ticks.c, shared with the HIL firmware) that turns them into
+ * instructions under QEMU -icount. Build with firmware_templates/wmmse/Makefile. */
 #include <stdint.h>
 #include <string.h>
 
@@ -16,7 +27,12 @@
 #include "proto.h"
 #include "ticks.h"
 #include "uart.h"
+#ifdef WMMSE_BENCH_SPARSE
+#include "wmmse_rank_f32.h"
+#include "wmmse_sparse_f32.h"
+#else
 #include "wmmse_f32.h"
+#endif
 
 #ifndef TR_CORE_NAME
 #define TR_CORE_NAME "unknown"
@@ -25,23 +41,37 @@
 #define STR2(x) #x
 #define STR(x) STR2(x)
 
-#define PROTO_RUN 0x10u
 #define H_FLOATS (WMMSE_F32_K_MAX * WMMSE_F32_K_MAX * WMMSE_F32_NT * 2)
 #define V_FLOATS (WMMSE_F32_K_MAX * WMMSE_F32_NT * 2)
-#define RUN_REQ_BYTES (12u + 4u * (WMMSE_F32_K_MAX + H_FLOATS))
+#ifdef WMMSE_BENCH_SPARSE
+#define PROTO_RUN 0x11u /* RUN_SPARSE */
+#define RUN_HEAD 4      /* k, iters, m, flags */
+#define KERNEL "wmmse_sparse_f32"
+#define SCRATCH_BYTES WMMSE_SPARSE_F32_SCRATCH_BYTES
+static int16_t idx[WMMSE_F32_K_MAX * (WMMSE_F32_K_MAX - 1)]; /* (K_MAX, m <= K_MAX - 1) */
+#else
+#define PROTO_RUN 0x10u
+#define RUN_HEAD 3 /* k, iters, flags */
+#define KERNEL "wmmse_f32"
+#define SCRATCH_BYTES WMMSE_F32_SCRATCH_BYTES
+#endif
+#define RUN_REQ_BYTES (4u * (RUN_HEAD + WMMSE_F32_K_MAX + H_FLOATS))
 
 /* the request lands here; the struct aligns the floats */
 static union {
     struct {
         int32_t k, iters;
+#ifdef WMMSE_BENCH_SPARSE
+        int32_t m;
+#endif
         uint32_t flags;
         float alpha[WMMSE_F32_K_MAX];
         float h[H_FLOATS]; /* (K_MAX, K_MAX, NT, 2) */
     } run;
     uint8_t bytes[RUN_REQ_BYTES];
 } rx_buf;
-static float v_out[V_FLOATS];                                  /* (K_MAX, NT, 2) */
-static float scratch[WMMSE_F32_SCRATCH_BYTES / sizeof(float)]; /* float-aligned */
+static float v_out[V_FLOATS];                        /* (K_MAX, NT, 2) */
+static float scratch[SCRATCH_BYTES / sizeof(float)]; /* float-aligned */
 static proto_rx rx;
 
 /* ---- requests ---------------------------------------------------------------------- */
@@ -53,8 +83,9 @@ static void send_error(uint8_t seq, const char *reason)
 
 static void do_hello(uint8_t seq)
 {
-    static const char s[] = "proto=1;prefix=wmmse_f32;k_max=" STR(WMMSE_F32_K_MAX) ";nt=" STR(
-        WMMSE_F32_NT) ";core=" TR_CORE_NAME;
+    static const char s[] =
+        "proto=1;prefix=" KERNEL
+        ";k_max=" STR(WMMSE_F32_K_MAX) ";nt=" STR(WMMSE_F32_NT) ";core=" TR_CORE_NAME;
     proto_send(uart_putc, PROTO_HELLO | PROTO_RESPONSE, seq, s, sizeof s - 1u, 0, 0);
 }
 
@@ -68,22 +99,45 @@ static void do_stats(uint8_t seq)
     proto_send(uart_putc, PROTO_STATS | PROTO_RESPONSE, seq, out, sizeof out, 0, 0);
 }
 
+static void put_ticks(uint8_t *p, uint64_t ticks)
+{
+    proto_put_u32(&p[0], (uint32_t)ticks);
+    proto_put_u32(&p[4], (uint32_t)(ticks >> 32));
+}
+
 static void do_run(uint8_t seq)
 {
-    uint8_t hdr[16];
+    const float *alpha = (rx_buf.run.flags & 1u) ? rx_buf.run.alpha : 0;
     float wsr = 0.0f;
     uint64_t t0, t1;
     int rc;
+#ifdef WMMSE_BENCH_SPARSE
+    uint8_t hdr[24];
+    int32_t k = rx_buf.run.k, m = rx_buf.run.m;
+    uint64_t t2;
+
+    memset(v_out, 0, sizeof v_out);
+    if (k >= 2 && m > k - 1)
+        m = k - 1;
+    t0 = tr_ticks_now();
+    rc = wmmse_rank_f32(rx_buf.run.h, k, m, idx);
+    t1 = tr_ticks_now();
+    if (rc == WMMSE_RANK_F32_OK)
+        rc = wmmse_sparse_f32(rx_buf.run.h, k, m, idx, alpha, 0, 0, 0, rx_buf.run.iters, scratch,
+                              v_out, &wsr);
+    t2 = tr_ticks_now();
+    put_ticks(&hdr[12], t2 - t1);
+#else
+    uint8_t hdr[16];
 
     memset(v_out, 0, sizeof v_out);
     t0 = tr_ticks_now();
-    rc = wmmse_f32(rx_buf.run.h, rx_buf.run.k, (rx_buf.run.flags & 1u) ? rx_buf.run.alpha : 0, 0, 0,
-                   rx_buf.run.iters, scratch, v_out, &wsr);
+    rc = wmmse_f32(rx_buf.run.h, rx_buf.run.k, alpha, 0, 0, rx_buf.run.iters, scratch, v_out, &wsr);
     t1 = tr_ticks_now();
+#endif
     proto_put_u32(&hdr[0], (uint32_t)rc);
-    proto_put_u32(&hdr[4], (uint32_t)(t1 - t0));
-    proto_put_u32(&hdr[8], (uint32_t)((t1 - t0) >> 32));
-    memcpy(&hdr[12], &wsr, 4);
+    put_ticks(&hdr[4], t1 - t0);
+    memcpy(&hdr[sizeof hdr - 4], &wsr, 4);
     proto_send(uart_putc, PROTO_RUN | PROTO_RESPONSE, seq, hdr, sizeof hdr, v_out, sizeof v_out);
 }
 

@@ -7,6 +7,9 @@
 #include <math.h>
 #include <string.h>
 
+#include "wmmse_madd.h"    /* MADD, UNROLL_ALL */
+#include "wmmse_update2.h" /* the NT = 2 transmitter update */
+
 #define KM (WMMSE_F32_K_MAX)
 #define NT (WMMSE_F32_NT)
 #define HV (2 * NT) /* floats per channel vector or beamformer */
@@ -14,39 +17,12 @@
 /* h[t][r] -> its (NT, 2) channel vector */
 #define H_AT(h, t, r) ((h) + ((size_t)(t) * (size_t)KM + (size_t)(r)) * (size_t)HV)
 
-#define SINGULAR 0x1p-40f   /* NT = 2: det(A) of a trace-1 A below this is singular */
 #define PIVOT_RTOL 0x1p-20f /* Cholesky: a pivot below this of its diagonal is singular */
 #define MU_FLOOR                                                                                   \
     0x1p-20f /* Tikhonov floor on mu / trace(A) for a singular A (or R):                           \
                 16x the rounding noise of a trace-1 pivot */
 #define NEWTON_RTOL                                                                                \
     0x1p-20f /* Newton stops: step below this * mu, or (NT != 2) |power - 1| below this */
-
-/* MADD(a, b, c) = a * b + c in the inner loops: fmaf (one rounding, one
- * instruction) where the compiler says it is fast (FP_FAST_FMAF, GCC's
- * __FP_FAST_FMAF: VFMA on Cortex-M4F/M7/M33/M55), else multiply and add.
- * -DWMMSE_F32_FMA=0/1 forces either; both are tested against the same goldens. */
-#ifndef WMMSE_F32_FMA
-#if defined(FP_FAST_FMAF) || defined(__FP_FAST_FMAF)
-#define WMMSE_F32_FMA 1
-#else
-#define WMMSE_F32_FMA 0
-#endif
-#endif
-#if WMMSE_F32_FMA
-#define MADD(a, b, c) fmaf((a), (b), (c))
-#else
-#define MADD(a, b, c) ((a) * (b) + (c))
-#endif
-
-/* UNROLL_ALL before a loop over antennas (a compile-time count): GCC unrolls
- * it fully, so the general-NT accumulators and the Cholesky factor live in
- * registers; other compilers see a plain loop. */
-#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 8
-#define UNROLL_ALL _Pragma("GCC unroll 32")
-#else
-#define UNROLL_ALL
-#endif
 
 /* per-link state in the caller's scratch, all indexed by link */
 typedef struct {
@@ -162,6 +138,7 @@ static void mrt(const float *h, int32_t k, const float *amp, float *v)
 
 /* ---- per-transmitter update: v_t = (A_t + mu I)^{-1} b_t ----------------------- */
 
+#if NT != 2 /* NT = 2: wmmse_update2.h clips */
 /* v (NT, 2) solved for the limit 1 -> amp v, with ||v|| <= 1 against rounding first */
 static void clip_power(float *v, float amp)
 {
@@ -174,6 +151,7 @@ static void clip_power(float *v, float amp)
     for (a = 0; a < HV; ++a)
         v[a] *= scale;
 }
+#endif
 
 /* The direct term is kept apart: A_t = R_t + c_t x x^H with x = h_tt, the
  * interference part R_t = sum_{j != t} c_j h_tj h_tj^H, and b_t = beta_t x.
@@ -213,73 +191,11 @@ static inline void accumulate_r(const float *ht, const float *c, int32_t j0, int
 /* v_t from the row h[t][0..k) (k, 2, 2), the weights c and beta_t */
 static void update_tx(const float *ht, int32_t t, int32_t k, const work *w, float *v)
 {
-    const float *x = ht + (size_t)t * HV; /* h_tt (2, 2) */
-    float R[4] = {0.0f, 0.0f, 0.0f, 0.0f}, ct = w->c[t], amp = w->amp[t], x2, tr, inv, br, bi;
-    float y[4], q, det, x0[4], b[4], n0, n1, n2, mu, num, den;
-    int it;
+    float R[4] = {0.0f, 0.0f, 0.0f, 0.0f}, ct = w->c[t], amp = w->amp[t];
 
     accumulate_r(ht, w->c, 0, t, R);
     accumulate_r(ht, w->c, t + 1, k, R);
-    x2 = x[0] * x[0] + x[1] * x[1] + x[2] * x[2] + x[3] * x[3];
-    tr = R[0] + R[1] + ct * x2; /* trace(A_t) */
-    br = w->beta[2 * t];
-    bi = w->beta[2 * t + 1];
-    if (!(tr > 0.0f) || (br == 0.0f && bi == 0.0f) || !(amp > 0.0f)) {
-        memset(v, 0, HV * sizeof(float));
-        return;
-    }
-    /* solve with trace(A) = 1 and the power limit 1: v / amp = (A/tr + mu/tr I)^{-1} b/(tr amp) */
-    inv = 1.0f / tr;
-    R[0] *= inv;
-    R[1] *= inv;
-    R[2] *= inv;
-    R[3] *= inv;
-    ct *= inv;
-    inv /= amp;
-    br *= inv;
-    bi *= inv;
-    /* y = adj(R) x = adj(A) x (adj(x x^H) x = 0), q = x^H y,
-     * det(A) = det(R) + c_t x^H adj(R) x (determinant lemma) */
-    y[0] = R[1] * x[0] - (R[2] * x[2] - R[3] * x[3]);
-    y[1] = R[1] * x[1] - (R[2] * x[3] + R[3] * x[2]);
-    y[2] = R[0] * x[2] - (R[2] * x[0] + R[3] * x[1]);
-    y[3] = R[0] * x[3] - (R[2] * x[1] - R[3] * x[0]);
-    q = x[0] * y[0] + x[1] * y[1] + x[2] * y[2] + x[3] * y[3];
-    det = (R[0] * R[1] - (R[2] * R[2] + R[3] * R[3])) + ct * q;
-    /* b = beta x, x0 = adj(A) b = beta y: (A + mu I)^{-1} b = (x0 + mu b) / D(mu) */
-    b[0] = br * x[0] - bi * x[1];
-    b[1] = br * x[1] + bi * x[0];
-    b[2] = br * x[2] - bi * x[3];
-    b[3] = br * x[3] + bi * x[2];
-    x0[0] = br * y[0] - bi * y[1];
-    x0[1] = br * y[1] + bi * y[0];
-    x0[2] = br * y[2] - bi * y[3];
-    x0[3] = br * y[3] + bi * y[2];
-    /* ||x0 + mu b||^2 = n0 + n1 mu + n2 mu^2,  D(mu) = det + mu + mu^2 */
-    n0 = x0[0] * x0[0] + x0[1] * x0[1] + x0[2] * x0[2] + x0[3] * x0[3];
-    n1 = 2.0f * (b[0] * x0[0] + b[1] * x0[1] + b[2] * x0[2] + b[3] * x0[3]);
-    n2 = b[0] * b[0] + b[1] * b[1] + b[2] * b[2] + b[3] * b[3];
-    mu = det > SINGULAR ? 0.0f : MU_FLOOR;
-    num = n0 + mu * (n1 + mu * n2);
-    den = det + mu * (1.0f + mu);
-    if (num > den * den) { /* ||v(mu)|| > 1: Newton on D / sqrt(num) = 1 */
-        for (it = 0; it < WMMSE_F32_NEWTON_MAX; ++it) {
-            float root = sqrtf(num);
-            float step = (root - den) * num /
-                         ((1.0f + 2.0f * mu) * num - 0.5f * den * (n1 + 2.0f * mu * n2));
-            mu += step;
-            num = n0 + mu * (n1 + mu * n2);
-            den = det + mu * (1.0f + mu);
-            if (!(step > NEWTON_RTOL * mu))
-                break;
-        }
-    }
-    inv = 1.0f / den;
-    v[0] = (x0[0] + mu * b[0]) * inv;
-    v[1] = (x0[1] + mu * b[1]) * inv;
-    v[2] = (x0[2] + mu * b[2]) * inv;
-    v[3] = (x0[3] + mu * b[3]) * inv;
-    clip_power(v, amp);
+    wmmse_update2(R, ct, ht + (size_t)t * HV, w->beta[2 * t], w->beta[2 * t + 1], amp, v);
 }
 
 #else /* general NT: complex Cholesky of R + mu I */

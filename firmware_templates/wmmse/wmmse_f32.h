@@ -87,15 +87,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#ifndef WMMSE_F32_K_MAX
-#include "wmmse_config.h" /* a generated folder's sizes, unless -DWMMSE_F32_K_MAX=.. -DWMMSE_F32_NT=.. */
-#endif
-#ifndef WMMSE_F32_K_MAX
-#error "WMMSE_F32_K_MAX (link capacity) is not set"
-#endif
-#ifndef WMMSE_F32_NT
-#error "WMMSE_F32_NT (transmit antennas) is not set"
-#endif
+#include "wmmse_sizes.h" /* WMMSE_F32_K_MAX, WMMSE_F32_NT */
 #if (WMMSE_F32_K_MAX) < 1 || (WMMSE_F32_K_MAX) > 1024
 #error "WMMSE_F32_K_MAX must be in [1, 1024]"
 #endif

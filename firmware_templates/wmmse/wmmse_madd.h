@@ -1,5 +1,5 @@
-/* wmmse_madd.h: the inner-loop helpers of the top-m kernels (wmmse_rank_f32.c,
- * wmmse_sparse_f32.c), the same choices as wmmse_f32.c's.
+/* wmmse_madd.h: the inner-loop helpers of the WMMSE kernels (wmmse_f32.c,
+ * wmmse_rank_f32.c, wmmse_sparse_f32.c).
  *
  * MADD(a, b, c) = a * b + c: fmaf (one rounding, one instruction) where the compiler
  * says it is fast (FP_FAST_FMAF, GCC's __FP_FAST_FMAF: VFMA on Cortex-M4F/M7/M33/M55),

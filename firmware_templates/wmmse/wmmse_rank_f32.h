@@ -24,15 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#ifndef WMMSE_F32_K_MAX
-#include "wmmse_config.h"
-#endif
-#ifndef WMMSE_F32_K_MAX
-#error "WMMSE_F32_K_MAX (link capacity) is not set"
-#endif
-#ifndef WMMSE_F32_NT
-#error "WMMSE_F32_NT (transmit antennas) is not set"
-#endif
+#include "wmmse_sizes.h" /* WMMSE_F32_K_MAX, WMMSE_F32_NT */
 #if (WMMSE_F32_K_MAX) < 2 || (WMMSE_F32_K_MAX) > 1024
 #error "WMMSE_F32_K_MAX must be in [2, 1024] for a ranking"
 #endif

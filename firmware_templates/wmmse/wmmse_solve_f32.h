@@ -1,24 +1,11 @@
-/* wmmse_solve_f32: one transmitter's WMMSE update for NT = 2,
- *
- *     v = (A + mu I)^{-1} b,  A = R + c x x^H,  b = beta x,
- *     mu = 0 if ||v||^2 <= amp^2 there, else the mu >= 0 with ||v|| = amp,
- *
- * the closed form of wmmse_f32.h ("Solve", NT = 2): everything divided by
- * trace(A) first, adj(A) x = adj(R) x and det(A) = det(R) + c x^H adj(R) x
- * (determinant lemma), so the interference part R keeps its small eigenvalues
- * apart from the direct term c |x|^2; Newton on the secular equation for mu
- * (at most WMMSE_SOLVE_F32_NEWTON_MAX steps, stopping at a step below 2^-20 mu);
- * a singular A (det < 2^-40 at trace 1) starts from the Tikhonov floor
- * mu = 2^-20 trace(A). A = 0, b = 0 or amp = 0 give v = 0. About 70 flops plus
- * 12 per Newton step, one sqrt and one division each.
- *
- * For the sparse WMMSE (wmmse_sparse_f32.c), which accumulates R over a
- * receiver's kept interferers and calls this once per transmitter.
+/* wmmse_solve_f32: one transmitter's WMMSE update for NT = 2 as a function,
+ * v = (A + mu I)^{-1} b with A = R + c x x^H, b = beta x and ||v|| <= amp: the
+ * inline update of wmmse_update2.h (its algorithm, ranges and cost), for the
+ * sparse WMMSE (wmmse_sparse_f32.c), which accumulates R over a receiver's
+ * kept interferers and calls this once per transmitter.
  */
 #ifndef WMMSE_SOLVE_F32_H
 #define WMMSE_SOLVE_F32_H
-
-#define WMMSE_SOLVE_F32_NEWTON_MAX 40
 
 #ifdef __cplusplus
 extern "C" {

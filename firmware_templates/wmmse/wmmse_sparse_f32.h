@@ -29,16 +29,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#ifndef WMMSE_F32_K_MAX
-#include "wmmse_config.h"
-#endif
-#ifndef WMMSE_F32_K_MAX
-#error "WMMSE_F32_K_MAX (link capacity) is not set"
-#endif
+#include "wmmse_sizes.h" /* WMMSE_F32_K_MAX, WMMSE_F32_NT */
 #if (WMMSE_F32_K_MAX) < 1 || (WMMSE_F32_K_MAX) > 1024
 #error "WMMSE_F32_K_MAX must be in [1, 1024]"
 #endif
-#if !defined(WMMSE_F32_NT) || (WMMSE_F32_NT) != 2
+#if (WMMSE_F32_NT) != 2
 #error "wmmse_sparse_f32 is for WMMSE_F32_NT = 2 (the closed-form solve)"
 #endif
 

@@ -39,7 +39,7 @@ from .wmmse_bench import HERE, STRICT, _scene, _stats, abi_channels, beams, qemu
 #: the kernels of the sparse WMMSE, in link order
 SOURCES = ("wmmse_rank_f32.c", "wmmse_solve_f32.c", "wmmse_sparse_f32.c")
 ERR = {"ok": 0, "k": -1, "m": -2, "iters": -2, "nonfinite": -3, "param": -4, "null": -5}
-#: request type of the sparse bench firmware (wmmse_sparse_bench_main.c)
+#: request type of the sparse bench firmware (wmmse_bench_main.c built with BENCH=sparse)
 RUN_SPARSE = 0x11
 #: cortex-m4 cases: interferers kept per receiver x iteration counts (0: MRT and the gains alone)
 TOP_M = (8, 16, 24)
