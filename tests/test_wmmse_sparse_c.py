@@ -189,7 +189,9 @@ def test_chip_matches_numpy_under_qemu(tmp_path):
     """One top-m case on cortex-m4 under QEMU: the chip's beams give numpy's rate."""
     from tinyrrm.hil.wmmse_sparse_bench import bench
 
-    res = bench(build_dir=tmp_path, top_m=(8,), iters=(0, 2), progress=False)
+    # a geometric scene drawn here (a fresh checkout has no data/ before make test's pytest)
+    scene = sc.save(sc.generate(1, 50, 2, 1002), tmp_path / "scene.npz")
+    res = bench(test_path=scene, build_dir=tmp_path, top_m=(8,), iters=(0, 2), progress=False)
     runs = res["cases"][0]["runs"]
     assert all(r["rel_diff"] <= 1e-4 for r in runs)
     assert runs[1]["wmmse_instructions"] > runs[0]["wmmse_instructions"] > 0
