@@ -7,7 +7,7 @@ either (or both, under two prefixes) and calls ``<prefix>_infer`` the same way::
                                <prefix>_params (iterations, rate weights, per-transmitter
                                power limits, per-receiver noise), <prefix>_infer / _solve
     out/kernels/wmmse_f32.{h,c}  the float32 WMMSE kernel and its headers (wmmse_sizes.h, wmmse_madd.h,
-                               wmmse_update2.h), copied verbatim from
+                               wmmse_links.h, wmmse_update2.h), copied verbatim from
                                firmware_templates/wmmse/ (report.json lists their sha256)
     out/kernels/wmmse_config.h the kernel's sizes (WMMSE_F32_K_MAX, WMMSE_F32_NT), beside it:
                                every file includes its own folder's headers, no -I needed
@@ -41,7 +41,7 @@ from tinyrrm.training.fileio import FolderMark
 from tinyrrm.training.fileio import check_out_dir as check_dir
 
 SOURCE = paths.TEMPLATES / "wmmse"
-KERNEL_FILES = ("wmmse_f32.h", "wmmse_f32.c", "wmmse_sizes.h", "wmmse_madd.h", "wmmse_update2.h")
+KERNEL_FILES = ("wmmse_f32.h", "wmmse_f32.c", "wmmse_sizes.h", "wmmse_madd.h", "wmmse_links.h", "wmmse_update2.h")
 #: report.json's format tag: a folder this generator wrote
 FORMAT = "tinyrrm-wmmse-report/1"
 MARK = FolderMark("report.json", FORMAT, lambda doc: doc["files"])

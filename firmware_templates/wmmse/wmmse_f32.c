@@ -7,15 +7,13 @@
 #include <math.h>
 #include <string.h>
 
-#include "wmmse_madd.h"    /* MADD, UNROLL_ALL */
+#include "wmmse_links.h"   /* the per-link state and the helpers shared with wmmse_sparse_f32.c */
 #include "wmmse_update2.h" /* the NT = 2 transmitter update */
 
-#define KM (WMMSE_F32_K_MAX)
+#define KM (WMMSE_KM)
 #define NT (WMMSE_F32_NT)
-#define HV (2 * NT) /* floats per channel vector or beamformer */
-
-/* h[t][r] -> its (NT, 2) channel vector */
-#define H_AT(h, t, r) ((h) + ((size_t)(t) * (size_t)KM + (size_t)(r)) * (size_t)HV)
+#define HV (WMMSE_HV)
+#define H_AT WMMSE_H_AT
 
 #define PIVOT_RTOL 0x1p-20f /* Cholesky: a pivot below this of its diagonal is singular */
 #define MU_FLOOR                                                                                   \
@@ -24,62 +22,12 @@
 #define NEWTON_RTOL                                                                                \
     0x1p-20f /* Newton stops: step below this * mu, or (NT != 2) |power - 1| below this */
 
-/* per-link state in the caller's scratch, all indexed by link */
-typedef struct {
-    float *v;    /* (KM, NT, 2) current beamformers */
-    float *s;    /* (KM, 2)     s_k = h_kk^H v_k */
-    float *sig;  /* (KM,)       |s_k|^2 */
-    float *inf;  /* (KM,)       sum_{j!=k} |h_jk^H v_j|^2 + 1 */
-    float *c;    /* (KM,)       alpha_k sig_k / (inf_k (inf_k + sig_k)) */
-    float *beta; /* (KM, 2)     alpha_k s_k / inf_k */
-    float *amp;  /* (KM,)       sqrt(p_max_k): the largest ||v_k|| */
-} work;
-
 size_t wmmse_f32_scratch_bytes(void)
 {
     return WMMSE_F32_SCRATCH_BYTES;
 }
 
-static work split_scratch(void *scratch)
-{
-    float *p = (float *)scratch;
-    work w;
-    w.v = p;
-    p += KM * HV;
-    w.s = p;
-    p += KM * 2;
-    w.sig = p;
-    p += KM;
-    w.inf = p;
-    p += KM;
-    w.c = p;
-    p += KM;
-    w.beta = p;
-    p += KM * 2;
-    w.amp = p;
-    return w;
-}
-
 /* ---- gains ------------------------------------------------------------------- */
-
-/* g = x^H v for x, v (NT, 2): returns Re, *im = Im */
-static inline float conj_dot(const float *x, const float *v, float *im)
-{
-    float re = x[0] * v[0];
-    float ii = x[0] * v[1];
-    int a;
-    re = MADD(x[1], v[1], re);
-    ii = MADD(-x[1], v[0], ii);
-    UNROLL_ALL
-    for (a = 1; a < NT; ++a) {
-        re = MADD(x[2 * a], v[2 * a], re);
-        re = MADD(x[2 * a + 1], v[2 * a + 1], re);
-        ii = MADD(x[2 * a], v[2 * a + 1], ii);
-        ii = MADD(-x[2 * a + 1], v[2 * a], ii);
-    }
-    *im = ii;
-    return re;
-}
 
 /* inf[r] += |h_jr^H v_j|^2 for receivers r in [r0, r1) */
 static inline void add_interference(const float *hj, const float *vj, int32_t r0, int32_t r1,
@@ -92,7 +40,7 @@ static inline void add_interference(const float *hj, const float *vj, int32_t r0
     for (a = 0; a < HV; ++a)
         vl[a] = vj[a];
     for (r = r0; r < r1; ++r) {
-        float gi, gr = conj_dot(hj + (size_t)r * HV, vl, &gi);
+        float gi, gr = wmmse_conj_dot(hj + (size_t)r * HV, vl, &gi);
         float acc = inf[r];
         acc = MADD(gi, gi, acc);
         inf[r] = MADD(gr, gr, acc);
@@ -100,7 +48,7 @@ static inline void add_interference(const float *hj, const float *vj, int32_t r0
 }
 
 /* s, sig and inf of the current v, for links [0, k): one sweep over the k x k block */
-static void gains(const float *h, int32_t k, const float *noise_var, work *w)
+static void gains(const float *h, int32_t k, const float *noise_var, wmmse_links *w)
 {
     int32_t j;
     for (j = 0; j < k; ++j)
@@ -108,31 +56,12 @@ static void gains(const float *h, int32_t k, const float *noise_var, work *w)
     for (j = 0; j < k; ++j) {
         const float *hj = H_AT(h, j, 0); /* (KM, NT, 2): row of transmitter j */
         const float *vj = w->v + (size_t)j * HV;
-        float si, sr = conj_dot(hj + (size_t)j * HV, vj, &si);
+        float si, sr = wmmse_conj_dot(hj + (size_t)j * HV, vj, &si);
         w->s[2 * j] = sr;
         w->s[2 * j + 1] = si;
         w->sig[j] = sr * sr + si * si;
         add_interference(hj, vj, 0, j, w->inf);
         add_interference(hj, vj, j + 1, k, w->inf);
-    }
-}
-
-/* ---- MRT ----------------------------------------------------------------------- */
-
-/* v_k = amp_k h_kk / ||h_kk|| (0 where h_kk = 0) */
-static void mrt(const float *h, int32_t k, const float *amp, float *v)
-{
-    int32_t t;
-    int a;
-    for (t = 0; t < k; ++t) {
-        const float *x = H_AT(h, t, t);
-        float *vt = v + (size_t)t * HV;
-        float n2 = 0.0f, scale;
-        for (a = 0; a < HV; ++a)
-            n2 += x[a] * x[a];
-        scale = n2 > 0.0f ? amp[t] / sqrtf(n2) : 0.0f;
-        for (a = 0; a < HV; ++a)
-            vt[a] = scale * x[a];
     }
 }
 
@@ -189,7 +118,7 @@ static inline void accumulate_r(const float *ht, const float *c, int32_t j0, int
 }
 
 /* v_t from the row h[t][0..k) (k, 2, 2), the weights c and beta_t */
-static void update_tx(const float *ht, int32_t t, int32_t k, const work *w, float *v)
+static void update_tx(const float *ht, int32_t t, int32_t k, const wmmse_links *w, float *v)
 {
     float R[4] = {0.0f, 0.0f, 0.0f, 0.0f}, ct = w->c[t], amp = w->amp[t];
 
@@ -392,7 +321,7 @@ static void accumulate_r(const float *ht, const float *c, int32_t j0, int32_t j1
     memcpy(R, acc, sizeof acc);
 }
 
-static void update_tx(const float *ht, int32_t t, int32_t k, const work *w, float *v)
+static void update_tx(const float *ht, int32_t t, int32_t k, const wmmse_links *w, float *v)
 {
     float R[NT * NT * 2], tr = 0.0f, ct = w->c[t], amp = w->amp[t], inv, br,
                           bi;             /* (NT, NT, 2) lower */
@@ -422,30 +351,13 @@ static void update_tx(const float *ht, int32_t t, int32_t k, const work *w, floa
 /* ---- driver -------------------------------------------------------------------- */
 
 static void one_iteration(const float *h, int32_t k, const float *alpha, const float *noise_var,
-                          work *w)
+                          wmmse_links *w)
 {
     int32_t t;
-    /* from the gains of the current v: c_k and beta_k (u_k and w_k folded in) */
-    for (t = 0; t < k; ++t) {
-        float al = alpha ? alpha[t] : 1.0f;
-        float r = al / w->inf[t];
-        w->c[t] = r * w->sig[t] / (w->inf[t] + w->sig[t]);
-        w->beta[2 * t] = r * w->s[2 * t];
-        w->beta[2 * t + 1] = r * w->s[2 * t + 1];
-    }
+    wmmse_weights(k, alpha, w);
     for (t = 0; t < k; ++t)
         update_tx(H_AT(h, t, 0), t, k, w, w->v + (size_t)t * HV);
     gains(h, k, noise_var, w);
-}
-
-/* 1 when every gain is finite */
-static int gains_finite(int32_t k, const work *w)
-{
-    int32_t t;
-    for (t = 0; t < k; ++t)
-        if (!isfinite(w->sig[t]) || !isfinite(w->inf[t]))
-            return 0;
-    return 1;
 }
 
 static int block_finite(const float *h, int32_t k)
@@ -460,28 +372,12 @@ static int block_finite(const float *h, int32_t k)
     return 1;
 }
 
-/* 0, or the WMMSE_F32_ERR_* of the first bad entry of x[0..k): non-finite, or not above lo
- * (open: x > lo) / not at least lo (x >= lo) */
-static int check_params(const float *x, int32_t k, float lo, int open)
-{
-    int32_t t;
-    if (x)
-        for (t = 0; t < k; ++t) {
-            if (!isfinite(x[t]))
-                return WMMSE_F32_ERR_NONFINITE;
-            if (open ? !(x[t] > lo) : !(x[t] >= lo))
-                return WMMSE_F32_ERR_PARAM;
-        }
-    return 0;
-}
-
 int wmmse_f32(const float *h, int32_t k, const float *alpha, const float *p_max,
               const float *noise_var, int32_t iters, void *scratch, float *v, float *wsr)
 {
-    work w;
+    wmmse_links w;
     int32_t t, it;
     int rc;
-    float rate = 0.0f;
 
     if (!h || !v || !scratch)
         return WMMSE_F32_ERR_NULL;
@@ -489,30 +385,25 @@ int wmmse_f32(const float *h, int32_t k, const float *alpha, const float *p_max,
         return WMMSE_F32_ERR_K;
     if (iters < 0)
         return WMMSE_F32_ERR_ITERS;
-    if ((rc = check_params(alpha, k, 0.0f, 0)) != 0 ||
-        (rc = check_params(p_max, k, 0.0f, 0)) != 0 ||
-        (rc = check_params(noise_var, k, 0.0f, 1)) != 0)
+    if ((rc = wmmse_check_params(alpha, k, 0, WMMSE_F32_ERR_NONFINITE, WMMSE_F32_ERR_PARAM)) != 0 ||
+        (rc = wmmse_check_params(p_max, k, 0, WMMSE_F32_ERR_NONFINITE, WMMSE_F32_ERR_PARAM)) != 0 ||
+        (rc = wmmse_check_params(noise_var, k, 1, WMMSE_F32_ERR_NONFINITE, WMMSE_F32_ERR_PARAM)) !=
+            0)
         return rc;
 
-    w = split_scratch(scratch);
+    wmmse_links_split(scratch, &w);
     for (t = 0; t < k; ++t)
         w.amp[t] = p_max ? sqrtf(p_max[t]) : 1.0f;
-    mrt(h, k, w.amp, w.v);
+    wmmse_mrt(h, k, w.amp, w.v);
     gains(h, k, noise_var,
           &w); /* touches every active h: a NaN/Inf there makes a gain non-finite */
-    if (!gains_finite(k, &w))
+    if (!wmmse_gains_finite(k, &w))
         return block_finite(h, k) ? WMMSE_F32_ERR_OVERFLOW : WMMSE_F32_ERR_NONFINITE;
     for (it = 0; it < iters; ++it)
         one_iteration(h, k, alpha, noise_var, &w);
-    if (!gains_finite(k, &w))
+    if (!wmmse_gains_finite(k, &w))
         return WMMSE_F32_ERR_OVERFLOW;
 
-    if (wsr) {
-        for (t = 0; t < k; ++t)
-            rate += (alpha ? alpha[t] : 1.0f) * log2f(1.0f + w.sig[t] / w.inf[t]);
-        *wsr = rate;
-    }
-    memcpy(v, w.v, (size_t)k * HV * sizeof(float));
-    memset(v + (size_t)k * HV, 0, (size_t)(KM - k) * HV * sizeof(float));
+    wmmse_finish(k, alpha, &w, v, wsr);
     return WMMSE_F32_OK;
 }

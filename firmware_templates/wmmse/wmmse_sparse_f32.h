@@ -48,7 +48,8 @@
                                           range or = its receiver, v0 above its power limit */
 #define WMMSE_SPARSE_F32_ERR_NULL (-5) /* h, v or scratch NULL, or idx NULL with m > 0 */
 
-/* scratch: v (K_MAX, 2, 2), s (K_MAX, 2), sig, inf, c, amp (K_MAX), beta (K_MAX, 2), R (K_MAX, 4)
+/* scratch: v (K_MAX, 2, 2), s (K_MAX, 2), sig, inf, c (K_MAX), beta (K_MAX, 2), amp (K_MAX), R
+ * (K_MAX, 4)
  */
 #define WMMSE_SPARSE_F32_SCRATCH_FLOATS ((WMMSE_F32_K_MAX)*16)
 #define WMMSE_SPARSE_F32_SCRATCH_BYTES ((size_t)WMMSE_SPARSE_F32_SCRATCH_FLOATS * sizeof(float))
