@@ -8,7 +8,10 @@ either (or both, under two prefixes) and calls ``<prefix>_infer`` the same way::
                                power limits, per-receiver noise), <prefix>_infer / _solve
     out/kernels/wmmse_f32.{h,c}  the float32 WMMSE kernel and its headers (wmmse_sizes.h, wmmse_madd.h,
                                wmmse_links.h, wmmse_update2.h), copied verbatim from
-                               firmware_templates/wmmse/ (report.json lists their sha256)
+                               firmware_templates/wmmse/ (report.json lists their sha256);
+                               with ``top_m``: the on-chip ranking of each receiver's top_m
+                               strongest interferers and the WMMSE on them instead
+                               (wmmse_rank_f32, wmmse_sparse_f32, wmmse_solve_f32)
     out/kernels/wmmse_config.h the kernel's sizes (WMMSE_F32_K_MAX, WMMSE_F32_NT), beside it:
                                every file includes its own folder's headers, no -I needed
     out/model.mk               MODEL_PREFIX and MODEL_SRCS for the firmware Makefile
@@ -41,7 +44,19 @@ from tinyrrm.training.fileio import FolderMark
 from tinyrrm.training.fileio import check_out_dir as check_dir
 
 SOURCE = paths.TEMPLATES / "wmmse"
-KERNEL_FILES = ("wmmse_f32.h", "wmmse_f32.c", "wmmse_sizes.h", "wmmse_madd.h", "wmmse_links.h", "wmmse_update2.h")
+_SHARED = ("wmmse_sizes.h", "wmmse_madd.h", "wmmse_links.h", "wmmse_update2.h")
+#: the kernel files of the dense policy (every link of the active block interferes)
+KERNEL_FILES = ("wmmse_f32.h", "wmmse_f32.c", *_SHARED)
+#: ... of the top-m policy (each receiver's top_m strongest interferers, ranked on the chip)
+TOP_M_KERNEL_FILES = (
+    "wmmse_rank_f32.h",
+    "wmmse_rank_f32.c",
+    "wmmse_sparse_f32.h",
+    "wmmse_sparse_f32.c",
+    "wmmse_solve_f32.h",
+    "wmmse_solve_f32.c",
+    *_SHARED,
+)
 #: report.json's format tag: a folder this generator wrote
 FORMAT = "tinyrrm-wmmse-report/1"
 MARK = FolderMark("report.json", FORMAT, lambda doc: doc["files"])
@@ -60,6 +75,7 @@ class Sizes:
 
     k_max: int
     nt: int
+    top_m: int | None = None
 
     @property
     def edge_bytes(self) -> int:
@@ -76,8 +92,11 @@ class Sizes:
 
     @property
     def scratch_bytes(self) -> int:
-        """WMMSE_F32_SCRATCH_BYTES (kernels/wmmse_f32.h)."""
-        return self.k_max * (2 * self.nt + 8) * 4
+        """WMMSE_F32_SCRATCH_BYTES (kernels/wmmse_f32.h); top-m: WMMSE_SPARSE_F32_SCRATCH_BYTES
+        (kernels/wmmse_sparse_f32.h) and the ranking's int16 (K_MAX, top_m) table, in floats."""
+        if self.top_m is None:
+            return self.k_max * (2 * self.nt + 8) * 4
+        return (self.k_max * 16 + -(-self.k_max * self.top_m // 2)) * 4
 
     @property
     def params_bytes(self) -> int:
@@ -107,6 +126,9 @@ class Context:
     k_max: int
     nt: int
     iters: int
+    top_m: int | None
+    kernel_list: str  # the kernel files for README.md, as Markdown code spans
+    kernel_sources: str  # ... their C sources
     edge_bytes: int
     scratch_bytes: int
     state_bytes: int
@@ -117,9 +139,10 @@ class Context:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
-def build_dir(target: str, k_max: int, nt: int, iters: int) -> Path:
+def build_dir(target: str, k_max: int, nt: int, iters: int, top_m: int | None = None) -> Path:
     """Where the toolchain's own runs generate the WMMSE-``iters`` policy (never generated/)."""
-    return paths.BUILD_GEN / target / f"wmmse{iters}_k{k_max}_nt{nt}"
+    kind = "" if top_m is None else f"_top{top_m}"
+    return paths.BUILD_GEN / target / f"wmmse{iters}{kind}_k{k_max}_nt{nt}"
 
 
 def flops_per_pair_iteration(nt: int) -> int:
@@ -129,36 +152,53 @@ def flops_per_pair_iteration(nt: int) -> int:
     return a + 8 * nt + 2
 
 
-def kernel_files() -> dict[str, bytes]:
-    """``kernels/wmmse_f32.{h,c}`` -> the bytes of ``firmware_templates/wmmse/``'s (verbatim)."""
-    return {f"kernels/{n}": (SOURCE / n).read_bytes() for n in KERNEL_FILES}
+def kernel_names(top_m: int | None = None) -> tuple[str, ...]:
+    """The kernel files of the dense policy (``top_m`` None) or of the top-m one."""
+    return KERNEL_FILES if top_m is None else TOP_M_KERNEL_FILES
 
 
-def sources_sha256() -> str:
-    """What every generated file depends on besides the arguments: the kernel's sources."""
+def kernel_files(top_m: int | None = None) -> dict[str, bytes]:
+    """``kernels/<name>`` -> the bytes of ``firmware_templates/wmmse/``'s (verbatim)."""
+    return {f"kernels/{n}": (SOURCE / n).read_bytes() for n in kernel_names(top_m)}
+
+
+def sources_sha256(top_m: int | None = None) -> str:
+    """What every generated file depends on besides the arguments: the kernels' sources."""
     h = hashlib.sha256()
-    for n in KERNEL_FILES:
+    for n in kernel_names(top_m):
         h.update(n.encode() + b"\0" + (SOURCE / n).read_bytes())
     return h.hexdigest()
 
 
-def default_command(target: str, k_max: int, nt: int, iters: int, prefix: str) -> str:
+def default_command(target: str, k_max: int, nt: int, iters: int, prefix: str, top_m: int | None = None) -> str:
     args = ["tinyrrm", "export", "wmmse", "--target", target, "--k-max", str(k_max), "--nt", str(nt)]
     if iters != DEFAULT_ITERS:
         args += ["--iters", str(iters)]
+    if top_m is not None:
+        args += ["--top-m", str(top_m)]
     if prefix != DEFAULT_PREFIX:
         args += ["--prefix", prefix]
     return " ".join(shlex.quote(a) for a in args)
 
 
-def check_args(k_max: int, nt: int, iters: int) -> None:
-    """The ranges kernels/wmmse_f32.h accepts (a :class:`UsageError` names the first bad one)."""
+def check_args(k_max: int, nt: int, iters: int, top_m: int | None = None) -> None:
+    """The ranges the kernels accept (a :class:`UsageError` names the first bad one):
+    kernels/wmmse_f32.h, with ``top_m`` kernels/wmmse_rank_f32.h and wmmse_sparse_f32.h."""
     if not 1 <= k_max <= 1024:
         raise UsageError(f"--k-max must be in [1, 1024] links, got {k_max}")
     if not 1 <= nt <= 16:
         raise UsageError(f"--nt must be in [1, 16] antennas, got {nt}")
     if iters < 0:
         raise UsageError(f"--iters must be >= 0 WMMSE iterations (0: MRT), got {iters}")
+    if top_m is not None:
+        if nt != 2:
+            raise UsageError(
+                f"--top-m: the top-m WMMSE is for Nt = 2 transmit antennas (its closed-form update), got {nt}"
+            )
+        if not 1 <= top_m <= k_max - 1:
+            raise UsageError(
+                f"--top-m must be in [1, K_MAX - 1] = [1, {k_max - 1}] interferers per receiver, got {top_m}"
+            )
 
 
 def shape_like(checkpoint) -> tuple[int, int]:
@@ -179,11 +219,13 @@ def check_out_dir(out) -> Path:
     return check_dir(out, MARK, writes=None)
 
 
-def fit_error(target_name: str, k_max: int, nt: int, prefix: str = DEFAULT_PREFIX) -> str | None:
+def fit_error(
+    target_name: str, k_max: int, nt: int, prefix: str = DEFAULT_PREFIX, top_m: int | None = None
+) -> str | None:
     """Why the policy's buffers for ``k_max`` links and ``nt`` antennas exceed the board of
     ``target_name`` (the message of :func:`generate`'s :class:`FitError`), or None when they fit."""
     target = targets.get_any(target_name)
-    sz = Sizes(k_max, nt)
+    sz = Sizes(k_max, nt, top_m)
     if sz.ram_need <= target.ram and CODE_BYTES_ESTIMATE <= target.flash:
         return None
     return (
@@ -202,21 +244,22 @@ def generate(
     iters: int = DEFAULT_ITERS,
     prefix: str = DEFAULT_PREFIX,
     command: str | None = None,
+    top_m: int | None = None,
 ) -> Path:
     """Generate the WMMSE policy for ``target_name`` into ``out_dir`` (see the module docstring).
     Raises :class:`~tinyrrm.codegen.generate.FitError` when its buffers exceed the board's RAM."""
     target = targets.get_any(target_name)
-    check_args(k_max, nt, iters)
+    check_args(k_max, nt, iters, top_m)
     prefix = cprefix.check(prefix)
     check_out_dir(out_dir)
-    sz = Sizes(k_max, nt)
+    sz = Sizes(k_max, nt, top_m)
     flash_need = CODE_BYTES_ESTIMATE
-    why = fit_error(target.name, k_max, nt, prefix)
+    why = fit_error(target.name, k_max, nt, prefix, top_m)
     if why is not None:
         raise codegen.FitError(why)
-    command = command or default_command(target.name, k_max, nt, iters, prefix)
-    sha = sources_sha256()
-    what = "wmmse_f32.{h,c}"
+    command = command or default_command(target.name, k_max, nt, iters, prefix, top_m)
+    sha = sources_sha256(top_m)
+    what = "wmmse_f32.{h,c}" if top_m is None else "wmmse_rank_f32, wmmse_sparse_f32, wmmse_solve_f32"
     ctx = Context(
         prefix=prefix,
         P=prefix.upper(),
@@ -227,6 +270,9 @@ def generate(
         k_max=k_max,
         nt=nt,
         iters=iters,
+        top_m=top_m,
+        kernel_list=_spans(kernel_names(top_m), ".h"),
+        kernel_sources=_spans(kernel_names(top_m), ".c"),
         edge_bytes=sz.edge_bytes,
         scratch_bytes=sz.scratch_bytes,
         state_bytes=sz.state_bytes,
@@ -237,7 +283,7 @@ def generate(
         out: render.render(f"wmmse/{Path(out).name}.j2", **ctx.template_vars()).encode()
         for out in ("model.h", "model.c", "kernels/wmmse_config.h", "model.mk", "README.md")
     }
-    files.update(kernel_files())
+    files.update(kernel_files(top_m))
     rep = {
         "format": FORMAT,
         "model": {
@@ -246,25 +292,34 @@ def generate(
             "K_MAX": k_max,
             "Nt": nt,
             "iters_default": iters,
+            "top_m": top_m,
             "steps": 0,
             "cut_m": None,
         },
         "target": {"name": target.name, "board": target.board, "flash": target.flash, "ram": target.ram},
         "sizes": {**{f: getattr(sz, f) for f in _SIZE_FIELDS}, "flash_estimate": flash_need},
-        "sources": ["model.c", "kernels/wmmse_f32.c"],
+        "sources": ["model.c", *(f"kernels/{n}" for n in kernel_names(top_m) if n.endswith(".c"))],
         "kernels": [
             {
                 "file": f"kernels/{n}",
                 "source": (SOURCE / n).relative_to(paths.SHIPPED).as_posix(),
                 "sha256": hashlib.sha256((SOURCE / n).read_bytes()).hexdigest(),
             }
-            for n in KERNEL_FILES
+            for n in kernel_names(top_m)
         ],
         "files": sorted(files),
         "command": command,
     }
     files["report.json"] = (json.dumps(rep, indent=2, sort_keys=True) + "\n").encode()
     return codegen.replace_dir(Path(out_dir), files, MARK)
+
+
+def _spans(names, ext: str) -> str:
+    """``kernels/<stem>.{h,c}`` spans (``ext`` ".h": every file, pairs joined; ".c": the sources)."""
+    stems = [n[: -len(".c")] for n in names if n.endswith(".c")]
+    if ext == ".c":
+        return ", ".join(f"`kernels/{s}.c`" for s in stems)
+    return ", ".join(f"`kernels/{s}.{{h,c}}`" for s in stems)
 
 
 _SIZE_FIELDS = ("edge_bytes", "input_bytes", "output_bytes", "scratch_bytes", "params_bytes", "state_bytes", "ram_need")

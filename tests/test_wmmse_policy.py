@@ -214,3 +214,87 @@ def test_links_beside_the_learned_model_behind_one_caller(gen, tmp_path):
     r = subprocess.run([str(exe)], capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout.rstrip().endswith("ok"), r.stdout
     assert "lrmpgnn rc=0" in r.stdout and "wmmse rc=0" in r.stdout and "wmmse k=0 rc=-1" in r.stdout
+
+
+# ----------------------------------------------------------------------------
+# the top-m policy: each receiver's updates keep its m strongest interferers
+# ----------------------------------------------------------------------------
+TOP_M = 8
+
+
+@pytest.fixture(scope="module")
+def top_policy(tmp_path_factory):
+    return W.HostPolicy(W.generate("cortex-m4", tmp_path_factory.mktemp("wt") / "top", K_MAX, NT, 3, top_m=TOP_M))
+
+
+@pytest.mark.parametrize("iters", [0, 1, 3])
+def test_top_m_sum_rate_matches_python(top_policy, iters):
+    """The ranking and the sparse WMMSE on the chip against training/wmmse.py's top_m on the
+    same scenes (geometric at K_MAX, and iid with K - 1 < m: every interferer kept), judged on
+    the full channels; at K_MAX the top-m policy is not the dense one."""
+    for s in (sc.generate(3, K_MAX, NT, 1003), sc.generate(2, 7, NT, 942, "iid")):
+        assert top_policy.set_params(iters=iters) == W.ERR["ok"]
+        V = np.stack([top_policy.infer(_unit(s, i)) for i in range(s.N)]) * math.sqrt(s.p_max)
+        Vp = wmmse(s.H, s.p_max, s.noise_var, max_iter=iters, tol=0.0, top_m=TOP_M, progress=False)
+        r, rp = sum_rate(s.H, V, s.noise_var), sum_rate(s.H, Vp, s.noise_var)
+        assert np.all(np.abs(r - rp) <= 1e-4 * rp), (iters, r, rp)
+        assert np.all((np.abs(V) ** 2).sum(-1) <= s.p_max * (1 + 1e-5))
+        if s.K == K_MAX and iters > 0:
+            Vd = wmmse(s.H, s.p_max, s.noise_var, max_iter=iters, tol=0.0, progress=False)
+            assert np.all(np.abs(sum_rate(s.H, Vd, s.noise_var) - rp) > 1e-3 * rp)
+
+
+def test_top_m_folder_and_sizes(top_policy):
+    rep = W.host.read_report(top_policy.gen_dir)
+    assert rep["model"]["top_m"] == TOP_M and rep["command"].endswith(f"--top-m {TOP_M}")
+    names = sorted(p.name for p in (top_policy.gen_dir / "kernels").iterdir())
+    assert names == sorted([*W.TOP_M_KERNEL_FILES, "wmmse_config.h"])  # no dense kernel
+    # the sparse WMMSE's 16 floats a link and the ranking's int16 table
+    assert W.Sizes(K_MAX, NT, TOP_M).scratch_bytes == (K_MAX * 16 + K_MAX * TOP_M // 2) * 4
+    assert f"#define WMMSE_TOP_M {TOP_M}" in (top_policy.gen_dir / "model.h").read_text()
+
+
+def test_top_m_bad_input_and_one_link(top_policy):
+    s = sc.generate(1, 6, NT, 962, "iid")
+    H = _unit(s, 0)
+    rc, _ = top_policy.infer_raw(np.where(np.arange(6)[:, None, None] == 2, np.nan, H))
+    assert rc == W.ERR["nonfinite"]
+    rc, _ = top_policy.infer_raw(
+        np.where((np.arange(6) == 0)[:, None, None] & (np.arange(6) == 0)[None, :, None], np.inf, H)
+    )
+    assert rc == W.ERR["nonfinite"]  # a direct link: the sparse gains, not the ranking, see it
+    assert top_policy.infer_raw(H, k=0)[0] == W.ERR["k"]
+    rc, v = top_policy.infer_raw(H[:1, :1], k=1)  # one link, nothing to rank: MRT at full power
+    assert rc == 0 and abs(float((np.abs(v[0]) ** 2).sum()) - 1.0) < 1e-5
+
+
+def test_top_m_cli(tmp_path):
+    r = CliRunner()
+    res = r.invoke(app, ["export", "wmmse", "--out", str(tmp_path / "t"), "--top-m", "4", "--iters", "3"])
+    assert res.exit_code == 0, res.output
+    assert "top-4 interferers" in res.output
+    for args, why in (
+        (["--top-m", "0"], "--top-m must be in [1, K_MAX - 1]"),
+        (["--top-m", "50"], "--top-m must be in [1, K_MAX - 1]"),
+        (["--top-m", "4", "--nt", "4"], "Nt = 2"),
+    ):
+        out = tmp_path / "out"
+        res = r.invoke(app, ["export", "wmmse", *args, "--out", str(out)])
+        assert res.exit_code == 2, res.output
+        lines = res.output.strip().splitlines()
+        assert len(lines) == 1 and why in lines[0], res.output
+        assert not out.exists()
+
+
+def test_evaluate_c_top_m(tmp_path):
+    s = sc.generate(2, 12, NT, 973, "iid")
+    sc.save(s, tmp_path / "s.npz")
+    args = ["evaluate", "--scenes", str(tmp_path / "s.npz"), "--backend", "c", "--policy", "wmmse"]
+    res = CliRunner().invoke(app, [*args, "--iters", "2", "--top-m", "3", "--json"])
+    assert res.exit_code == 0, res.output
+    rep = json.loads(res.stdout)
+    Vp = wmmse(s.H, s.p_max, s.noise_var, max_iter=2, tol=0.0, top_m=3, progress=False)
+    rp = float(sum_rate(s.H, Vp, s.noise_var).mean())
+    assert rep["top_m"] == 3 and abs(rep["sum_rate"]["wmmse2_top3_c"] - rp) <= 1e-4 * rp
+    res = CliRunner().invoke(app, ["evaluate", "--scenes", str(tmp_path / "s.npz"), "--top-m", "3"])
+    assert res.exit_code == 2 and "--top-m is the WMMSE policy's" in res.output

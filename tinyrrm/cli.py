@@ -226,6 +226,9 @@ def evaluate(
     iters: int | None = typer.Option(
         None, "--iters", help="--policy wmmse: WMMSE iterations K from MRT (default: the policy's, 2)"
     ),
+    top_m: int | None = typer.Option(
+        None, "--top-m", help="--policy wmmse: the updates keep each receiver's M strongest interferers"
+    ),
 ):
     """Sum rate of WMMSE, the full MPGNN and the LR-MPGNN, and their ratios (--policy wmmse:
     WMMSE-K as the generated C, W_wmmse<K>_<backend>; the qemu backend adds instructions_per_decision)."""
@@ -242,11 +245,12 @@ def evaluate(
             target=target.value,
             port=port,
             progress=not as_json,
+            top_m=top_m,
         )
         typer.echo(ev_json(rep) if as_json else pol.format_report(rep))
         return
-    if iters is not None:
-        raise UsageError("--iters is the WMMSE policy's: give --policy wmmse")
+    if iters is not None or top_m is not None:
+        raise UsageError(f"{'--iters' if iters is not None else '--top-m'} is the WMMSE policy's: give --policy wmmse")
     from tinyrrm import evaluate as ev
 
     _cut(cut)
@@ -710,6 +714,9 @@ def export_wmmse(
     k_max: int | None = typer.Option(None, "--k-max", help="link capacity (default: --like's K)"),
     nt: int | None = typer.Option(None, "--nt", help="transmit antennas (default: --like's Nt)"),
     iters: int = typer.Option(2, "--iters", help="WMMSE iterations <prefix>_infer runs by default"),
+    top_m: int | None = typer.Option(
+        None, "--top-m", help="each receiver's updates keep its M strongest interferers, ranked on the chip (Nt = 2)"
+    ),
     out: Path = typer.Option(None, "--out", help="output folder (default build/gen/<target>/<prefix>)"),
     prefix: str = typer.Option("wmmse", "--prefix", help="C prefix of every generated symbol and macro"),
 ):
@@ -721,13 +728,14 @@ def export_wmmse(
     if k_max is None or nt is None:
         K, Nt = wmmse.shape_like(like)
         k_max, nt = K if k_max is None else k_max, Nt if nt is None else nt
-    wmmse.check_args(k_max, nt, iters)
+    wmmse.check_args(k_max, nt, iters, top_m)
     out = wmmse.check_out_dir(out or paths.BUILD_GEN / target.value / prefix)
-    path = wmmse.generate(target.value, out, k_max, nt, iters, prefix)
+    path = wmmse.generate(target.value, out, k_max, nt, iters, prefix, top_m=top_m)
     rep = json.loads((path / "report.json").read_text())
     typer.echo(f"wrote {path}")
+    kind = "" if top_m is None else f" on each receiver's top-{top_m} interferers"
     typer.echo(
-        f"{prefix}: WMMSE, K_MAX={k_max}, Nt={nt}, {iters} iterations by default; RAM {rep['sizes']['ram_need']:,} B "
+        f"{prefix}: WMMSE{kind}, K_MAX={k_max}, Nt={nt}, {iters} iterations by default; RAM {rep['sizes']['ram_need']:,} B "
         f"(CSI input {rep['sizes']['input_bytes']:,} B) of {target.value}'s {rep['target']['ram']:,} B"
     )
 

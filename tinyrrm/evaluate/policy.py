@@ -33,15 +33,21 @@ from tinyrrm.training.scenes import load as load_scenes
 BACKENDS = ("c", "qemu")
 
 
-def generated(target: str, scenes: Scenes, iters: int) -> Path:
-    """The policy for ``scenes``' K and Nt with ``iters`` iterations by default, under build/gen."""
-    out = wpolicy.build_dir(target, scenes.K, scenes.Nt, iters)
-    return wpolicy.generate(target, out, scenes.K, scenes.Nt, iters)
+def generated(target: str, scenes: Scenes, iters: int, top_m: int | None = None) -> Path:
+    """The policy for ``scenes``' K and Nt with ``iters`` iterations by default (on each
+    receiver's ``top_m`` strongest interferers), under build/gen."""
+    out = wpolicy.build_dir(target, scenes.K, scenes.Nt, iters, top_m)
+    return wpolicy.generate(target, out, scenes.K, scenes.Nt, iters, top_m=top_m)
 
 
-def host_beamformers(scenes: Scenes, iters: int, progress: bool = True) -> np.ndarray:
+def policy_name(iters: int, top_m: int | None) -> str:
+    """``wmmse<K>`` or ``wmmse<K>_top<m>``: the policy's name in reports and beamformer files."""
+    return f"wmmse{iters}" if top_m is None else f"wmmse{iters}_top{top_m}"
+
+
+def host_beamformers(scenes: Scenes, iters: int, progress: bool = True, top_m: int | None = None) -> np.ndarray:
     """The generated C on the host -> V ``[N, K, Nt]`` (scaled by sqrt(p_max))."""
-    pol = wpolicy.HostPolicy(generated("host", scenes, iters))
+    pol = wpolicy.HostPolicy(generated("host", scenes, iters, top_m))
     H = scenes.H * math.sqrt(scenes.p_max / scenes.noise_var)
     V = []
     for i in tqdm(
@@ -54,7 +60,12 @@ def host_beamformers(scenes: Scenes, iters: int, progress: bool = True) -> np.nd
 
 
 def target_beamformers(
-    scenes: Scenes, iters: int, target: str, port: str | None = None, progress: bool = True
+    scenes: Scenes,
+    iters: int,
+    target: str,
+    port: str | None = None,
+    progress: bool = True,
+    top_m: int | None = None,
 ) -> tuple[np.ndarray, float, dict]:
     """The policy in the HIL firmware for ``target`` -> (V, mean instructions per decision, ELF path)."""
     if not np.all(scenes.weights == 1.0):
@@ -62,7 +73,7 @@ def target_beamformers(
             "the qemu backend runs the policy's default parameters (unit rate weights); "
             "scenes with other weights: --backend c"
         )
-    gen = generated(target, scenes, iters)
+    gen = generated(target, scenes, iters, top_m)
     elf = build_firmware(target, gen, paths.BUILD_FW / target / gen.name)
     with open_target(target, elf, port) as client:
         if port:
@@ -82,9 +93,11 @@ def evaluate(
     target: str = "cortex-m4",
     port: str | None = None,
     progress: bool = True,
+    top_m: int | None = None,
 ) -> dict:
     """Sum rate of WMMSE-``iters`` as generated C on ``backend`` beside Python WMMSE and MRT
-    (``iters`` None: the policy's default)."""
+    (``iters`` None: the policy's default; ``top_m``: on each receiver's top_m strongest
+    interferers, judged on the full channels)."""
     iters = wpolicy.DEFAULT_ITERS if iters is None else iters
     if backend not in BACKENDS:
         raise UsageError(f"--policy wmmse runs on --backend {' or '.join(BACKENDS)}, not {backend!r}")
@@ -92,12 +105,14 @@ def evaluate(
     if out_path is not None:
         check_out_file(out_path)
     scenes = load_scenes(scenes_path)
-    name = f"wmmse{iters}_{backend}"
+    if top_m is not None:
+        wpolicy.check_args(scenes.K, scenes.Nt, iters, top_m)
+    name = f"{policy_name(iters, top_m)}_{backend}"
     extra: dict = {}
     if backend == "c":
-        V = host_beamformers(scenes, iters, progress)
+        V = host_beamformers(scenes, iters, progress, top_m)
     else:
-        V, per, info = target_beamformers(scenes, iters, target, port, progress)
+        V, per, info = target_beamformers(scenes, iters, target, port, progress, top_m)
         key = "instructions_per_decision" if info["count_unit"] == "instructions" else "cycles_per_decision"
         extra = {"target": target, key: per, "firmware_elf": info["elf"]}
     W = {f"W_{name}": V}
@@ -106,6 +121,7 @@ def evaluate(
         **header(scenes_path, scenes, backend),
         "policy": "wmmse",
         "iters": iters,
+        "top_m": top_m,
         "sum_rate": rate,
         "ratio": {f"{name}/wmmse": rate[name] / rate["wmmse"] if rate["wmmse"] else None},
         **extra,
@@ -117,10 +133,11 @@ def evaluate(
 
 def format_report(rep: dict) -> str:
     r = rep["sum_rate"]
-    name = f"wmmse{rep['iters']}_{rep['backend']}"
+    name = f"{policy_name(rep['iters'], rep.get('top_m'))}_{rep['backend']}"
+    top = "" if rep.get("top_m") is None else f" on each receiver's top-{rep['top_m']}"
     lines = [
         f"{rep['n_scenes']} scenes from {rep['scenes']} (K={rep['K']}, Nt={rep['Nt']}), "
-        f"WMMSE-{rep['iters']} as generated C, backend {rep['backend']}",
+        f"WMMSE-{rep['iters']}{top} as generated C, backend {rep['backend']}",
         f"  {'method':<26}{'sum rate':>12}",
         f"  {'WMMSE (converged)':<26}{r['wmmse']:>12.3f}",
         f"  {'MRT (full power)':<26}{r['mrt']:>12.3f}",
